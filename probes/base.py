@@ -1,0 +1,39 @@
+"""What every probe kind shares: common settings and the registry entry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from statusd.core.schema import Problems, positive
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeSettings:
+    """Settings every probe has. `name` is the probe's table key in config."""
+
+    name: str
+    type: str
+    component: str | None = None
+    interval_s: float = 30.0
+    timeout_s: float = 10.0
+    failure_threshold: int = 2  # consecutive failures before a Signal fires
+    success_threshold: int = 2  # consecutive successes before the Signal recovers
+    severity: str = "major_outage"  # component status while failing
+
+    def check(self) -> Problems:
+        problems = positive(self.interval_s, "interval_s") + positive(self.timeout_s, "timeout_s")
+        problems += positive(self.failure_threshold, "failure_threshold")
+        problems += positive(self.success_threshold, "success_threshold")
+        if self.timeout_s > self.interval_s:
+            problems.append(("timeout_s", "must not exceed interval_s"))
+        if self.severity not in ("degraded_performance", "partial_outage", "major_outage"):
+            problems.append(("severity", "expected 'degraded_performance', 'partial_outage' or 'major_outage'"))
+        return problems
+
+
+class ProbeKind(NamedTuple):
+    """A registry entry: the config dataclass and the probe class built from it."""
+
+    config: type[Any]
+    probe: type[Any]

@@ -1,0 +1,341 @@
+"""The token-authenticated write API (/api/v1), plus /healthz and /metrics.
+
+Bad input never reaches the coordinator: every body is checked field by field first and
+answered with 4xx and `{"error": {"field": ..., "message": ...}}`. Nothing here sends a
+notification; the coordinator commits outbox rows and the worker delivers them.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from statusd.coordinator import Coordinator
+from statusd.core.errors import Conflict, NotFound, StatusdError, ValidationError
+from statusd.core.model import ComponentStatus, Impact, Incident, IncidentStatus, Subscriber, TimelineEntry
+from statusd.core.protocols import Store
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=Enum)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """An API credential: `name` signs what is posted with it."""
+
+    id: str
+    name: str
+    secret: str
+    scopes: frozenset[str]
+
+
+def error_response(status: int, field: str | None, message: str) -> web.Response:
+    """The one JSON error shape of every API answer."""
+    body: dict[str, Any] = {"message": message}
+    if field is not None:
+        body["field"] = field
+    return web.json_response({"error": body}, status=status)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn domain errors into 4xx JSON; never leak a stack trace to a client."""
+    try:
+        return await handler(request)
+    except ValidationError as exc:
+        return error_response(400, exc.field, exc.message)
+    except NotFound as exc:
+        return error_response(404, None, str(exc))
+    except Conflict as exc:
+        return error_response(409, None, str(exc))
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/") or exc.status < 400:
+            raise
+        field = "body" if exc.status == 413 else None
+        response = error_response(exc.status, field, exc.reason)
+        if "WWW-Authenticate" in exc.headers:
+            response.headers["WWW-Authenticate"] = exc.headers["WWW-Authenticate"]
+        return response
+    except StatusdError as exc:
+        return error_response(400, None, str(exc))
+    except Exception:
+        log.exception("unhandled error serving %s %s", request.method, request.path)
+        if request.path.startswith("/api/"):
+            return error_response(500, None, "internal error; the server log has the details")
+        raise web.HTTPInternalServerError(text="Internal error") from None
+
+
+# --- input -------------------------------------------------------------------------------
+
+class Body:
+    """A JSON object from a request, read field by field; unknown fields are errors."""
+
+    def __init__(self, data: Mapping[str, Any], allowed: set[str]) -> None:
+        for key in data:
+            if key not in allowed:
+                raise ValidationError(key, f"unknown field (allowed: {', '.join(sorted(allowed))})")
+        self.data = data
+
+    @classmethod
+    async def read(cls, request: web.Request, allowed: set[str]) -> Body:
+        raw = await request.read()
+        if not raw:
+            return cls({}, allowed)
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ValidationError("body", "is not valid UTF-8") from None
+        except json.JSONDecodeError as exc:
+            raise ValidationError("body", f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        if not isinstance(data, dict):
+            raise ValidationError("body", "must be a JSON object")
+        return cls(data, allowed)
+
+    def text(self, key: str, *, required: bool = False, max_len: int = 10_000, default: str | None = None) -> str | None:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise ValidationError(key, "required")
+            return default
+        if not isinstance(value, str):
+            raise ValidationError(key, "must be a string")
+        value = value.strip()
+        if required and not value:
+            raise ValidationError(key, "must not be empty")
+        if len(value) > max_len:
+            raise ValidationError(key, f"must be at most {max_len} characters")
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            raise ValidationError(key, "must be true or false")
+        return value
+
+    def choice(self, key: str, enum: type[E], *, required: bool = False) -> E | None:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise ValidationError(key, "required")
+            return None
+        try:
+            return enum(value)
+        except ValueError:
+            raise ValidationError(key, "must be one of: " + ", ".join(str(m.value) for m in enum)) from None
+
+    def names(self, key: str, *, max_items: int = 100) -> list[str]:
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValidationError(key, "must be a list of strings")
+        if len(value) > max_items:
+            raise ValidationError(key, f"must have at most {max_items} items")
+        return value
+
+
+def _incident_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["id"])
+    except ValueError:
+        raise ValidationError("id", "must be an integer") from None
+
+
+# --- output ------------------------------------------------------------------------------
+
+def _ts(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def incident_json(incident: Incident, entries: list[TimelineEntry] | None = None) -> dict[str, Any]:
+    """An incident as the write API shows it, internal timeline included."""
+    out: dict[str, Any] = {
+        "id": incident.id, "title": incident.title, "status": incident.status.value,
+        "impact": incident.impact.value, "components": list(incident.components), "source": incident.source,
+        "dedup_key": incident.dedup_key, "assignee": incident.assignee,
+        "acknowledged_at": _ts(incident.acknowledged_at), "acknowledged_by": incident.acknowledged_by,
+        "first_public_update_at": _ts(incident.first_public_update_at), "opened_at": _ts(incident.opened_at),
+        "updated_at": _ts(incident.updated_at), "resolved_at": _ts(incident.resolved_at),
+    }
+    if entries is not None:
+        out["timeline"] = [
+            {"id": e.id, "at": _ts(e.at), "kind": e.kind.value, "public": e.public, "author": e.author,
+             "status": e.status.value if e.status else None, "body": e.body, "data": e.data}
+            for e in entries
+        ]
+    return out
+
+
+# --- handlers ------------------------------------------------------------------------------
+
+class WriteApi:
+    """/api/v1: open, update, acknowledge and resolve incidents; component status; subscribers."""
+
+    def __init__(self, store: Store, coordinator: Coordinator, tokens: Mapping[str, Token],
+                 notifiers: Mapping[str, Any]) -> None:
+        """`notifiers` maps a notifier name to its config, whose `check_recipient` vets subscriber targets."""
+        self.store = store
+        self.coordinator = coordinator
+        self.tokens = list(tokens.values())
+        self.notifiers = dict(notifiers)
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/api/v1/incidents", self.open_incident)
+        app.router.add_get("/api/v1/incidents/{id}", self.get_incident)
+        app.router.add_post("/api/v1/incidents/{id}/updates", self.post_update)
+        app.router.add_post("/api/v1/incidents/{id}/acknowledge", self.acknowledge)
+        app.router.add_post("/api/v1/incidents/{id}/resolve", self.resolve)
+        app.router.add_put("/api/v1/components/{id}", self.set_component)
+        app.router.add_get("/api/v1/subscribers", self.list_subscribers)
+        app.router.add_post("/api/v1/subscribers", self.add_subscriber)
+        app.router.add_delete("/api/v1/subscribers/{id}", self.remove_subscriber)
+        app.router.add_get("/api/v1/outbox", self.list_outbox)
+
+    def authorize(self, request: web.Request, scope: str | None) -> Token:
+        """The token presented as `Authorization: Bearer …`; 401 without a valid one, 403 without `scope`."""
+        header = request.headers.get("Authorization", "")
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer" or not presented:
+            raise _unauthorized("missing bearer token")
+        found = None
+        for token in self.tokens:  # compare with every token, in constant time each
+            if hmac.compare_digest(token.secret.encode(), presented.strip().encode()):
+                found = token
+        if found is None:
+            raise _unauthorized("invalid token")
+        if scope is not None and scope not in found.scopes and "admin" not in found.scopes:
+            raise web.HTTPForbidden(reason=f"token lacks the {scope} scope")
+        return found
+
+    async def open_incident(self, request: web.Request) -> web.Response:
+        token = self.authorize(request, "incidents:write")
+        body = await Body.read(request, {"title", "body", "components", "component_status", "impact", "status", "notify"})
+        incident = await self.coordinator.open_incident(
+            title=body.text("title", required=True, max_len=200) or "",
+            body=body.text("body", required=True) or "",
+            author=token.name,
+            components=body.names("components"),
+            component_status=body.choice("component_status", ComponentStatus),
+            impact=body.choice("impact", Impact),
+            status=body.choice("status", IncidentStatus) or IncidentStatus.INVESTIGATING,
+            notify=body.flag("notify", True),
+        )
+        return web.json_response({"incident": incident_json(incident)}, status=201)
+
+    async def get_incident(self, request: web.Request) -> web.Response:
+        self.authorize(request, None)
+        incident_id = _incident_id(request)
+        async with self.store.read() as r:
+            incident = await r.incidents.get(incident_id)
+            if incident is None:
+                raise NotFound("incident", incident_id)
+            entries = (await r.incidents.entries([incident_id]))[incident_id]
+        return web.json_response({"incident": incident_json(incident, entries)})
+
+    async def post_update(self, request: web.Request) -> web.Response:
+        token = self.authorize(request, "incidents:write")
+        incident_id = _incident_id(request)
+        body = await Body.read(request, {"body", "status", "impact", "component_status", "notify"})
+        incident = await self.coordinator.post_update(
+            incident_id, body=body.text("body", required=True) or "", author=token.name,
+            status=body.choice("status", IncidentStatus), impact=body.choice("impact", Impact),
+            component_status=body.choice("component_status", ComponentStatus), notify=body.flag("notify", True),
+        )
+        return web.json_response({"incident": incident_json(incident)}, status=201)
+
+    async def acknowledge(self, request: web.Request) -> web.Response:
+        token = self.authorize(request, "incidents:write")
+        incident_id = _incident_id(request)
+        await Body.read(request, set())
+        incident = await self.coordinator.acknowledge(incident_id, by=token.name)
+        return web.json_response({"incident": incident_json(incident)})
+
+    async def resolve(self, request: web.Request) -> web.Response:
+        token = self.authorize(request, "incidents:write")
+        incident_id = _incident_id(request)
+        body = await Body.read(request, {"body", "notify"})
+        text = body.text("body", default="This incident has been resolved.") or "This incident has been resolved."
+        incident = await self.coordinator.resolve(incident_id, body=text, author=token.name,
+                                                  notify=body.flag("notify", True))
+        return web.json_response({"incident": incident_json(incident)})
+
+    async def set_component(self, request: web.Request) -> web.Response:
+        self.authorize(request, "components:write")
+        body = await Body.read(request, {"status"})
+        status = body.choice("status", ComponentStatus, required=True)
+        assert status is not None
+        component_id = request.match_info["id"]
+        async with self.store.read() as r:
+            if await r.components.get(component_id) is None:
+                raise NotFound("component", component_id)
+        changed = await self.coordinator.set_component_status(component_id, status)
+        return web.json_response({"component": {"id": component_id, "status": status.value}, "changed": changed})
+
+    async def list_subscribers(self, request: web.Request) -> web.Response:
+        self.authorize(request, "subscribers:write")
+        async with self.store.read() as r:
+            subscribers = await r.subscribers.list()
+        return web.json_response({"subscribers": [_subscriber_json(s) for s in subscribers]})
+
+    async def add_subscriber(self, request: web.Request) -> web.Response:
+        self.authorize(request, "subscribers:write")
+        body = await Body.read(request, {"notifier", "target", "components"})
+        notifier_name = body.text("notifier", required=True, max_len=100) or ""
+        notifier_config = self.notifiers.get(notifier_name)
+        if notifier_config is None:
+            raise ValidationError("notifier", f"no notifier {notifier_name!r}; configured: "
+                                  + (", ".join(sorted(self.notifiers)) or "none"))
+        target = body.text("target", required=True, max_len=2000) or ""
+        problem = notifier_config.check_recipient(target)
+        if problem:
+            raise ValidationError("target", problem)
+        components = body.names("components")
+        async with self.store.transaction() as tx:
+            known = {c.id for c in await tx.components.list()}
+            for i, cid in enumerate(components):
+                if cid not in known:
+                    raise ValidationError(f"components[{i}]", f"no component {cid!r}")
+            subscriber = await tx.subscribers.add(Subscriber(notifier=notifier_name, target=target,
+                                                             components=tuple(components),
+                                                             created_at=self.coordinator.clock.now()))
+        return web.json_response({"subscriber": _subscriber_json(subscriber)}, status=201)
+
+    async def remove_subscriber(self, request: web.Request) -> web.Response:
+        self.authorize(request, "subscribers:write")
+        subscriber_id = _incident_id(request)
+        async with self.store.transaction() as tx:
+            removed = await tx.subscribers.remove(subscriber_id)
+        if not removed:
+            raise NotFound("subscriber", subscriber_id)
+        return web.json_response({"removed": subscriber_id})
+
+    async def list_outbox(self, request: web.Request) -> web.Response:
+        self.authorize(request, "admin")
+        try:
+            limit = min(1000, max(1, int(request.query.get("limit", "100"))))
+        except ValueError:
+            raise ValidationError("limit", "must be an integer") from None
+        async with self.store.read() as r:
+            messages = await r.outbox.list(limit)
+            counts = await r.outbox.counts()
+        return web.json_response({"counts": counts, "messages": [
+            {"id": m.id, "key": m.key, "notifier": m.notifier, "recipient": m.recipient, "template": m.template,
+             "status": m.status.value, "attempts": m.attempts, "last_error": m.last_error,
+             "created_at": _ts(m.created_at), "next_attempt_at": _ts(m.next_attempt_at), "sent_at": _ts(m.sent_at)}
+            for m in messages]})
+
+
+def _subscriber_json(s: Subscriber) -> dict[str, Any]:
+    return {"id": s.id, "notifier": s.notifier, "target": s.target, "components": list(s.components),
+            "created_at": _ts(s.created_at)}
+
+
+def _unauthorized(reason: str) -> web.HTTPUnauthorized:
+    return web.HTTPUnauthorized(reason=reason, headers={"WWW-Authenticate": 'Bearer realm="statusd"'})

@@ -1,0 +1,93 @@
+"""The `statusd` command: serve, check-config, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from statusd import __version__
+from statusd.app import RUNTIME, build_app
+from statusd.config import Config, load_config, summary
+from statusd.core.errors import ConfigError
+from statusd.store.sqlite import SqliteStore
+from statusd.template import Templates
+
+log = logging.getLogger("statusd")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="statusd", description="Incident communication and status system.")
+    parser.add_argument("--version", action="version", version=f"statusd {__version__}")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("serve", "run probes, the notification worker and the HTTP server"),
+                       ("check-config", "validate a config file and print a summary"),
+                       ("migrate", "apply pending database migrations and exit")):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("config", help="path to the TOML config file")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+    try:
+        config = load_config(args.config)
+        if args.command == "check-config":
+            broken = Templates(config.notifications.templates_dir).check()
+            if broken:
+                raise ConfigError([("notifications.templates_dir", b) for b in broken])
+    except ConfigError as exc:
+        print(f"{args.config}: {len(exc.problems)} problem(s):", file=sys.stderr)
+        for path, message in exc.problems:
+            print(f"  {path}: {message}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        print(summary(config))
+        return 0
+    if args.command == "migrate":
+        applied = asyncio.run(_migrate(config))
+        print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+        return 0
+    return asyncio.run(_serve(config))
+
+
+async def _migrate(config: Config) -> list[str]:
+    store = SqliteStore(config.store_path)
+    await store.open()  # opening applies whatever is pending
+    await store.close()
+    return store.applied_migrations
+
+
+async def _serve(config: Config) -> int:
+    app = build_app(config)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.server.host, config.server.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        print(f"statusd: cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    runtime = app[RUNTIME]
+    print(f"statusd {__version__} is up. Status page: {config.server.base_url}/  "
+          f"(metrics: {config.server.base_url}/metrics, store: {runtime.store.path})", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()  # runs the cleanup context: stops probes, awaits the worker, closes the store
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

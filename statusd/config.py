@@ -1,0 +1,292 @@
+"""statusd's configuration: one TOML file → frozen dataclasses, every problem reported at once.
+
+`load_config` raises ConfigError listing every problem as `key.path: message`.
+Secrets are `Secret` values and never appear in repr or errors.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import notifiers
+import probes
+from notifiers.base import NotifierKind
+from probes.base import ProbeKind
+from statusd.core.errors import ConfigError
+from statusd.core.schema import MISSING, Problems, Secret, interpolate, is_missing, join, load_section, positive
+
+Scope = Literal["incidents:write", "components:write", "subscribers:write", "admin"]
+SCOPES: tuple[str, ...] = ("incidents:write", "components:write", "subscribers:write", "admin")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""  # how visitors reach statusd; defaults to http://host:port
+    max_body_bytes: int = 1_048_576
+
+    def check(self) -> Problems:
+        problems: Problems = []
+        if not 0 <= self.port <= 65535:
+            problems.append(("port", "must be between 0 and 65535"))
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            problems.append(("public_url", "must start with http:// or https://"))
+        return problems + positive(self.max_body_bytes, "max_body_bytes")
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    path: str = "statusd.db"  # SQLite file; relative paths are relative to the config file
+    probe_retention_days: int = 7
+
+    def check(self) -> Problems:
+        return positive(self.probe_retention_days, "probe_retention_days")
+
+
+@dataclass(frozen=True)
+class PageConfig:
+    title: str = "Service status"
+    description: str = ""
+    history_days: int = 14  # how far back the page lists resolved incidents
+    cache_s: float = 5.0  # public pages and /api/v2 are served from a cache this old at most
+    time_zone: str = "Etc/UTC"  # shown in /api/v2 page.time_zone
+
+    def check(self) -> Problems:
+        problems = positive(self.history_days, "history_days")
+        if self.cache_s < 0:
+            problems.append(("cache_s", "must not be negative"))
+        return problems
+
+
+@dataclass(frozen=True)
+class ComponentConfig:
+    id: str
+    name: str
+    description: str = ""
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class PersonConfig:
+    id: str
+    name: str
+    contacts: dict[str, str] = field(default_factory=dict)  # notifier name → address on it
+
+
+@dataclass(frozen=True)
+class RotationConfig:
+    participants: list[str] = field(default_factory=list)
+    shift_h: float = 12.0
+    start: str = "2026-01-05T08:00"  # local time when participants[0] begins the first shift
+    timezone: str = "UTC"
+
+    def check(self) -> Problems:
+        problems = positive(self.shift_h, "shift_h")
+        try:
+            datetime.fromisoformat(self.start)
+        except ValueError:
+            problems.append(("start", "expected a local date and time like 2026-01-05T08:00"))
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(("timezone", f"unknown time zone {self.timezone!r}"))
+        if len(set(self.participants)) != len(self.participants):
+            problems.append(("participants", "lists someone twice"))
+        return problems
+
+
+@dataclass(frozen=True)
+class IncidentsConfig:
+    on_recovery: Literal["resolve", "monitoring", "nothing"] = "resolve"
+    notify_subscribers_on_open: bool = True  # send subscribers a first public update when a detector opens an incident
+    opened_message: str = "We are investigating reports of problems with {components}."
+    resolved_message: str = "This incident has been resolved: {components} recovered."
+
+
+@dataclass(frozen=True)
+class TokenConfig:
+    id: str
+    name: str  # whose token: signs public updates posted with it
+    secret: Secret
+    scopes: list[Scope] = field(default_factory=list)
+
+    def check(self) -> Problems:
+        return [] if len(self.secret.reveal()) >= 16 else [("secret", "must be at least 16 characters")]
+
+
+@dataclass(frozen=True)
+class NotificationsConfig:
+    max_attempts: int = 8
+    backoff_initial_s: float = 5.0
+    backoff_max_s: float = 900.0
+    lease_s: float = 120.0  # a claimed message that is not settled by then is retried
+    batch_size: int = 50
+    concurrency: int = 16
+    templates_dir: str | None = None  # overrides for the built-in templates
+
+    def check(self) -> Problems:
+        return (positive(self.max_attempts, "max_attempts") + positive(self.backoff_initial_s, "backoff_initial_s")
+                + positive(self.backoff_max_s, "backoff_max_s") + positive(self.lease_s, "lease_s")
+                + positive(self.batch_size, "batch_size") + positive(self.concurrency, "concurrency"))
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration. `source` is the file it came from."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    page: PageConfig = field(default_factory=PageConfig)
+    incidents: IncidentsConfig = field(default_factory=IncidentsConfig)
+    notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
+    oncall: RotationConfig = field(default_factory=RotationConfig)
+    components: dict[str, ComponentConfig] = field(default_factory=dict)
+    people: dict[str, PersonConfig] = field(default_factory=dict)
+    tokens: dict[str, TokenConfig] = field(default_factory=dict)
+    probes: dict[str, Any] = field(default_factory=dict)
+    notifiers: dict[str, Any] = field(default_factory=dict)
+    source: Path | None = None
+
+    @property
+    def store_path(self) -> Path:
+        path = Path(self.store.path)
+        if not path.is_absolute() and self.source is not None:
+            path = self.source.parent / path
+        return path
+
+
+_SIMPLE_SECTIONS: dict[str, type[Any]] = {
+    "server": ServerConfig,
+    "store": StoreConfig,
+    "page": PageConfig,
+    "incidents": IncidentsConfig,
+    "notifications": NotificationsConfig,
+    "oncall": RotationConfig,
+}
+_NAMED_SECTIONS: dict[str, type[Any]] = {"components": ComponentConfig, "people": PersonConfig, "tokens": TokenConfig}
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None, *,
+                probe_kinds: Mapping[str, ProbeKind] | None = None,
+                notifier_kinds: Mapping[str, NotifierKind] | None = None) -> Config:
+    """Read and validate a config file; raises ConfigError with every problem."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([(str(path), "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([(str(path), f"cannot read: {exc}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([(str(path), f"not valid TOML: {exc}")]) from None
+    return parse_config(raw, env, probe_kinds=probe_kinds, notifier_kinds=notifier_kinds, source=path.resolve())
+
+
+def parse_config(raw: Mapping[str, Any], env: Mapping[str, str] | None = None, *,
+                 probe_kinds: Mapping[str, ProbeKind] | None = None,
+                 notifier_kinds: Mapping[str, NotifierKind] | None = None,
+                 source: Path | None = None) -> Config:
+    """Validate a parsed TOML document; raises ConfigError with every problem."""
+    problems: Problems = []
+    data = interpolate(dict(raw), os.environ if env is None else env, "", problems)
+    probe_kinds = probes.builtin_kinds() if probe_kinds is None else probe_kinds
+    notifier_kinds = notifiers.builtin_kinds() if notifier_kinds is None else notifier_kinds
+    known = set(_SIMPLE_SECTIONS) | set(_NAMED_SECTIONS) | {"probes", "notifiers"}
+    for key in data:
+        if key not in known:
+            problems.append((key, f"unknown section (known: {', '.join(sorted(known))})"))
+    kwargs: dict[str, Any] = {}
+    for key, cls in _SIMPLE_SECTIONS.items():
+        if key in data:
+            if not isinstance(data[key], dict):
+                problems.append((key, "expected a table"))
+                continue
+            section = load_section(cls, data[key], key, problems)
+            if not is_missing(section):
+                kwargs[key] = section
+    for key, cls in _NAMED_SECTIONS.items():
+        kwargs[key] = _named_tables(data.get(key, {}), key, problems,
+                                    lambda name, table, p, c=cls: load_section(c, table, p, problems, extra={"id": name}))
+    for key, kinds in (("probes", probe_kinds), ("notifiers", notifier_kinds)):
+        kwargs[key] = _named_tables(data.get(key, {}), key, problems,
+                                    lambda name, table, p, k=kinds: _plugin(k, name, table, p, problems))
+    # Cross-references are checked among whatever parsed, so one run reports everything.
+    _cross_check(Config(**kwargs), problems)
+    if problems:
+        raise ConfigError(problems)
+    return Config(**kwargs, source=source)
+
+
+def _named_tables(tables: Any, path: str, problems: Problems, build: Any) -> dict[str, Any]:
+    if not isinstance(tables, dict):
+        problems.append((path, "expected a table of named tables"))
+        return {}
+    out = {}
+    for name, table in tables.items():
+        p = join(path, name)
+        if not isinstance(table, dict):
+            problems.append((p, "expected a table"))
+            continue
+        obj = build(name, table, p)
+        if not is_missing(obj):
+            out[name] = obj
+    return out
+
+
+def _plugin(kinds: Mapping[str, Any], name: str, table: dict[str, Any], path: str, problems: Problems) -> Any:
+    kind = table.get("type")
+    if kind is None:
+        problems.append((join(path, "type"), f"required (one of: {', '.join(sorted(kinds))})"))
+        return MISSING
+    if kind not in kinds:
+        problems.append((join(path, "type"), f"unknown type {kind!r} (one of: {', '.join(sorted(kinds))})"))
+        return MISSING
+    return load_section(kinds[kind].config, table, path, problems, extra={"name": name})
+
+
+def _cross_check(cfg: Config, problems: Problems) -> None:
+    for name, probe in cfg.probes.items():
+        if probe.component is not None and probe.component not in cfg.components:
+            problems.append((f"probes.{name}.component", f"no component {probe.component!r} in [components]"))
+    for pid, person in cfg.people.items():
+        for notifier, address in person.contacts.items():
+            if notifier not in cfg.notifiers:
+                problems.append((f"people.{pid}.contacts.{notifier}", f"no notifier {notifier!r} in [notifiers]"))
+            elif (problem := cfg.notifiers[notifier].check_recipient(address)) is not None:
+                problems.append((f"people.{pid}.contacts.{notifier}", problem))
+    for i, pid in enumerate(cfg.oncall.participants):
+        if pid not in cfg.people:
+            problems.append((f"oncall.participants[{i}]", f"no person {pid!r} in [people]"))
+    seen: dict[str, str] = {}
+    for tid, token in cfg.tokens.items():
+        if token.secret.reveal() in seen:
+            problems.append((f"tokens.{tid}.secret", f"same secret as tokens.{seen[token.secret.reveal()]}"))
+        seen[token.secret.reveal()] = tid
+
+
+def summary(cfg: Config) -> str:
+    """A short human summary of a valid config, for `statusd check-config`."""
+    lines = [
+        f"config OK: {cfg.source}",
+        f"  page: {cfg.page.title!r} at {cfg.server.base_url}",
+        f"  store: SQLite {cfg.store_path}",
+        f"  components: {len(cfg.components)} ({', '.join(cfg.components) or 'none'})",
+        f"  probes: {len(cfg.probes)} ({', '.join(f'{n}:{p.type}' for n, p in cfg.probes.items()) or 'none'})",
+        f"  notifiers: {len(cfg.notifiers)} ({', '.join(f'{n}:{c.type}' for n, c in cfg.notifiers.items()) or 'none'})",
+        f"  on call rotation: {', '.join(cfg.oncall.participants) or 'nobody'}"
+        f" ({cfg.oncall.shift_h:g} h shifts, {cfg.oncall.timezone})",
+        f"  API tokens: {', '.join(f'{t}' for t in cfg.tokens) or 'none'}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,169 @@
+"""Interfaces between the core and its plugins and stores.
+
+A store hands out units of work: every repository reached through one `Tx` shares one
+transaction, committed when the `async with` block ends normally and rolled back when it
+raises. That is how the coordinator writes an incident, its timeline entry and its outbox
+rows atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Protocol
+
+from statusd.core.model import (
+    Component,
+    ComponentStatus,
+    Incident,
+    NewIncident,
+    OutboxMessage,
+    ProbeResult,
+    Rendered,
+    Subscriber,
+    TimelineEntry,
+)
+
+
+class ComponentRepo(Protocol):
+    async def sync(self, components: Sequence[Component], at: datetime) -> None:
+        """Make the stored definitions match config: insert new, update names/groups/order, delete absent. Keeps statuses."""
+        ...
+
+    async def list(self) -> list[Component]:
+        """All components ordered by group position then position."""
+        ...
+
+    async def get(self, component_id: str) -> Component | None: ...
+
+    async def set_status(self, component_id: str, status: ComponentStatus, at: datetime) -> bool:
+        """Set a status; returns whether it changed."""
+        ...
+
+
+class IncidentRepo(Protocol):
+    async def create(self, incident: NewIncident) -> Incident: ...
+
+    async def get(self, incident_id: int) -> Incident | None: ...
+
+    async def save(self, incident: Incident) -> None:
+        """Store every mutable field of an existing incident."""
+        ...
+
+    async def find_open_by_dedup_key(self, dedup_key: str) -> Incident | None: ...
+
+    async def list_open(self) -> list[Incident]:
+        """Unresolved incidents, newest first."""
+        ...
+
+    async def list_recent(self, since: datetime, limit: int = 50) -> list[Incident]:
+        """Incidents opened or resolved since `since`, open or not, newest first."""
+        ...
+
+    async def add_entry(self, entry: TimelineEntry) -> TimelineEntry: ...
+
+    async def entries(self, incident_ids: Iterable[int], *, public_only: bool = False) -> dict[int, list[TimelineEntry]]:
+        """Timeline entries per incident, oldest first."""
+        ...
+
+
+class ProbeResultRepo(Protocol):
+    async def add(self, result: ProbeResult) -> None: ...
+
+    async def recent(self, probe: str, limit: int = 20) -> list[ProbeResult]:
+        """The newest results of one probe, newest first."""
+        ...
+
+    async def prune(self, before: datetime) -> int:
+        """Delete raw results older than `before`; returns how many."""
+        ...
+
+
+class SubscriberRepo(Protocol):
+    async def add(self, subscriber: Subscriber) -> Subscriber:
+        """Store a subscriber; the same (notifier, target) again updates its components."""
+        ...
+
+    async def remove(self, subscriber_id: int) -> bool: ...
+
+    async def list(self) -> list[Subscriber]: ...
+
+    async def for_components(self, components: Iterable[str]) -> list[Subscriber]:
+        """Subscribers to any of `components`, plus those subscribed to everything."""
+        ...
+
+
+class OutboxRepo(Protocol):
+    async def enqueue(self, messages: Iterable[OutboxMessage]) -> int:
+        """Store messages whose key is new; returns how many were stored."""
+        ...
+
+    async def claim(self, now: datetime, limit: int, lease_s: float) -> list[OutboxMessage]:
+        """Take due messages (pending and due, or sending with an expired lease) for `lease_s` seconds."""
+        ...
+
+    async def mark_sent(self, message_id: int, at: datetime) -> None: ...
+
+    async def mark_retry(self, message_id: int, next_attempt_at: datetime, error: str) -> None: ...
+
+    async def mark_dead(self, message_id: int, at: datetime, error: str) -> None: ...
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest pending message is due, or None when nothing waits."""
+        ...
+
+    async def counts(self) -> dict[str, int]:
+        """Number of messages per status."""
+        ...
+
+    async def list(self, limit: int = 100) -> list[OutboxMessage]:
+        """Newest messages first (for the console and tests)."""
+        ...
+
+
+class Tx(Protocol):
+    """Repositories that share one transaction."""
+
+    components: ComponentRepo
+    incidents: IncidentRepo
+    probe_results: ProbeResultRepo
+    subscribers: SubscriberRepo
+    outbox: OutboxRepo
+
+
+class Store(Protocol):
+    """A database behind the repository protocols."""
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+        ...
+
+    async def close(self) -> None: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Tx]:
+        """A unit of work: commit on normal exit, roll back on error."""
+        ...
+
+    def read(self) -> AbstractAsyncContextManager[Tx]:
+        """Repositories for reading; may see a consistent snapshot, must not write."""
+        ...
+
+
+class Notifier(Protocol):
+    """A delivery channel. `send` raises NotifyError, whose `retryable` says if trying again can help."""
+
+    name: str
+
+    async def send(self, recipient: str, message: Rendered, *, key: str) -> None:
+        """Deliver `message` to `recipient`; `key` is the idempotency key of this delivery."""
+        ...
+
+
+class Probe(Protocol):
+    """A check of one target; returns a result whatever happens to the target."""
+
+    name: str
+    component: str | None
+
+    async def check(self, now: datetime) -> ProbeResult: ...

@@ -1,0 +1,237 @@
+"""Typed config sections: TOML tables → frozen dataclasses, with every problem reported by key path.
+
+A section is a frozen dataclass. Field types drive validation (str, int, float, bool,
+Secret, enums, Literal, lists, tuples, dicts, nested sections, `X | None`). A section may
+define `check(self) -> list[tuple[str, str]]` for rules across fields, returning
+(relative key, message) pairs. Unknown keys are errors. Durations carry their unit in the
+key name (`interval_s`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+T = TypeVar("T")
+
+Problems = list[tuple[str, str]]
+
+
+class Secret:
+    """A string that never shows itself in repr, str, logs or errors; `reveal()` gives the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(value: Any, env: Mapping[str, str], path: str, problems: Problems) -> Any:
+    """Replace `${VAR}` and `${VAR:-default}` in every string of a parsed TOML tree."""
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            problems.append((path, f"environment variable {name} is not set"))
+            return ""
+
+        return _ENV_RE.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: interpolate(v, env, join(path, k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+    return value
+
+
+def join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+_MISSING = object()
+MISSING = _MISSING  # what a loader returns for a value it could not build (its problems are recorded)
+
+
+def _type_name(tp: Any) -> str:
+    if tp is str or tp is Secret:
+        return "a string"
+    if tp is bool:
+        return "true or false"
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a number"
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return "one of " + ", ".join(repr(m.value) for m in tp)
+    if get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if get_origin(tp) in (list, tuple):
+        return "a list"
+    if get_origin(tp) is dict or dataclasses.is_dataclass(tp):
+        return "a table"
+    return str(tp)
+
+
+def convert(tp: Any, value: Any, path: str, problems: Problems) -> Any:
+    """Convert one TOML value to `tp`; on error record a problem and return _MISSING."""
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        if len(args) == 1:
+            return convert(args[0], value, path, problems)
+        for a in args:  # first that fits
+            sub: Problems = []
+            out = convert(a, value, path, sub)
+            if not sub:
+                return out
+        problems.append((path, f"expected {' or '.join(_type_name(a) for a in args)}"))
+        return _MISSING
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+        problems.append((path, f"expected {_type_name(tp)}, got {value!r}"))
+        return _MISSING
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        try:
+            return tp(value)
+        except ValueError:
+            problems.append((path, f"expected {_type_name(tp)}, got {value!r}"))
+            return _MISSING
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif tp is Secret:
+        if isinstance(value, str):
+            return Secret(value)
+    elif origin in (list, tuple):
+        if isinstance(value, list):
+            args = get_args(tp)
+            item_tp = args[0] if args else Any
+            out_items = []
+            ok = True
+            for i, item in enumerate(value):
+                conv = convert(item_tp, item, join(path, i), problems)
+                ok = ok and conv is not _MISSING
+                out_items.append(conv)
+            if not ok:
+                return _MISSING
+            return tuple(out_items) if origin is tuple else out_items
+    elif origin is dict:
+        if isinstance(value, dict):
+            _, val_tp = get_args(tp)
+            out_map = {}
+            ok = True
+            for k, v in value.items():
+                conv = convert(val_tp, v, join(path, k), problems)
+                ok = ok and conv is not _MISSING
+                out_map[k] = conv
+            return out_map if ok else _MISSING
+    elif dataclasses.is_dataclass(tp):
+        if isinstance(value, dict):
+            return load_section(tp, value, path, problems)
+    else:  # a callable converter, e.g. a polymorphic section
+        return tp(value, path, problems)
+    problems.append((path, f"expected {_type_name(tp)}, got {type(value).__name__} {_short(value)}"))
+    return _MISSING
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def load_section(cls: type[T], data: Mapping[str, Any], path: str, problems: Problems,
+                 *, extra: Mapping[str, Any] | None = None) -> T:
+    """Build dataclass `cls` from a TOML table; returns _MISSING (typed as T) when it has problems.
+
+    `extra` supplies values for fields that are not read from the table (e.g. the table's own name).
+    """
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    extra = dict(extra or {})
+    for key in data:
+        if key not in fields or key in extra:
+            known = ", ".join(sorted(k for k in fields if k not in extra))
+            problems.append((join(path, key), f"unknown key (known keys: {known})"))
+    kwargs: dict[str, Any] = {}
+    failed = False
+    before = len(problems)
+    for name, f in fields.items():
+        if name in extra:
+            kwargs[name] = extra[name]
+            continue
+        if name in data:
+            conv = convert(hints[name], data[name], join(path, name), problems)
+            if conv is _MISSING:
+                failed = True
+            else:
+                kwargs[name] = conv
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            problems.append((join(path, name), "required"))
+            failed = True
+    if failed or len(problems) > before:
+        return _MISSING  # type: ignore[return-value]
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        problems.append((path or "(top level)", str(exc)))
+        return _MISSING  # type: ignore[return-value]
+    check: Callable[[], Problems] | None = getattr(obj, "check", None)
+    if check is not None:
+        for key, msg in check():
+            problems.append((join(path, key) if key else path, msg))
+        if len(problems) > before:
+            return _MISSING  # type: ignore[return-value]
+    return obj
+
+
+def is_missing(value: Any) -> bool:
+    return value is _MISSING
+
+
+def positive(value: float, key: str) -> Problems:
+    """A rule for `check`: the value must be > 0."""
+    return [] if value > 0 else [(key, "must be greater than 0")]

@@ -1,0 +1,110 @@
+"""Every Prometheus series statusd exposes, in one object on an injected registry.
+
+Names follow `statusd_<subsystem>_<noun>_<unit>`; label values come from bounded sets
+(probe and component names from config, enums) — never incident ids or addresses.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from statusd.core.model import ComponentStatus, Incident, OutboxStatus, ProbeResult
+from statusd.core.protocols import Store
+
+_KPI_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
+
+
+class Metrics:
+    """Counters, gauges and histograms; the coordinator, monitor and outbox report into it."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.probe_up = Gauge("statusd_probe_up", "1 when the probe's last check succeeded, else 0.",
+                              ["probe"], registry=registry)
+        self.probe_duration = Histogram("statusd_probe_check_duration_seconds", "Duration of probe checks.",
+                                        ["probe"], registry=registry,
+                                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.probe_checks = Counter("statusd_probe_checks_total", "Probe checks by outcome.",
+                                    ["probe", "outcome"], registry=registry)
+        self.incidents_opened = Counter("statusd_incidents_opened_total", "Incidents opened, by source and impact.",
+                                        ["source", "impact"], registry=registry)
+        self.incidents_resolved = Counter("statusd_incidents_resolved_total", "Incidents resolved, by impact.",
+                                          ["impact"], registry=registry)
+        self.incidents_open = Gauge("statusd_incidents_open", "Unresolved incidents, by impact.",
+                                    ["impact"], registry=registry)
+        self.time_to_ack = Histogram("statusd_incident_time_to_acknowledge_seconds",
+                                     "From opening to the first acknowledgement.", ["impact"],
+                                     registry=registry, buckets=_KPI_BUCKETS)
+        self.time_to_first_update = Histogram("statusd_incident_time_to_first_public_update_seconds",
+                                              "From opening to the first public update.", ["impact"],
+                                              registry=registry, buckets=_KPI_BUCKETS)
+        self.time_to_resolve = Histogram("statusd_incident_time_to_resolve_seconds",
+                                         "From opening to resolution.", ["impact"],
+                                         registry=registry, buckets=_KPI_BUCKETS)
+        self.component_status = Gauge("statusd_component_status",
+                                      "1 for the component's current status, 0 for the others.",
+                                      ["component", "status"], registry=registry)
+        self.deliveries = Counter("statusd_notification_deliveries_total",
+                                  "Delivery attempts by notifier and outcome (sent, retry, dead).",
+                                  ["notifier", "outcome"], registry=registry)
+        self.delivery_latency = Histogram("statusd_notification_delivery_latency_seconds",
+                                          "From enqueueing to successful delivery.", ["notifier"],
+                                          registry=registry, buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600))
+        self.outbox_messages = Gauge("statusd_outbox_messages", "Outbox rows by delivery status.",
+                                     ["status"], registry=registry)
+
+    # observer hooks ------------------------------------------------------------------
+
+    def probe_result(self, result: ProbeResult) -> None:
+        outcome = "degraded" if result.ok and result.degraded else ("up" if result.ok else "down")
+        self.probe_up.labels(result.probe).set(1 if result.ok else 0)
+        self.probe_duration.labels(result.probe).observe(result.latency_s)
+        self.probe_checks.labels(result.probe, outcome).inc()
+
+    def incident_opened(self, incident: Incident) -> None:
+        self.incidents_opened.labels(incident.source, incident.impact.value).inc()
+
+    def incident_acknowledged(self, incident: Incident) -> None:
+        if incident.acknowledged_at:
+            self.time_to_ack.labels(incident.impact.value).observe(
+                (incident.acknowledged_at - incident.opened_at).total_seconds())
+
+    def first_public_update(self, incident: Incident) -> None:
+        if incident.first_public_update_at:
+            self.time_to_first_update.labels(incident.impact.value).observe(
+                (incident.first_public_update_at - incident.opened_at).total_seconds())
+
+    def incident_resolved(self, incident: Incident) -> None:
+        self.incidents_resolved.labels(incident.impact.value).inc()
+        if incident.resolved_at:
+            self.time_to_resolve.labels(incident.impact.value).observe(
+                (incident.resolved_at - incident.opened_at).total_seconds())
+
+    def delivery(self, notifier: str, outcome: str, latency_s: float | None) -> None:
+        self.deliveries.labels(notifier, outcome).inc()
+        if latency_s is not None:
+            self.delivery_latency.labels(notifier).observe(latency_s)
+
+    # scrape ----------------------------------------------------------------------------
+
+    async def refresh(self, store: Store) -> None:
+        """Set the gauges that mirror the store, just before a scrape."""
+        async with store.read() as r:
+            open_incidents = await r.incidents.list_open()
+            components = await r.components.list()
+            counts = await r.outbox.counts()
+        by_impact: dict[str, int] = {}
+        for incident in open_incidents:
+            by_impact[incident.impact.value] = by_impact.get(incident.impact.value, 0) + 1
+        for impact in ("none", "minor", "major", "critical", "maintenance"):
+            self.incidents_open.labels(impact).set(by_impact.get(impact, 0))
+        self.component_status.clear()
+        for component in components:
+            for status in ComponentStatus:
+                self.component_status.labels(component.id, status.value).set(int(component.status == status))
+        for status in OutboxStatus:
+            self.outbox_messages.labels(status.value).set(counts.get(status.value, 0))
+
+    def exposition(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)

@@ -1,0 +1,381 @@
+"""The embedded SQLite store (aiosqlite, WAL): one file, zero set-up.
+
+Writes go through one connection, one transaction at a time (`BEGIN IMMEDIATE` under a
+lock), so a unit of work never interleaves with another. Reads use a second connection
+and, thanks to WAL, never wait for writers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from statusd.core.model import (
+    Component,
+    ComponentStatus,
+    EntryKind,
+    Impact,
+    Incident,
+    IncidentStatus,
+    NewIncident,
+    OutboxMessage,
+    OutboxStatus,
+    ProbeResult,
+    Subscriber,
+    TimelineEntry,
+)
+from statusd.store import dt, migrations, ts
+
+log = logging.getLogger(__name__)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+class _Repo:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+        async with self.db.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
+        async with self.db.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def _exec(self, sql: str, params: Sequence[Any] = ()) -> int:
+        async with self.db.execute(sql, params) as cur:
+            return cur.rowcount
+
+
+class SqliteComponents(_Repo):
+    async def sync(self, components: Sequence[Component], at: datetime) -> None:
+        ids = [c.id for c in components]
+        for c in components:
+            await self._exec(
+                "INSERT INTO components (id, name, description, grp, position, status, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description,"
+                " grp = excluded.grp, position = excluded.position",
+                (c.id, c.name, c.description, c.group, c.position, c.status.value, ts(at)),
+            )
+        marks = ",".join("?" * len(ids))
+        await self._exec(f"DELETE FROM components WHERE id NOT IN ({marks})", ids)
+
+    async def list(self) -> list[Component]:
+        rows = await self._all("SELECT * FROM components ORDER BY position, id")
+        return [self._component(r) for r in rows]
+
+    async def get(self, component_id: str) -> Component | None:
+        row = await self._one("SELECT * FROM components WHERE id = ?", (component_id,))
+        return self._component(row) if row else None
+
+    async def set_status(self, component_id: str, status: ComponentStatus, at: datetime) -> bool:
+        changed = await self._exec(
+            "UPDATE components SET status = ?, updated_at = ? WHERE id = ? AND status != ?",
+            (status.value, ts(at), component_id, status.value),
+        )
+        return changed > 0
+
+    @staticmethod
+    def _component(r: aiosqlite.Row) -> Component:
+        return Component(id=r["id"], name=r["name"], description=r["description"], group=r["grp"],
+                         position=r["position"], status=ComponentStatus(r["status"]), updated_at=dt(r["updated_at"]))
+
+
+class SqliteIncidents(_Repo):
+    async def create(self, incident: NewIncident) -> Incident:
+        async with self.db.execute(
+            "INSERT INTO incidents (title, status, impact, components, source, dedup_key, assignee,"
+            " opened_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (incident.title, incident.status.value, incident.impact.value, _json(list(incident.components)),
+             incident.source, incident.dedup_key, incident.assignee, ts(incident.opened_at), ts(incident.opened_at)),
+        ) as cur:
+            new_id = cur.lastrowid
+        assert new_id is not None
+        created = await self.get(new_id)
+        assert created is not None
+        return created
+
+    async def get(self, incident_id: int) -> Incident | None:
+        row = await self._one("SELECT * FROM incidents WHERE id = ?", (incident_id,))
+        return self._incident(row) if row else None
+
+    async def save(self, incident: Incident) -> None:
+        await self._exec(
+            "UPDATE incidents SET title = ?, status = ?, impact = ?, components = ?, assignee = ?,"
+            " acknowledged_at = ?, acknowledged_by = ?, first_public_update_at = ?, updated_at = ?,"
+            " resolved_at = ? WHERE id = ?",
+            (incident.title, incident.status.value, incident.impact.value, _json(list(incident.components)),
+             incident.assignee, ts(incident.acknowledged_at), incident.acknowledged_by,
+             ts(incident.first_public_update_at), ts(incident.updated_at), ts(incident.resolved_at), incident.id),
+        )
+
+    async def find_open_by_dedup_key(self, dedup_key: str) -> Incident | None:
+        row = await self._one("SELECT * FROM incidents WHERE dedup_key = ? AND resolved_at IS NULL", (dedup_key,))
+        return self._incident(row) if row else None
+
+    async def list_open(self) -> list[Incident]:
+        rows = await self._all("SELECT * FROM incidents WHERE resolved_at IS NULL ORDER BY opened_at DESC, id DESC")
+        return [self._incident(r) for r in rows]
+
+    async def list_recent(self, since: datetime, limit: int = 50) -> list[Incident]:
+        rows = await self._all(
+            "SELECT * FROM incidents WHERE resolved_at IS NULL OR resolved_at >= ? OR opened_at >= ?"
+            " ORDER BY opened_at DESC, id DESC LIMIT ?",
+            (ts(since), ts(since), limit),
+        )
+        return [self._incident(r) for r in rows]
+
+    async def add_entry(self, entry: TimelineEntry) -> TimelineEntry:
+        async with self.db.execute(
+            "INSERT INTO timeline (incident_id, at, kind, body, author, status, public, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (entry.incident_id, ts(entry.at), entry.kind.value, entry.body, entry.author,
+             entry.status.value if entry.status else None, int(entry.public), _json(entry.data)),
+        ) as cur:
+            new_id = cur.lastrowid
+        return TimelineEntry(**{**_fields(entry), "id": new_id})
+
+    async def entries(self, incident_ids: Iterable[int], *, public_only: bool = False) -> dict[int, list[TimelineEntry]]:
+        ids = list(incident_ids)
+        out: dict[int, list[TimelineEntry]] = {i: [] for i in ids}
+        if not ids:
+            return out
+        marks = ",".join("?" * len(ids))
+        where = " AND public = 1" if public_only else ""
+        rows = await self._all(f"SELECT * FROM timeline WHERE incident_id IN ({marks}){where} ORDER BY id", ids)
+        for r in rows:
+            out[r["incident_id"]].append(TimelineEntry(
+                id=r["id"], incident_id=r["incident_id"], at=dt(r["at"]), kind=EntryKind(r["kind"]),  # type: ignore[arg-type]
+                body=r["body"], author=r["author"], status=IncidentStatus(r["status"]) if r["status"] else None,
+                public=bool(r["public"]), data=json.loads(r["data"]),
+            ))
+        return out
+
+    @staticmethod
+    def _incident(r: aiosqlite.Row) -> Incident:
+        return Incident(
+            id=r["id"], title=r["title"], status=IncidentStatus(r["status"]), impact=Impact(r["impact"]),
+            components=tuple(json.loads(r["components"])), source=r["source"], dedup_key=r["dedup_key"],
+            assignee=r["assignee"], acknowledged_at=dt(r["acknowledged_at"]), acknowledged_by=r["acknowledged_by"],
+            first_public_update_at=dt(r["first_public_update_at"]), opened_at=dt(r["opened_at"]),  # type: ignore[arg-type]
+            updated_at=dt(r["updated_at"]), resolved_at=dt(r["resolved_at"]),  # type: ignore[arg-type]
+        )
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+class SqliteProbeResults(_Repo):
+    async def add(self, result: ProbeResult) -> None:
+        await self._exec(
+            "INSERT INTO probe_results (probe, component, at, ok, degraded, latency_s, error, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (result.probe, result.component, ts(result.at), int(result.ok), int(result.degraded),
+             result.latency_s, result.error, _json(result.detail)),
+        )
+
+    async def recent(self, probe: str, limit: int = 20) -> list[ProbeResult]:
+        rows = await self._all("SELECT * FROM probe_results WHERE probe = ? ORDER BY at DESC, id DESC LIMIT ?",
+                               (probe, limit))
+        return [ProbeResult(probe=r["probe"], component=r["component"], at=dt(r["at"]), ok=bool(r["ok"]),  # type: ignore[arg-type]
+                            degraded=bool(r["degraded"]), latency_s=r["latency_s"], error=r["error"],
+                            detail=json.loads(r["detail"])) for r in rows]
+
+    async def prune(self, before: datetime) -> int:
+        return await self._exec("DELETE FROM probe_results WHERE at < ?", (ts(before),))
+
+
+class SqliteSubscribers(_Repo):
+    async def add(self, subscriber: Subscriber) -> Subscriber:
+        created = subscriber.created_at or datetime.now(UTC)
+        await self._exec(
+            "INSERT INTO subscribers (notifier, target, components, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (notifier, target) DO UPDATE SET components = excluded.components",
+            (subscriber.notifier, subscriber.target, _json(sorted(subscriber.components)), ts(created)),
+        )
+        row = await self._one("SELECT * FROM subscribers WHERE notifier = ? AND target = ?",
+                              (subscriber.notifier, subscriber.target))
+        assert row is not None
+        return self._subscriber(row)
+
+    async def remove(self, subscriber_id: int) -> bool:
+        return await self._exec("DELETE FROM subscribers WHERE id = ?", (subscriber_id,)) > 0
+
+    async def list(self) -> list[Subscriber]:
+        return [self._subscriber(r) for r in await self._all("SELECT * FROM subscribers ORDER BY id")]
+
+    async def for_components(self, components: Iterable[str]) -> list[Subscriber]:
+        wanted = set(components)
+        return [s for s in await self.list() if not s.components or wanted.intersection(s.components)]
+
+    @staticmethod
+    def _subscriber(r: aiosqlite.Row) -> Subscriber:
+        return Subscriber(id=r["id"], notifier=r["notifier"], target=r["target"],
+                          components=tuple(json.loads(r["components"])), created_at=dt(r["created_at"]))
+
+
+class SqliteOutbox(_Repo):
+    async def enqueue(self, messages: Iterable[OutboxMessage]) -> int:
+        stored = 0
+        for m in messages:
+            stored += await self._exec(
+                "INSERT INTO outbox (key, notifier, recipient, template, context, status, attempts,"
+                " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)"
+                " ON CONFLICT (key) DO NOTHING",
+                (m.key, m.notifier, m.recipient, m.template, _json(m.context),
+                 ts(m.next_attempt_at or m.created_at), ts(m.created_at)),
+            )
+        return stored
+
+    async def claim(self, now: datetime, limit: int, lease_s: float) -> list[OutboxMessage]:
+        lease_until = ts(now + timedelta(seconds=lease_s))
+        rows = await self._all(
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = ?"
+            " WHERE id IN (SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?)"
+            " OR (status = 'sending' AND lease_until <= ?) ORDER BY next_attempt_at, id LIMIT ?)"
+            " RETURNING *",
+            (lease_until, ts(now), ts(now), limit),
+        )
+        return sorted((self._message(r) for r in rows), key=lambda m: m.id or 0)
+
+    async def mark_sent(self, message_id: int, at: datetime) -> None:
+        await self._exec("UPDATE outbox SET status = 'sent', sent_at = ?, lease_until = NULL, last_error = ''"
+                         " WHERE id = ?", (ts(at), message_id))
+
+    async def mark_retry(self, message_id: int, next_attempt_at: datetime, error: str) -> None:
+        await self._exec("UPDATE outbox SET status = 'pending', next_attempt_at = ?, lease_until = NULL,"
+                         " last_error = ? WHERE id = ?", (ts(next_attempt_at), error[:1000], message_id))
+
+    async def mark_dead(self, message_id: int, at: datetime, error: str) -> None:
+        await self._exec("UPDATE outbox SET status = 'dead', lease_until = NULL, last_error = ?, sent_at = NULL"
+                         " WHERE id = ?", (error[:1000], message_id))
+
+    async def next_due(self) -> datetime | None:
+        row = await self._one(
+            "SELECT MIN(CASE WHEN status = 'pending' THEN next_attempt_at ELSE lease_until END) AS due"
+            " FROM outbox WHERE status IN ('pending', 'sending')")
+        return dt(row["due"]) if row and row["due"] else None
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self._all("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
+        out = {s.value: 0 for s in OutboxStatus}
+        out.update({r["status"]: r["n"] for r in rows})
+        return out
+
+    async def list(self, limit: int = 100) -> list[OutboxMessage]:
+        return [self._message(r) for r in await self._all("SELECT * FROM outbox ORDER BY id DESC LIMIT ?", (limit,))]
+
+    @staticmethod
+    def _message(r: aiosqlite.Row) -> OutboxMessage:
+        return OutboxMessage(
+            id=r["id"], key=r["key"], notifier=r["notifier"], recipient=r["recipient"], template=r["template"],
+            context=json.loads(r["context"]), status=OutboxStatus(r["status"]), attempts=r["attempts"],
+            next_attempt_at=dt(r["next_attempt_at"]), last_error=r["last_error"],
+            created_at=dt(r["created_at"]), sent_at=dt(r["sent_at"]),  # type: ignore[arg-type]
+        )
+
+
+class SqliteTx:
+    """Repositories over one connection."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.components = SqliteComponents(db)
+        self.incidents = SqliteIncidents(db)
+        self.probe_results = SqliteProbeResults(db)
+        self.subscribers = SqliteSubscribers(db)
+        self.outbox = SqliteOutbox(db)
+
+
+class SqliteStore:
+    """The SQLite implementation of `statusd.core.protocols.Store`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+        self.applied_migrations: list[str] = []  # by the last open()
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._connect()
+        await self._writer.execute("PRAGMA journal_mode = WAL")
+        self.applied_migrations = await self.migrate()
+        self._reader = await self._connect()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        db = await aiosqlite.connect(self.path, isolation_level=None)
+        db.row_factory = aiosqlite.Row
+        await db.execute("PRAGMA foreign_keys = ON")
+        await db.execute("PRAGMA busy_timeout = 5000")
+        await db.execute("PRAGMA synchronous = NORMAL")
+        return db
+
+    async def migrate(self) -> list[str]:
+        """Apply pending numbered migrations, each in its own transaction; returns the applied names."""
+        db = self._writer
+        assert db is not None, "open() first"
+        await db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                         " name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+        async with db.execute("SELECT version FROM schema_migrations") as cur:
+            done = {r[0] for r in await cur.fetchall()}
+        applied = []
+        for version, name, sql in migrations("sqlite"):
+            if version in done:
+                continue
+            # executescript would commit on its own; run statements inside one explicit transaction.
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _statements(sql):
+                    await db.execute(statement)
+                await db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                                 (version, name, ts(datetime.now(UTC))))
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            log.info("applied migration %s", name)
+            applied.append(name)
+        return applied
+
+    async def close(self) -> None:
+        for db in (self._reader, self._writer):
+            if db is not None:
+                await db.close()
+        self._reader = self._writer = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqliteTx]:
+        assert self._writer is not None, "open() first"
+        async with self._write_lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield SqliteTx(self._writer)
+            except BaseException:
+                await self._writer.execute("ROLLBACK")
+                raise
+            await self._writer.execute("COMMIT")
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[SqliteTx]:
+        assert self._reader is not None, "open() first"
+        yield SqliteTx(self._reader)
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements (our migrations keep ';' out of literals and triggers)."""
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -1,0 +1,180 @@
+"""The outbox worker delivers every committed message once, retries with backoff, isolates failures."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import aiohttp
+import pytest
+
+from notifiers.webhook import WebhookConfig, WebhookNotifier
+from statusd.core.clock import FakeClock
+from statusd.core.model import OutboxMessage, OutboxStatus
+from statusd.core.schema import Secret
+from statusd.outbox import OutboxWorker, RetryPolicy
+from statusd.store.sqlite import SqliteStore
+from statusd.template import Templates
+from tests.fakes import WebhookReceiver
+
+SECRET = "outbox-test-secret-0123"
+CONTEXT = {
+    "incident": {"id": 1, "title": "API down", "status": "investigating", "impact": "critical",
+                 "components": ["API"], "component_ids": ["api"], "source": "probe",
+                 "opened_at": "2026-03-02T09:00:00+00:00", "assignee": "Ann", "url": "http://s/incidents/1"},
+    "page": {"title": "Example", "url": "http://s"},
+}
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def good() -> AsyncIterator[WebhookReceiver]:
+    receiver = await WebhookReceiver(secret=SECRET).start()
+    yield receiver
+    await receiver.close()
+
+
+@pytest.fixture
+async def bad() -> AsyncIterator[WebhookReceiver]:
+    receiver = await WebhookReceiver(secret=SECRET, fail_with=503).start()
+    yield receiver
+    await receiver.close()
+
+
+def worker(store: SqliteStore, http: aiohttp.ClientSession, clock: FakeClock, **kw) -> OutboxWorker:
+    hooks = WebhookNotifier(WebhookConfig(name="hooks", type="webhook", secret=Secret(SECRET)), http, clock=clock)
+    return OutboxWorker(store, {"hooks": hooks}, Templates(), clock, rng=random.Random(1),
+                        retry=RetryPolicy(max_attempts=3, initial_s=10, max_s=60, jitter=0.0), **kw)
+
+
+async def enqueue(store: SqliteStore, clock: FakeClock, *targets: tuple[str, str], template: str = "alert") -> None:
+    async with store.transaction() as tx:
+        await tx.outbox.enqueue(OutboxMessage(key=f"k:{notifier}:{url}", notifier=notifier, recipient=url,
+                                              template=template, context=CONTEXT, created_at=clock.now())
+                                for notifier, url in targets)
+
+
+async def statuses(store: SqliteStore) -> dict[str, tuple[str, int]]:
+    async with store.read() as r:
+        return {m.recipient: (m.status.value, m.attempts) for m in await r.outbox.list()}
+
+
+async def test_delivers_signed_rendered_payload_once(sqlite_store, http, clock, good) -> None:
+    await enqueue(sqlite_store, clock, ("hooks", good.url()))
+    await enqueue(sqlite_store, clock, ("hooks", good.url()))  # same key again: stored once
+    w = worker(sqlite_store, http, clock)
+    assert await w.drain_once() == 1
+    assert await w.drain_once() == 0
+    assert len(good.hooks) == 1 and good.rejected == 0
+    payload = good.hooks[0].json
+    assert payload["event"] == "alert" and payload["incident"]["title"] == "API down"
+    assert good.hooks[0].headers["X-Statusd-Delivery"] == f"k:hooks:{good.url()}"
+    assert (await statuses(sqlite_store))[good.url()] == ("sent", 1)
+
+
+async def test_a_failing_receiver_is_retried_with_backoff_and_never_blocks_others(sqlite_store, http, clock, good,
+                                                                                   bad) -> None:
+    await enqueue(sqlite_store, clock, ("hooks", bad.url()), ("hooks", good.url()))
+    w = worker(sqlite_store, http, clock)
+    assert await w.drain_once() == 2
+    assert len(good.hooks) == 1 and bad.rejected == 1
+    assert await w.drain_once() == 0  # the retry is not due yet
+    await clock.advance(9)
+    assert await w.drain_once() == 0
+    await clock.advance(1)  # initial_s = 10
+    assert await w.drain_once() == 1 and bad.rejected == 2
+    await clock.advance(19)
+    assert await w.drain_once() == 0  # second retry waits 20 s
+    bad.fail_with = None  # the receiver comes back
+    await clock.advance(1)
+    assert await w.drain_once() == 1
+    assert len(bad.hooks) == 1 and len(good.hooks) == 1
+    assert await statuses(sqlite_store) == {bad.url(): ("sent", 3), good.url(): ("sent", 1)}
+
+
+async def test_gives_up_after_max_attempts(sqlite_store, http, clock, bad) -> None:
+    await enqueue(sqlite_store, clock, ("hooks", bad.url()))
+    w = worker(sqlite_store, http, clock)
+    for _ in range(5):
+        await w.drain_once()
+        await clock.advance(3600)
+    assert bad.rejected == 3
+    async with sqlite_store.read() as r:
+        [message] = await r.outbox.list()
+    assert message.status is OutboxStatus.DEAD and "503" in message.last_error
+
+
+@pytest.mark.parametrize("status", [400, 404, 410])
+async def test_a_permanent_failure_is_not_retried(sqlite_store, http, clock, bad, status) -> None:
+    bad.fail_with = status
+    await enqueue(sqlite_store, clock, ("hooks", bad.url()))
+    w = worker(sqlite_store, http, clock)
+    await w.drain_once()
+    await clock.advance(3600)
+    await w.drain_once()
+    assert bad.rejected == 1
+    assert (await statuses(sqlite_store))[bad.url()] == ("dead", 1)
+
+
+async def test_unknown_notifier_and_broken_template_are_dead_not_crashes(sqlite_store, http, clock, good) -> None:
+    await enqueue(sqlite_store, clock, ("removed-notifier", "http://x"))
+    await enqueue(sqlite_store, clock, ("hooks", good.url("/t")), template="no-such-template")
+    await enqueue(sqlite_store, clock, ("hooks", good.url("/ok")))
+    w = worker(sqlite_store, http, clock)
+    assert await w.drain_once() == 3
+    st = await statuses(sqlite_store)
+    assert st["http://x"][0] == "dead" and st[good.url("/t")][0] == "dead"
+    assert st[good.url("/ok")][0] == "sent"
+
+
+async def test_a_crash_mid_send_is_retried_after_the_lease(sqlite_store, http, clock, good) -> None:
+    await enqueue(sqlite_store, clock, ("hooks", good.url()))
+    async with sqlite_store.transaction() as tx:  # a worker claims it and dies before settling
+        assert len(await tx.outbox.claim(clock.now(), 10, lease_s=120)) == 1
+    w = worker(sqlite_store, http, clock, lease_s=120)
+    assert await w.drain_once() == 0
+    await clock.advance(121)
+    assert await w.drain_once() == 1
+    assert len(good.hooks) == 1
+    assert (await statuses(sqlite_store))[good.url()] == ("sent", 2)
+
+
+async def test_run_loop_wakes_on_commit_and_on_due_retries(sqlite_store, http, clock, good, bad) -> None:
+    w = worker(sqlite_store, http, clock)
+    task = asyncio.create_task(w.run())
+    try:
+        await enqueue(sqlite_store, clock, ("hooks", good.url()), ("hooks", bad.url()))
+        w.wake()
+        await asyncio.wait_for(good.arrived.wait(), 5)
+        for _ in range(100):  # until the failure is settled as a scheduled retry
+            if (await statuses(sqlite_store)).get(bad.url()) == ("pending", 1):
+                break
+            await asyncio.sleep(0.02)
+        assert bad.rejected == 1
+        await asyncio.sleep(0.05)  # let the loop go back to sleeping on the clock
+        bad.fail_with = None
+        await clock.advance(11)  # the retry comes due while the loop sleeps on the clock
+        for _ in range(100):
+            if bad.hooks:
+                break
+            await asyncio.sleep(0.02)
+        assert len(bad.hooks) == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    policy = RetryPolicy(max_attempts=10, initial_s=5, max_s=60, jitter=0.0)
+    rng = random.Random(0)
+    assert [policy.delay_s(n, rng) for n in range(1, 7)] == [5, 10, 20, 40, 60, 60]
+    jittered = RetryPolicy(initial_s=10, jitter=0.2)
+    assert all(10 <= jittered.delay_s(1, rng) <= 12 for _ in range(100))
+    assert timedelta(seconds=policy.delay_s(3, rng)) == timedelta(seconds=20)
