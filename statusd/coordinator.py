@@ -105,8 +105,11 @@ class Coordinator:
 
     async def _open_from_signal(self, tx: Tx, signal: Signal, now: datetime) -> Incident:
         assignee = self.rotation.on_call(now)
+        # The title is public: name what customers see, not the probe or its socket error
+        # (those stay in the internal SIGNAL entry).
+        title = f"{await self._names(tx, signal.components)}: {signal.severity.label.lower()}"
         incident = await tx.incidents.create(NewIncident(
-            title=signal.summary, status=IncidentStatus.INVESTIGATING, impact=impact_for(signal.severity),
+            title=title, status=IncidentStatus.INVESTIGATING, impact=impact_for(signal.severity),
             components=signal.components, opened_at=now, source=signal.source, dedup_key=signal.dedup_key,
             assignee=assignee,
         ))

@@ -73,7 +73,9 @@ class SqliteComponents(_Repo):
         await self._exec(f"DELETE FROM components WHERE id NOT IN ({marks})", ids)
 
     async def list(self) -> list[Component]:
-        rows = await self._all("SELECT * FROM components ORDER BY position, id")
+        # A group sits where its first member sits; an ungrouped component is its own group.
+        rows = await self._all("SELECT * FROM components ORDER BY CASE WHEN grp IS NULL THEN position"
+                               " ELSE MIN(position) OVER (PARTITION BY grp) END, position, id")
         return [self._component(r) for r in rows]
 
     async def get(self, component_id: str) -> Component | None:
@@ -154,7 +156,8 @@ class SqliteIncidents(_Repo):
             return out
         marks = ",".join("?" * len(ids))
         where = " AND public = 1" if public_only else ""
-        rows = await self._all(f"SELECT * FROM timeline WHERE incident_id IN ({marks}){where} ORDER BY id", ids)
+        rows = await self._all(f"SELECT * FROM timeline WHERE incident_id IN ({marks}){where} ORDER BY at, id",
+                               ids)
         for r in rows:
             out[r["incident_id"]].append(TimelineEntry(
                 id=r["id"], incident_id=r["incident_id"], at=dt(r["at"]), kind=EntryKind(r["kind"]),  # type: ignore[arg-type]

@@ -1,0 +1,150 @@
+"""Config: the example runs as-is, bad values are reported all at once with key paths, secrets stay hidden."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from statusd.config import load_config, parse_config
+from statusd.core.errors import ConfigError
+from tests.conftest import assert_no_secret
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "config.example.toml"
+
+
+def problems_of(raw: dict, env: dict | None = None) -> dict[str, str]:
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw, env or {})
+    return dict(err.value.problems)
+
+
+def test_example_config_is_valid() -> None:
+    cfg = load_config(EXAMPLE, env={})
+    assert cfg.probes and cfg.notifiers and cfg.oncall.participants
+    assert cfg.store_path == ROOT / "statusd.db"
+
+
+def test_every_key_of_every_section_is_in_the_example() -> None:
+    """Docs stay true: each config key statusd knows appears (at least commented) in the example."""
+    import dataclasses
+
+    import notifiers
+    import probes
+    from statusd import config as c
+
+    text = EXAMPLE.read_text()
+    sections = [c.ServerConfig, c.StoreConfig, c.PageConfig, c.IncidentsConfig, c.NotificationsConfig,
+                c.RotationConfig, c.ComponentConfig, c.PersonConfig, c.TokenConfig]
+    sections += [k.config for k in probes.builtin_kinds().values()]
+    sections += [k.config for k in notifiers.builtin_kinds().values()]
+    missing = []
+    for section in sections:
+        for f in dataclasses.fields(section):
+            if f.name in ("id", "name") and section in (c.ComponentConfig, c.PersonConfig, c.TokenConfig):
+                if f.name == "id":
+                    continue  # the table's own key
+            if f.name == "name" and section not in (c.ComponentConfig, c.PersonConfig, c.TokenConfig):
+                continue  # plugins' name is the table key
+            if f"{f.name} =" not in text and f"{f.name}=" not in text:
+                missing.append(f"{section.__name__}.{f.name}")
+    assert missing == []
+
+
+def test_unknown_keys_and_bad_values_are_all_reported_with_paths() -> None:
+    problems = problems_of({
+        "server": {"port": 70000, "colour": "red"},
+        "page": {"history_days": "two weeks"},
+        "oncall": {"participants": ["ghost"], "timezone": "Mars/Olympus", "start": "soon"},
+        "components": {"api": {"name": "API", "owner": "x"}},
+        "probes": {"p1": {"type": "http", "url": "http://x", "component": "nope"},
+                   "p2": {"type": "smoke"}, "p3": {"url": "http://x"}},
+        "notifiers": {"m": {"type": "email", "port": "25"}},
+        "people": {"ann": {"name": "Ann", "contacts": {"pager": "123"}}},
+        "tokens": {"t": {"name": "T", "secret": "short", "scopes": ["root"]}},
+        "extra": {},
+    })
+    expected = {
+        "server.port", "server.colour", "page.history_days", "oncall.timezone", "oncall.start",
+        "components.api.owner", "probes.p1.component", "probes.p2.type", "probes.p3.type", "notifiers.m.port",
+        "people.ann.contacts.pager", "tokens.t.scopes[0]", "extra",
+    }
+    assert expected <= set(problems), sorted(problems)
+
+
+def test_cross_references() -> None:
+    problems = problems_of({
+        "notifiers": {"mail": {"type": "email"}},
+        "people": {"ann": {"name": "Ann", "contacts": {"mail": "not an address"}}},
+        "oncall": {"participants": ["ann", "ghost"]},
+        "tokens": {"a": {"name": "A", "secret": "x" * 20}, "b": {"name": "B", "secret": "x" * 20}},
+    })
+    assert "oncall.participants[1]" in problems
+    assert "people.ann.contacts.mail" in problems
+    assert "tokens.b.secret" in problems
+
+
+def test_env_interpolation_and_defaults() -> None:
+    raw = {"tokens": {"t": {"name": "T", "secret": "${TOKEN}", "scopes": ["admin"]}},
+           "page": {"title": "${TITLE:-Our status}"}}
+    cfg = parse_config(raw, {"TOKEN": "s3cret-token-from-env"})
+    assert cfg.tokens["t"].secret.reveal() == "s3cret-token-from-env"
+    assert cfg.page.title == "Our status"
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw, {})
+    assert ("tokens.t.secret", "environment variable TOKEN is not set") in err.value.problems
+
+
+def test_secrets_never_printed() -> None:
+    secret = "very-secret-token-value-42"
+    raw = {"tokens": {"t": {"name": "T", "secret": secret, "scopes": ["bogus"]}},
+           "notifiers": {"h": {"type": "webhook", "secret": secret, "timeout_s": -1}}}
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw, {})
+    assert_no_secret(str(err.value), secret)
+    cfg = parse_config({"tokens": {"t": {"name": "T", "secret": secret}},
+                        "notifiers": {"h": {"type": "webhook", "secret": secret}}}, {})
+    assert_no_secret(repr(cfg), secret)
+
+
+def test_check_config_command(tmp_path: Path) -> None:
+    ok = subprocess.run([sys.executable, "-m", "statusd.cli", "check-config", str(EXAMPLE)],
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert "config OK" in ok.stdout and "billing-backend:http" in ok.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[server]\nport = "x"\n[probes.p]\ntype = "http"\nurl = "gopher://x"\n')
+    res = subprocess.run([sys.executable, "-m", "statusd.cli", "check-config", str(bad)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2
+    assert "server.port" in res.stderr and "probes.p.url" in res.stderr
+    assert "Traceback" not in res.stderr
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[server\n")
+    res = subprocess.run([sys.executable, "-m", "statusd.cli", "check-config", str(broken)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "not valid TOML" in res.stderr and "Traceback" not in res.stderr
+    missing = subprocess.run([sys.executable, "-m", "statusd.cli", "check-config", str(tmp_path / "nope.toml")],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_example_parses_as_toml_with_comments_for_every_key() -> None:
+    """Every key line in the example carries a comment, on the line or just above it."""
+    lines = EXAMPLE.read_text().splitlines()
+    tomllib.loads("\n".join(lines))
+    undocumented = []
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", "[")):
+            continue
+        if "#" not in line and not lines[i - 1].strip().startswith("#"):
+            undocumented.append(stripped)
+    # Keys repeated in later tables of the same kind are documented at their first use.
+    first_uses = {s.split("=")[0].strip() for s in undocumented}
+    documented = {ln.strip().split("=")[0].strip() for ln in lines if "#" in ln and "=" in ln.split("#")[0]}
+    assert first_uses <= documented, sorted(first_uses - documented)

@@ -1,0 +1,137 @@
+"""`statusd serve` as a real process: clean shutdown on SIGTERM, and a restart picks up where it stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+from tests.fakes import WebhookReceiver
+from tests.test_e2e import Target, eventually
+
+HOOK_SECRET = "lifecycle-hook-secret-01"
+
+
+def write_config(path: Path, port: int, target: Target, hooks: WebhookReceiver) -> None:
+    path.write_text(f"""
+[server]
+port = {port}
+[store]
+path = "statusd.db"
+[notifications]
+backoff_initial_s = 0.5
+backoff_max_s = 0.5
+max_attempts = 100
+[components.api]
+name = "API"
+[probes.api]
+type = "http"
+component = "api"
+url = "{target.url}"
+interval_s = 0.5
+timeout_s = 0.5
+failure_threshold = 2
+success_threshold = 2
+[notifiers.hooks]
+type = "webhook"
+secret = "{HOOK_SECRET}"
+[people.ann]
+name = "Ann"
+contacts = {{ hooks = "{hooks.url('/ann')}" }}
+[oncall]
+participants = ["ann"]
+start = "2020-01-01T08:00"
+""")
+
+
+class Server:
+    """One `statusd serve` process."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> Server:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "statusd.cli", "serve", str(self.config),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env={**os.environ})
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
+        while b"is up" not in line:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
+            assert line, "statusd exited before it was up"
+        return self
+
+    async def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
+        assert self.proc is not None and self.proc.stdout is not None
+        self.proc.send_signal(sig)
+        out = await asyncio.wait_for(self.proc.stdout.read(), 30)
+        return await asyncio.wait_for(self.proc.wait(), 30), out.decode()
+
+
+def rows(db: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.fixture
+async def target() -> AsyncIterator[Target]:
+    t = await Target().start()
+    yield t
+    assert t.server is not None
+    await t.server.close()
+
+
+@pytest.fixture
+async def hooks() -> AsyncIterator[WebhookReceiver]:
+    receiver = await WebhookReceiver(secret=HOOK_SECRET, fail_with=503).start()
+    yield receiver
+    await receiver.close()
+
+
+async def test_sigterm_then_restart_resumes_deliveries_without_repeating(tmp_path, target, hooks) -> None:
+    config = tmp_path / "statusd.toml"
+    db = tmp_path / "statusd.db"
+    write_config(config, free_port(), target, hooks)
+    target.healthy = False  # down from the start; the receiver is down too
+
+    first = await Server(config).start()
+
+    async def alert_failing() -> bool:
+        return hooks.rejected >= 2
+    await eventually(alert_failing, "the alert to be attempted and fail")
+    code, output = await first.stop(signal.SIGTERM)
+    assert code == 0, output
+    assert "Traceback" not in output and "stopped" in output
+    assert rows(db, "SELECT COUNT(*) FROM incidents WHERE resolved_at IS NULL") == [(1,)]
+    [(status,)] = rows(db, "SELECT status FROM outbox WHERE template = 'alert'")
+    assert status == "pending"  # not lost, not sent
+    assert hooks.hooks == []
+
+    hooks.fail_with = None  # the receiver comes back while statusd is down
+    second = await Server(config).start()
+
+    async def delivered() -> bool:
+        return len(hooks.hooks) >= 1
+    await eventually(delivered, "the pending alert after the restart")
+    await asyncio.sleep(2.0)  # the target is still down: more failing checks after the restart
+    assert rows(db, "SELECT COUNT(*) FROM incidents") == [(1,)]  # the restart did not open a second one
+    alerts = [h for h in hooks.hooks if h.json["event"] == "alert"]
+    assert len(alerts) == 1
+
+    target.healthy = True
+
+    async def resolved() -> bool:
+        return rows(db, "SELECT COUNT(*) FROM incidents WHERE resolved_at IS NOT NULL") == [(1,)]
+    await eventually(resolved, "the incident to resolve after the restart")
+    code, output = await second.stop(signal.SIGINT)
+    assert code == 0, output
+    assert json.loads(hooks.hooks[0].body)["incident"]["title"] == "API: major outage"

@@ -1,0 +1,802 @@
+"""The public status page and /api/v2 against a real SQLite store, over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from status_page import StatusPage
+from status_page.api_v2 import group_id, page_id
+from status_page.views import Rendered, RenderCache
+from statusd.config import Config, PageConfig, ServerConfig
+from statusd.core.clock import FakeClock
+from statusd.core.model import (
+    Component,
+    ComponentStatus,
+    EntryKind,
+    Impact,
+    Incident,
+    IncidentStatus,
+    NewIncident,
+    TimelineEntry,
+)
+from statusd.core.protocols import Tx
+from statusd.store.sqlite import SqliteStore
+
+NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+BASE_URL = "https://status.example.com"
+CHROMIUM = Path("/usr/bin/chromium")
+
+COMPONENTS = [
+    Component("api", "Public API", description="REST and GraphQL", position=1),
+    Component("web", "Website", position=2),
+    Component("db-eu", "EU Database", group="Databases", position=3),
+    Component("db-us", "US Database", group="Databases", position=4),
+]
+
+PAGE_KEYS = {"id", "name", "url", "time_zone", "updated_at"}
+COMPONENT_KEYS = {"id", "name", "status", "created_at", "updated_at", "position", "description", "showcase",
+                  "start_date", "group_id", "page_id", "group", "only_show_if_degraded"}
+GROUP_KEYS = COMPONENT_KEYS | {"components"}
+INCIDENT_KEYS = {"id", "name", "status", "created_at", "updated_at", "monitoring_at", "resolved_at", "impact",
+                 "shortlink", "started_at", "page_id", "incident_updates", "components"}
+UPDATE_KEYS = {"id", "status", "body", "incident_id", "created_at", "updated_at", "display_at",
+               "affected_components", "deliver_notifications"}
+COMPONENT_STATUSES = {s.value for s in ComponentStatus}
+INCIDENT_STATUSES = {s.value for s in IncidentStatus}
+IMPACTS = {"none", "minor", "major", "critical", "maintenance"}
+DESCRIPTIONS = {
+    "none": "All Systems Operational",
+    "minor": "Minor Service Outage",
+    "major": "Partial System Outage",
+    "critical": "Major System Outage",
+    "maintenance": "Service Under Maintenance",
+}
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+class CountingStore:
+    """A thin wrapper that counts `read()` units of work and can hold them until `gate` opens."""
+
+    def __init__(self, inner: SqliteStore) -> None:
+        self.inner = inner
+        self.reads = 0
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    def transaction(self) -> AbstractAsyncContextManager[Tx]:
+        return self.inner.transaction()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        self.reads += 1
+        await self.gate.wait()
+        async with self.inner.read() as tx:
+            yield tx
+
+
+def update(body: str, at: datetime, *, author: str = "Dana (SRE)", status: IncidentStatus = IncidentStatus.INVESTIGATING,
+           public: bool = True, kind: EntryKind = EntryKind.UPDATE) -> TimelineEntry:
+    """A timeline entry for `add_incident` (its incident id is filled in there)."""
+    return TimelineEntry(incident_id=0, at=at, kind=kind, body=body, author=author, status=status, public=public)
+
+
+async def set_components(store: SqliteStore, statuses: dict[str, ComponentStatus] | None = None,
+                         components: Sequence[Component] = COMPONENTS) -> None:
+    async with store.transaction() as tx:
+        await tx.components.sync(list(components), NOW - timedelta(days=30))
+        for cid, status in (statuses or {}).items():
+            await tx.components.set_status(cid, status, NOW - timedelta(minutes=5))
+
+
+async def add_incident(store: SqliteStore, title: str, *, impact: Impact = Impact.MAJOR,
+                       components: Sequence[str] = ("api",), opened_at: datetime = NOW - timedelta(minutes=30),
+                       status: IncidentStatus = IncidentStatus.INVESTIGATING,
+                       updates: Sequence[TimelineEntry] = (), resolved_at: datetime | None = None) -> Incident:
+    async with store.transaction() as tx:
+        incident = await tx.incidents.create(NewIncident(title, status, impact, tuple(components), opened_at))
+        for entry in updates:
+            await tx.incidents.add_entry(replace(entry, incident_id=incident.id))
+        if resolved_at is not None:
+            incident = replace(incident, status=IncidentStatus.RESOLVED, resolved_at=resolved_at,
+                               updated_at=resolved_at)
+            await tx.incidents.save(incident)
+    return incident
+
+
+def make_config(**page: Any) -> Config:
+    settings: dict[str, Any] = {"title": "Acme status", "description": "Live status of Acme services.",
+                                "cache_s": 5.0, "history_days": 14}
+    settings.update(page)
+    return Config(page=PageConfig(**settings), server=ServerConfig(public_url=BASE_URL))
+
+
+@dataclass
+class Site:
+    """A running status page: its HTTP client, the page object, the store and the clock."""
+
+    client: TestClient[web.Request, web.Application]
+    page: StatusPage
+    store: SqliteStore
+    clock: FakeClock
+
+    async def get(self, path: str, **headers: str) -> tuple[int, str]:
+        async with self.client.get(path, headers=headers) as resp:
+            return resp.status, await resp.text()
+
+    async def json(self, path: str) -> Any:
+        async with self.client.get(path) as resp:
+            assert resp.status == 200, path
+            assert resp.content_type == "application/json"
+            return await resp.json()
+
+
+SiteFactory = Callable[..., Awaitable[Site]]
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    db = SqliteStore(tmp_path / "statusd.db")
+    await db.open()
+    yield db
+    await db.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(NOW)
+
+
+@pytest.fixture
+def site(aiohttp_client: Any, store: SqliteStore, clock: FakeClock) -> SiteFactory:
+    async def start(reader: Any = None, middlewares: Sequence[Any] = (), **page: Any) -> Site:
+        status_page = StatusPage(reader or store, make_config(**page), clock)
+        app = web.Application(middlewares=list(middlewares))
+        status_page.add_routes(app)
+        return Site(await aiohttp_client(app), status_page, store, clock)
+
+    return start
+
+
+def text_of(html: str) -> str:
+    """Visible text, roughly: tags dropped, whitespace collapsed."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def assert_timestamp(value: str | None) -> None:
+    if value is not None:
+        assert datetime.fromisoformat(value).utcoffset() is not None, value
+
+
+# --- /api/v2 shapes -----------------------------------------------------------------------
+
+
+async def seed_outage(store: SqliteStore) -> Incident:
+    await set_components(store, {"api": ComponentStatus.PARTIAL_OUTAGE, "db-eu": ComponentStatus.DEGRADED_PERFORMANCE})
+    return await add_incident(store, "Elevated API errors", components=("api", "db-eu"),
+                              status=IncidentStatus.IDENTIFIED, updates=[
+        update("We are investigating elevated error rates.", NOW - timedelta(minutes=25)),
+        update("A failing database node was found.", NOW - timedelta(minutes=10), status=IncidentStatus.IDENTIFIED),
+    ])
+
+
+async def test_summary_has_statuspage_fields_and_vocabulary(site: SiteFactory, store: SqliteStore) -> None:
+    incident = await seed_outage(store)
+    s = await site()
+    summary = await s.json("/api/v2/summary.json")
+
+    assert set(summary) == {"page", "components", "incidents", "scheduled_maintenances", "status"}
+    assert set(summary["page"]) == PAGE_KEYS
+    assert summary["page"]["id"] == page_id("Acme status")
+    assert summary["page"]["name"] == "Acme status"
+    assert summary["page"]["url"] == BASE_URL
+    assert summary["page"]["time_zone"] == "Etc/UTC"
+    assert_timestamp(summary["page"]["updated_at"])
+    assert summary["status"] == {"indicator": "major", "description": "Partial System Outage"}
+    assert summary["scheduled_maintenances"] == []
+
+    for c in summary["components"]:
+        assert set(c) == (GROUP_KEYS if c["group"] else COMPONENT_KEYS)
+        assert c["status"] in COMPONENT_STATUSES
+        assert c["page_id"] == summary["page"]["id"]
+        assert_timestamp(c["created_at"])
+        assert_timestamp(c["updated_at"])
+
+    [inc] = summary["incidents"]
+    assert set(inc) == INCIDENT_KEYS
+    assert inc["id"] == str(incident.id)
+    assert inc["name"] == "Elevated API errors"
+    assert inc["status"] in INCIDENT_STATUSES and inc["impact"] in IMPACTS
+    assert inc["impact"] == "major"
+    assert inc["shortlink"] == f"{BASE_URL}/incidents/{incident.id}"
+    assert inc["resolved_at"] is None and inc["monitoring_at"] is None
+    for key in ("created_at", "updated_at", "started_at"):
+        assert_timestamp(inc[key])
+    assert [c["id"] for c in inc["components"]] == ["api", "db-eu"]
+    assert all(set(c) == COMPONENT_KEYS for c in inc["components"])
+    bodies = [u["body"] for u in inc["incident_updates"]]
+    assert bodies == ["A failing database node was found.", "We are investigating elevated error rates."]
+    for u in inc["incident_updates"]:
+        assert set(u) == UPDATE_KEYS
+        assert u["incident_id"] == inc["id"]
+        assert u["status"] in INCIDENT_STATUSES
+        assert isinstance(u["id"], str)
+        for key in ("created_at", "updated_at", "display_at"):
+            assert_timestamp(u[key])
+
+
+async def test_status_json(site: SiteFactory, store: SqliteStore) -> None:
+    await seed_outage(store)
+    body = await (await site()).json("/api/v2/status.json")
+    assert set(body) == {"page", "status"}
+    assert set(body["page"]) == PAGE_KEYS
+    assert body["status"] == {"indicator": "major", "description": "Partial System Outage"}
+
+
+async def test_components_json(site: SiteFactory, store: SqliteStore) -> None:
+    await seed_outage(store)
+    body = await (await site()).json("/api/v2/components.json")
+    assert set(body) == {"page", "components"}
+    by_id = {c["id"]: c for c in body["components"]}
+    assert by_id["api"]["status"] == "partial_outage"
+    assert by_id["api"]["description"] == "REST and GraphQL"
+    assert by_id["web"]["description"] is None
+    assert by_id["db-eu"]["status"] == "degraded_performance"
+
+
+async def test_incidents_json_lists_recent_newest_first(site: SiteFactory, store: SqliteStore) -> None:
+    await set_components(store)
+    old = await add_incident(store, "Slow website", opened_at=NOW - timedelta(days=3),
+                             resolved_at=NOW - timedelta(days=3) + timedelta(hours=1),
+                             updates=[update("Pages load slowly.", NOW - timedelta(days=3))])
+    new = await add_incident(store, "API errors", opened_at=NOW - timedelta(minutes=5))
+    s = await site()
+
+    recent = await s.json("/api/v2/incidents.json")
+    assert set(recent) == {"page", "incidents"}
+    assert [i["id"] for i in recent["incidents"]] == [str(new.id), str(old.id)]
+    assert recent["incidents"][1]["status"] == "resolved"
+    assert_timestamp(recent["incidents"][1]["resolved_at"])
+    assert all(set(i) == INCIDENT_KEYS for i in recent["incidents"])
+
+    unresolved = await s.json("/api/v2/incidents/unresolved.json")
+    assert set(unresolved) == {"page", "incidents"}
+    assert [i["id"] for i in unresolved["incidents"]] == [str(new.id)]
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v2/scheduled-maintenances.json",
+    "/api/v2/scheduled-maintenances/upcoming.json",
+    "/api/v2/scheduled-maintenances/active.json",
+], ids=["all", "upcoming", "active"])
+async def test_scheduled_maintenances_are_empty_for_now(site: SiteFactory, store: SqliteStore, path: str) -> None:
+    await set_components(store)
+    body = await (await site()).json(path)
+    assert set(body) == {"page", "scheduled_maintenances"}
+    assert set(body["page"]) == PAGE_KEYS
+    assert body["scheduled_maintenances"] == []
+
+
+async def test_monitoring_at_comes_from_public_updates(site: SiteFactory, store: SqliteStore) -> None:
+    await set_components(store)
+    await add_incident(store, "Queue backlog", updates=[
+        update("Investigating.", NOW - timedelta(minutes=20)),
+        update("Fix deployed, watching.", NOW - timedelta(minutes=5), status=IncidentStatus.MONITORING),
+    ], status=IncidentStatus.MONITORING)
+    [inc] = (await (await site()).json("/api/v2/incidents/unresolved.json"))["incidents"]
+    assert datetime.fromisoformat(inc["monitoring_at"]) == NOW - timedelta(minutes=5)
+
+
+# --- overall indicator ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("statuses", "impacts", "expected"), [
+    ({}, [], "none"),
+    ({"web": ComponentStatus.DEGRADED_PERFORMANCE}, [], "minor"),
+    ({"web": ComponentStatus.PARTIAL_OUTAGE}, [], "major"),
+    ({"web": ComponentStatus.MAJOR_OUTAGE}, [], "critical"),
+    ({"web": ComponentStatus.UNDER_MAINTENANCE}, [], "maintenance"),
+    ({"web": ComponentStatus.UNDER_MAINTENANCE, "api": ComponentStatus.DEGRADED_PERFORMANCE}, [], "minor"),
+    ({}, [Impact.MINOR], "minor"),
+    ({}, [Impact.NONE], "none"),
+    ({"web": ComponentStatus.DEGRADED_PERFORMANCE}, [Impact.CRITICAL], "critical"),
+    ({"db-us": ComponentStatus.MAJOR_OUTAGE}, [Impact.MINOR, Impact.MAJOR], "critical"),
+    ({}, [Impact.MINOR, Impact.MAJOR], "major"),
+], ids=["all-operational", "degraded-is-minor", "partial-is-major", "major-outage-is-critical",
+        "maintenance", "outage-beats-maintenance", "incident-impact-counts", "impact-none-incident",
+        "incident-worse-than-components", "components-worse-than-incidents", "worst-of-two-incidents"])
+async def test_overall_indicator(site: SiteFactory, store: SqliteStore, statuses: dict[str, ComponentStatus],
+                                 impacts: list[Impact], expected: str) -> None:
+    await set_components(store, statuses)
+    for n, impact in enumerate(impacts):
+        await add_incident(store, f"Incident {n}", impact=impact)
+    # A resolved critical incident never counts.
+    await add_incident(store, "Old outage", impact=Impact.CRITICAL, opened_at=NOW - timedelta(hours=5),
+                       resolved_at=NOW - timedelta(hours=4))
+    s = await site()
+
+    status = (await s.json("/api/v2/status.json"))["status"]
+    assert status == {"indicator": expected, "description": DESCRIPTIONS[expected]}
+    _, html = await s.get("/")
+    assert f'class="banner indicator-{expected}"' in html
+    assert DESCRIPTIONS[expected] in html
+
+
+# --- grouping ---------------------------------------------------------------------------
+
+
+async def test_groups_are_components_with_children(site: SiteFactory, store: SqliteStore) -> None:
+    await set_components(store, {"db-us": ComponentStatus.MAJOR_OUTAGE})
+    s = await site()
+    components = (await s.json("/api/v2/components.json"))["components"]
+
+    assert [c["id"] for c in components] == ["api", "web", group_id("Databases"), "db-eu", "db-us"]
+    group = components[2]
+    assert group["group"] is True
+    assert group["name"] == "Databases"
+    assert group["components"] == ["db-eu", "db-us"]
+    assert group["status"] == "major_outage"  # the worst of its members
+    assert group["id"] == group_id("Databases") and re.fullmatch(r"[0-9a-f]{12}", group["id"])
+    for c in components:
+        if c["id"] in ("db-eu", "db-us"):
+            assert c["group_id"] == group["id"]
+        elif c["id"] in ("api", "web"):
+            assert c["group_id"] is None and c["group"] is False
+
+    _, html = await s.get("/")
+    order = [html.index(name) for name in ("Public API", "Website", "Databases", "EU Database", "US Database")]
+    assert order == sorted(order), "ungrouped components come first, then each group with its members"
+
+
+async def test_ungrouped_come_first_even_when_positioned_later(site: SiteFactory, store: SqliteStore) -> None:
+    await set_components(store, components=[
+        Component("cdn", "CDN", group="Edge", position=1),
+        Component("dns", "DNS", group="Edge", position=2),
+        Component("billing", "Billing", position=3),
+    ])
+    s = await site()
+    components = (await s.json("/api/v2/components.json"))["components"]
+    assert [c["id"] for c in components] == ["billing", group_id("Edge"), "cdn", "dns"]
+    _, html = await s.get("/")
+    assert html.index("Billing") < html.index("Edge") < html.index("CDN") < html.index("DNS")
+
+
+# --- what is public ---------------------------------------------------------------------
+
+
+async def test_internal_entries_never_reach_public_responses(site: SiteFactory, store: SqliteStore) -> None:
+    await set_components(store, {"api": ComponentStatus.MAJOR_OUTAGE})
+    incident = await add_incident(store, "API down", updates=[
+        update("We are looking into it.", NOW - timedelta(minutes=20)),
+        update("SECRET-NOTE db password rotated", NOW - timedelta(minutes=19), kind=EntryKind.NOTE, public=False),
+        update("SECRET-DRAFT not yet approved", NOW - timedelta(minutes=18), public=False),
+        update("SECRET-SIGNAL probe http-api failed", NOW - timedelta(minutes=17), kind=EntryKind.SIGNAL,
+               public=True),
+        update("SECRET-ASSIGNED to dana", NOW - timedelta(minutes=16), kind=EntryKind.ASSIGNED, public=True),
+    ])
+    s = await site()
+    for path in ("/", f"/incidents/{incident.id}", "/api/v2/summary.json", "/api/v2/incidents.json",
+                 "/api/v2/incidents/unresolved.json"):
+        status, body = await s.get(path)
+        assert status == 200, path
+        assert "We are looking into it." in body, path
+        assert "SECRET" not in body, path
+
+
+# --- history ----------------------------------------------------------------------------
+
+
+async def test_resolved_incidents_within_history_days_only(site: SiteFactory, store: SqliteStore) -> None:
+    await set_components(store)
+    recent = await add_incident(store, "Recent blip", opened_at=NOW - timedelta(days=3),
+                                resolved_at=NOW - timedelta(days=3, hours=-1),
+                                updates=[update("Logins failed for some users.", NOW - timedelta(days=3))])
+    await add_incident(store, "Ancient outage", opened_at=NOW - timedelta(days=20),
+                       resolved_at=NOW - timedelta(days=20, hours=-2))
+    s = await site(history_days=14)
+
+    _, html = await s.get("/")
+    assert "Recent blip" in html and "Logins failed for some users." in html
+    assert f'href="/incidents/{recent.id}"' in html
+    assert "Ancient outage" not in html
+    assert "All Systems Operational" in html  # resolved incidents do not colour the banner
+    names = [i["name"] for i in (await s.json("/api/v2/incidents.json"))["incidents"]]
+    assert names == ["Recent blip"]
+
+
+async def test_no_history_says_so(site: SiteFactory, store: SqliteStore) -> None:
+    await set_components(store)
+    _, html = await (await site(history_days=7)).get("/")
+    assert "No incidents in the last 7 days." in html
+
+
+# --- the HTML page ----------------------------------------------------------------------
+
+
+async def test_page_is_complete_and_self_contained(site: SiteFactory, store: SqliteStore) -> None:
+    incident = await seed_outage(store)
+    s = await site()
+    async with s.client.get("/") as resp:
+        assert resp.status == 200
+        assert resp.content_type == "text/html"
+        assert resp.charset == "utf-8"
+        html = await resp.text()
+
+    assert '<html lang="en">' in html
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    assert "<title>Acme status</title>" in html
+    assert "Live status of Acme services." in html
+    assert "<script" not in html
+    assert all(url.startswith(("/", "#")) for url in re.findall(r'(?:src|href)="([^"]+)"', html)), "no external assets"
+    text = text_of(html)
+    # Status is spelled out next to every colour dot.
+    assert "Public API REST and GraphQL Partial outage" in text
+    assert "Website Operational" in text
+    assert "EU Database Degraded performance" in text
+    assert "Elevated API errors" in text
+    assert "Status Identified" in text and "Impact Major" in text
+    assert "A failing database node was found." in text
+    assert "— signed Dana (SRE)" in text
+    assert '<time datetime="2026-01-05T08:50:00.000+00:00">5 Jan 2026, 08:50 UTC</time>' in html
+    # Newest update first.
+    assert html.index("A failing database node was found.") < html.index("We are investigating elevated")
+    assert f'href="/incidents/{incident.id}"' in html
+
+    css_url = re.search(r'<link rel="stylesheet" href="([^"]+)">', html)
+    assert css_url is not None and css_url.group(1).startswith("/static/style.css")
+    async with s.client.get(css_url.group(1)) as resp:
+        assert resp.status == 200
+        assert resp.content_type == "text/css"
+        assert "max-width: 760px" in await resp.text()
+
+
+async def test_incident_page(site: SiteFactory, store: SqliteStore) -> None:
+    incident = await seed_outage(store)
+    status, html = await (await site()).get(f"/incidents/{incident.id}")
+    assert status == 200
+    assert "<title>Elevated API errors · Acme status</title>" in html
+    text = text_of(html)
+    assert "Affected Public API, EU Database" in text
+    assert "Identified A failing database node was found. — signed Dana (SRE)" in text
+
+
+@pytest.mark.parametrize("raw", ["999", "abc", "-1", "0", "1.5", "99999999999999999999999", "%2B1", "%D9%A5"],
+                         ids=["unknown", "word", "negative", "zero", "fraction", "overflow", "plus-sign",
+                              "arabic-digit"])
+async def test_incident_page_404(site: SiteFactory, store: SqliteStore, raw: str) -> None:
+    await seed_outage(store)
+    s = await site()
+    async with s.client.get(f"/incidents/{raw}") as resp:
+        assert resp.status == 404
+        assert resp.content_type == "text/html"
+        html = await resp.text()
+    assert "Page not found" in html and '<html lang="en">' in html
+
+
+async def test_update_bodies_and_titles_are_escaped(site: SiteFactory, store: SqliteStore) -> None:
+    await set_components(store)
+    incident = await add_incident(store, "<b>bold</b> title", updates=[
+        update("<script>alert('x')</script> & more", NOW - timedelta(minutes=1), author="<i>Eve</i>")])
+    s = await site()
+    for path in ("/", f"/incidents/{incident.id}"):
+        _, html = await s.get(path)
+        assert "<script>alert" not in html and "<b>bold</b>" not in html and "<i>Eve</i>" not in html
+        assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more" in html
+        assert "&lt;b&gt;bold&lt;/b&gt; title" in html
+    # JSON carries the text as it was written; escaping is the reader's job there.
+    [inc] = (await s.json("/api/v2/incidents/unresolved.json"))["incidents"]
+    assert inc["incident_updates"][0]["body"] == "<script>alert('x')</script> & more"
+
+
+# --- caching ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/", "/api/v2/summary.json", "/api/v2/components.json"],
+                         ids=["page", "summary", "components"])
+async def test_cache_serves_the_same_body_until_invalidated_or_expired(
+        site: SiteFactory, store: SqliteStore, clock: FakeClock, path: str) -> None:
+    await set_components(store)
+    s = await site(cache_s=5.0)
+    _, first = await s.get(path)
+    assert "operational" in first.lower()
+
+    async with store.transaction() as tx:
+        await tx.components.set_status("web", ComponentStatus.MAJOR_OUTAGE, NOW)
+    await clock.advance(4.9)
+    assert (await s.get(path))[1] == first, "still within cache_s"
+
+    s.page.invalidate()
+    _, fresh = await s.get(path)
+    assert fresh != first and "major" in fresh.lower()
+
+    async with store.transaction() as tx:
+        await tx.components.set_status("web", ComponentStatus.OPERATIONAL, NOW)
+    await clock.advance(4.9)
+    assert (await s.get(path))[1] == fresh
+    await clock.advance(0.2)
+    assert (await s.get(path))[1] != fresh, "older than cache_s"
+
+
+async def test_cache_control_header(site: SiteFactory, store: SqliteStore) -> None:
+    incident = await seed_outage(store)
+    s = await site(cache_s=30.0)
+    for path in ("/", f"/incidents/{incident.id}", "/api/v2/summary.json", "/api/v2/status.json"):
+        async with s.client.get(path) as resp:
+            assert resp.headers["Cache-Control"] == "public, max-age=30", path
+    async with s.client.get("/incidents/999") as resp:
+        assert resp.headers["Cache-Control"] == "no-cache"
+
+
+async def test_stampede_shares_one_store_read(site: SiteFactory, store: SqliteStore) -> None:
+    await seed_outage(store)
+    counting = CountingStore(store)
+    counting.gate.clear()
+    arrived = 0
+
+    @web.middleware
+    async def count_arrivals(request: web.Request, handler: Any) -> web.StreamResponse:
+        nonlocal arrived
+        arrived += 1
+        return await handler(request)
+
+    # cache_s=0: only coalescing, not the cache, can keep this to one read.
+    s = await site(reader=counting, middlewares=[count_arrivals], cache_s=0.0)
+    visitors = [asyncio.create_task(s.get("/")) for _ in range(25)]
+    for _ in range(500):
+        if arrived == len(visitors):
+            break
+        await asyncio.sleep(0.01)
+    assert arrived == len(visitors)
+    await asyncio.sleep(0.01)  # let the last arrival reach the cache
+    counting.gate.set()
+    results = await asyncio.gather(*visitors)
+
+    assert counting.reads == 1
+    assert {status for status, _ in results} == {200}
+    assert len({body for _, body in results}) == 1
+
+    # Without a cache, a later visitor reads again.
+    await s.get("/")
+    assert counting.reads == 2
+
+
+async def test_cache_reads_once_per_period(site: SiteFactory, store: SqliteStore, clock: FakeClock) -> None:
+    await seed_outage(store)
+    counting = CountingStore(store)
+    s = await site(reader=counting, cache_s=5.0)
+    for _ in range(10):
+        await s.get("/api/v2/summary.json")
+    assert counting.reads == 1
+    await clock.advance(5)
+    await s.get("/api/v2/summary.json")
+    assert counting.reads == 2
+
+
+async def test_cancelled_leader_hands_the_render_to_a_waiter(clock: FakeClock) -> None:
+    cache = RenderCache(clock, ttl_s=5)
+    release = asyncio.Event()
+    calls = 0
+
+    async def render() -> Rendered:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return Rendered(200, b"body", "text/plain")
+
+    leader = asyncio.create_task(cache.get("k", render))
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(cache.get("k", render))
+    await asyncio.sleep(0)
+    leader.cancel()
+    await asyncio.sleep(0)
+    release.set()
+    assert (await waiter).body == b"body"
+    assert leader.cancelled()
+    assert calls == 2
+
+
+async def test_a_render_started_before_invalidate_is_not_kept(clock: FakeClock) -> None:
+    cache = RenderCache(clock, ttl_s=5)
+    release = asyncio.Event()
+    versions = iter([b"old", b"new"])
+
+    async def render() -> Rendered:
+        body = next(versions)
+        if body == b"old":
+            await release.wait()
+        return Rendered(200, body, "text/plain")
+
+    stale = asyncio.create_task(cache.get("k", render))
+    await asyncio.sleep(0)
+    cache.invalidate()
+    # A request after the change must not join the render that read the old state.
+    assert (await cache.get("k", render)).body == b"new"
+    release.set()
+    assert (await stale).body == b"old"
+    assert (await cache.get("k", render)).body == b"new"
+
+
+async def test_a_failing_render_is_not_cached(clock: FakeClock) -> None:
+    cache = RenderCache(clock, ttl_s=5)
+    attempts = 0
+
+    async def render() -> Rendered:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise RuntimeError("store unavailable")
+        return Rendered(200, b"ok", "text/plain")
+
+    with pytest.raises(RuntimeError):
+        await cache.get("k", render)
+    assert (await cache.get("k", render)).body == b"ok"
+    assert (await cache.get("k", render)).body == b"ok"
+    assert attempts == 2
+
+
+# --- ETag -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/", "/api/v2/summary.json", "/static/style.css"], ids=["page", "api", "css"])
+async def test_etag_and_304(site: SiteFactory, store: SqliteStore, path: str) -> None:
+    await seed_outage(store)
+    s = await site()
+    async with s.client.get(path) as resp:
+        assert resp.status == 200
+        etag = resp.headers["ETag"]
+    assert re.fullmatch(r'"[0-9a-f]+"', etag)
+
+    for header in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        async with s.client.get(path, headers={"If-None-Match": header}) as resp:
+            assert resp.status == 304, header
+            assert await resp.read() == b""
+            assert resp.headers["ETag"] == etag
+    async with s.client.get(path, headers={"If-None-Match": '"stale"'}) as resp:
+        assert resp.status == 200
+
+
+async def test_etag_changes_with_content(site: SiteFactory, store: SqliteStore) -> None:
+    await seed_outage(store)
+    s = await site()
+    async with s.client.get("/") as resp:
+        etag = resp.headers["ETag"]
+    async with store.transaction() as tx:
+        await tx.components.set_status("api", ComponentStatus.OPERATIONAL, NOW)
+    s.page.invalidate()
+    async with s.client.get("/", headers={"If-None-Match": etag}) as resp:
+        assert resp.status == 200
+        assert resp.headers["ETag"] != etag
+
+
+# --- a real browser, JavaScript off -----------------------------------------------------
+#
+# Chromium 156's `--dump-dom` serialises the page with a script, so together with
+# `--blink-settings=scriptEnabled=false` it prints nothing at all. Instead the test drives
+# headless Chromium over the DevTools protocol: scripts are switched off with
+# `Emulation.setScriptExecutionDisabled` and the DOM is read with `DOM.getOuterHTML`,
+# which needs no page script. A control page proves scripts really did not run.
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
+SCRIPTED_CONTROL = "data:text/html,<p id=probe>scripts-off</p><script>probe.textContent='scripts-on'</script>"
+
+
+class DevTools:
+    """One headless Chromium page driven over the DevTools protocol on loopback."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self._ws = ws
+        self._ids = itertools.count(1)
+        self._events: list[dict[str, Any]] = []
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        message_id = next(self._ids)
+        await self._ws.send_json({"id": message_id, "method": method, "params": params})
+        while True:
+            data = await self._receive()
+            if data.get("id") == message_id:
+                if "error" in data:
+                    raise AssertionError(f"{method}: {data['error']}")
+                result: dict[str, Any] = data["result"]
+                return result
+            self._events.append(data)
+
+    async def dom(self, url: str) -> str:
+        """The DOM of `url` once its load event fired."""
+        self._events.clear()
+        await self.call("Page.navigate", url=url)
+        while not any(e.get("method") == "Page.loadEventFired" for e in self._events):
+            self._events.append(await self._receive())
+        root = (await self.call("DOM.getDocument", depth=-1))["root"]
+        html: str = (await self.call("DOM.getOuterHTML", nodeId=root["nodeId"]))["outerHTML"]
+        return html
+
+    async def _receive(self) -> dict[str, Any]:
+        msg = await self._ws.receive()
+        assert msg.type is aiohttp.WSMsgType.TEXT, f"DevTools connection ended: {msg}"
+        data: dict[str, Any] = json.loads(msg.data)
+        return data
+
+
+@asynccontextmanager
+async def chromium_without_scripts(profile: Path) -> AsyncIterator[DevTools]:
+    """A headless Chromium page with script execution disabled; the browser is stopped afterwards."""
+    proc = await asyncio.create_subprocess_exec(
+        str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env={**os.environ, "HOME": str(profile)},
+    )
+    try:
+        port_file = profile / "DevToolsActivePort"  # Chromium writes the port it picked here
+        for _ in range(300):
+            if port_file.exists() and "\n" in port_file.read_text():
+                break
+            if proc.returncode is not None:
+                pytest.fail(f"chromium exited with {proc.returncode} before it listened")
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("chromium did not open its DevTools port within 30 s")
+        port = int(port_file.read_text().splitlines()[0])
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+            async with http.get(f"http://127.0.0.1:{port}/json/list") as resp:
+                targets = await resp.json()
+            ws_url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
+            async with http.ws_connect(ws_url, max_msg_size=0) as ws:
+                devtools = DevTools(ws)
+                await devtools.call("Emulation.setScriptExecutionDisabled", value=True)
+                await devtools.call("Page.enable")
+                yield devtools
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+@pytest.mark.chromium
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt install chromium)")
+async def test_page_renders_in_chromium_without_javascript(store: SqliteStore, clock: FakeClock,
+                                                           tmp_path: Path) -> None:
+    await seed_outage(store)
+    status_page = StatusPage(store, make_config(), clock)
+    app = web.Application()
+    status_page.add_routes(app)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        async with asyncio.timeout(90), chromium_without_scripts(tmp_path / "chromium-profile") as browser:
+            control = await browser.dom(SCRIPTED_CONTROL)
+            dom = await browser.dom(str(server.make_url("/")))
+    finally:
+        await server.close()
+
+    assert "scripts-off" in control and "scripts-on</p>" not in control, "scripts were not disabled"
+    text = text_of(dom)
+    for expected in ("Partial System Outage", "Public API", "Partial outage", "Website", "Operational",
+                     "Databases", "EU Database", "Degraded performance", "Elevated API errors",
+                     "A failing database node was found.", "— signed Dana (SRE)"):
+        assert expected in text, expected
