@@ -1,0 +1,429 @@
+"""The PostgreSQL store (asyncpg) for deployments where several replicas share one database.
+
+Every unit of work is one pooled connection inside one transaction. Replicas drain the
+outbox together: `claim` locks its rows with `FOR UPDATE SKIP LOCKED`, so a row taken by
+one replica is invisible to the others until its lease expires.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from statusd.core.model import (
+    Component,
+    ComponentStatus,
+    EntryKind,
+    Impact,
+    Incident,
+    IncidentStatus,
+    NewIncident,
+    OutboxMessage,
+    OutboxStatus,
+    ProbeResult,
+    Subscriber,
+    TimelineEntry,
+)
+from statusd.store import migrations
+
+log = logging.getLogger(__name__)
+
+# pg_advisory_xact_lock key serialising migrations across replicas ("statusdM" in ASCII).
+MIGRATION_LOCK_KEY = 0x7374617475736D4D
+
+_ERROR_LIMIT = 1000
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """An aware datetime converted to UTC; naive ones are refused, as in the SQLite store."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime reached the store")
+    return value.astimezone(UTC)
+
+
+def _read_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+def _rowcount(status: str) -> int:
+    """The row count from a command tag such as 'UPDATE 3' or 'INSERT 0 1'."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", schema="pg_catalog", encoder=_json, decoder=json.loads)
+
+
+class _Repo:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+
+class PostgresComponents(_Repo):
+    """Components on one connection."""
+
+    async def sync(self, components: Sequence[Component], at: datetime) -> None:
+        """Match config: insert new, update names/groups/order, delete absent; statuses are kept."""
+        if components:
+            await self.conn.executemany(
+                "INSERT INTO components (id, name, description, grp, position, status, updated_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                " ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description,"
+                " grp = excluded.grp, position = excluded.position",
+                [(c.id, c.name, c.description, c.group, c.position, c.status.value, _utc(at)) for c in components],
+            )
+        await self.conn.execute("DELETE FROM components WHERE id <> ALL($1::text[])", [c.id for c in components])
+
+    async def list(self) -> list[Component]:
+        """All components ordered by group position then position."""
+        # A group sits where its first member sits; an ungrouped component is its own group.
+        rows = await self.conn.fetch(
+            "SELECT * FROM components ORDER BY CASE WHEN grp IS NULL THEN position"
+            " ELSE MIN(position) OVER (PARTITION BY grp) END, position, id")
+        return [self._component(r) for r in rows]
+
+    async def get(self, component_id: str) -> Component | None:
+        """One component, or None."""
+        row = await self.conn.fetchrow("SELECT * FROM components WHERE id = $1", component_id)
+        return self._component(row) if row else None
+
+    async def set_status(self, component_id: str, status: ComponentStatus, at: datetime) -> bool:
+        """Set a status; returns whether it changed."""
+        tag = await self.conn.execute(
+            "UPDATE components SET status = $1, updated_at = $2 WHERE id = $3 AND status <> $1",
+            status.value, _utc(at), component_id,
+        )
+        return _rowcount(tag) > 0
+
+    @staticmethod
+    def _component(r: asyncpg.Record) -> Component:
+        return Component(id=r["id"], name=r["name"], description=r["description"], group=r["grp"],
+                         position=r["position"], status=ComponentStatus(r["status"]),
+                         updated_at=_read_utc(r["updated_at"]))
+
+
+class PostgresIncidents(_Repo):
+    """Incidents and their timelines on one connection."""
+
+    async def create(self, incident: NewIncident) -> Incident:
+        """Insert a new incident; the partial unique index refuses a second open one per dedup key."""
+        opened = _utc(incident.opened_at)
+        row = await self.conn.fetchrow(
+            "INSERT INTO incidents (title, status, impact, components, source, dedup_key, assignee,"
+            " opened_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING *",
+            incident.title, incident.status.value, incident.impact.value, list(incident.components),
+            incident.source, incident.dedup_key, incident.assignee, opened,
+        )
+        assert row is not None
+        return self._incident(row)
+
+    async def get(self, incident_id: int) -> Incident | None:
+        """One incident, or None."""
+        row = await self.conn.fetchrow("SELECT * FROM incidents WHERE id = $1", incident_id)
+        return self._incident(row) if row else None
+
+    async def save(self, incident: Incident) -> None:
+        """Store every mutable field of an existing incident."""
+        await self.conn.execute(
+            "UPDATE incidents SET title = $1, status = $2, impact = $3, components = $4, assignee = $5,"
+            " acknowledged_at = $6, acknowledged_by = $7, first_public_update_at = $8, updated_at = $9,"
+            " resolved_at = $10 WHERE id = $11",
+            incident.title, incident.status.value, incident.impact.value, list(incident.components),
+            incident.assignee, _utc(incident.acknowledged_at), incident.acknowledged_by,
+            _utc(incident.first_public_update_at), _utc(incident.updated_at), _utc(incident.resolved_at),
+            incident.id,
+        )
+
+    async def find_open_by_dedup_key(self, dedup_key: str) -> Incident | None:
+        """The unresolved incident with this dedup key, or None."""
+        row = await self.conn.fetchrow(
+            "SELECT * FROM incidents WHERE dedup_key = $1 AND resolved_at IS NULL", dedup_key)
+        return self._incident(row) if row else None
+
+    async def list_open(self) -> list[Incident]:
+        """Unresolved incidents, newest first."""
+        rows = await self.conn.fetch(
+            "SELECT * FROM incidents WHERE resolved_at IS NULL ORDER BY opened_at DESC, id DESC")
+        return [self._incident(r) for r in rows]
+
+    async def list_recent(self, since: datetime, limit: int = 50) -> list[Incident]:
+        """Incidents opened or resolved since `since`, open or not, newest first."""
+        rows = await self.conn.fetch(
+            "SELECT * FROM incidents WHERE resolved_at IS NULL OR resolved_at >= $1 OR opened_at >= $1"
+            " ORDER BY opened_at DESC, id DESC LIMIT $2",
+            _utc(since), limit,
+        )
+        return [self._incident(r) for r in rows]
+
+    async def add_entry(self, entry: TimelineEntry) -> TimelineEntry:
+        """Append a timeline entry; returns it with its id."""
+        new_id = await self.conn.fetchval(
+            "INSERT INTO timeline (incident_id, at, kind, body, author, status, public, data)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            entry.incident_id, _utc(entry.at), entry.kind.value, entry.body, entry.author,
+            entry.status.value if entry.status else None, entry.public, entry.data,
+        )
+        return dataclasses.replace(entry, id=new_id)
+
+    async def entries(self, incident_ids: Iterable[int], *, public_only: bool = False) -> dict[int, list[TimelineEntry]]:
+        """Timeline entries per incident, oldest first."""
+        ids = list(incident_ids)
+        out: dict[int, list[TimelineEntry]] = {i: [] for i in ids}
+        if not ids:
+            return out
+        where = " AND public" if public_only else ""
+        rows = await self.conn.fetch(
+            f"SELECT * FROM timeline WHERE incident_id = ANY($1::bigint[]){where} ORDER BY at, id", ids)
+        for r in rows:
+            out[r["incident_id"]].append(TimelineEntry(
+                id=r["id"], incident_id=r["incident_id"], at=r["at"].astimezone(UTC), kind=EntryKind(r["kind"]),
+                body=r["body"], author=r["author"], status=IncidentStatus(r["status"]) if r["status"] else None,
+                public=r["public"], data=r["data"],
+            ))
+        return out
+
+    @staticmethod
+    def _incident(r: asyncpg.Record) -> Incident:
+        return Incident(
+            id=r["id"], title=r["title"], status=IncidentStatus(r["status"]), impact=Impact(r["impact"]),
+            components=tuple(r["components"]), source=r["source"], dedup_key=r["dedup_key"],
+            assignee=r["assignee"], acknowledged_at=_read_utc(r["acknowledged_at"]),
+            acknowledged_by=r["acknowledged_by"], first_public_update_at=_read_utc(r["first_public_update_at"]),
+            opened_at=r["opened_at"].astimezone(UTC), updated_at=r["updated_at"].astimezone(UTC),
+            resolved_at=_read_utc(r["resolved_at"]),
+        )
+
+
+class PostgresProbeResults(_Repo):
+    """Raw probe results on one connection."""
+
+    async def add(self, result: ProbeResult) -> None:
+        """Store one result."""
+        await self.conn.execute(
+            "INSERT INTO probe_results (probe, component, at, ok, degraded, latency_s, error, detail)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            result.probe, result.component, _utc(result.at), result.ok, result.degraded,
+            result.latency_s, result.error, result.detail,
+        )
+
+    async def recent(self, probe: str, limit: int = 20) -> list[ProbeResult]:
+        """The newest results of one probe, newest first."""
+        rows = await self.conn.fetch(
+            "SELECT * FROM probe_results WHERE probe = $1 ORDER BY at DESC, id DESC LIMIT $2", probe, limit)
+        return [ProbeResult(probe=r["probe"], component=r["component"], at=r["at"].astimezone(UTC), ok=r["ok"],
+                            degraded=r["degraded"], latency_s=r["latency_s"], error=r["error"],
+                            detail=r["detail"]) for r in rows]
+
+    async def prune(self, before: datetime) -> int:
+        """Delete raw results older than `before`; returns how many."""
+        return _rowcount(await self.conn.execute("DELETE FROM probe_results WHERE at < $1", _utc(before)))
+
+
+class PostgresSubscribers(_Repo):
+    """Subscribers on one connection."""
+
+    async def add(self, subscriber: Subscriber) -> Subscriber:
+        """Store a subscriber; the same (notifier, target) again updates its components."""
+        row = await self.conn.fetchrow(
+            "INSERT INTO subscribers (notifier, target, components, created_at)"
+            " VALUES ($1, $2, $3, COALESCE($4, now()))"
+            " ON CONFLICT (notifier, target) DO UPDATE SET components = excluded.components RETURNING *",
+            subscriber.notifier, subscriber.target, sorted(subscriber.components), _utc(subscriber.created_at),
+        )
+        assert row is not None
+        return self._subscriber(row)
+
+    async def remove(self, subscriber_id: int) -> bool:
+        """Delete a subscriber; returns whether it existed."""
+        return _rowcount(await self.conn.execute("DELETE FROM subscribers WHERE id = $1", subscriber_id)) > 0
+
+    async def list(self) -> list[Subscriber]:
+        """All subscribers in the order they first subscribed."""
+        return [self._subscriber(r) for r in await self.conn.fetch("SELECT * FROM subscribers ORDER BY id")]
+
+    async def for_components(self, components: Iterable[str]) -> list[Subscriber]:
+        """Subscribers to any of `components`, plus those subscribed to everything."""
+        rows = await self.conn.fetch(
+            "SELECT * FROM subscribers WHERE components = '[]'::jsonb OR components ?| $1::text[] ORDER BY id",
+            list(components),
+        )
+        return [self._subscriber(r) for r in rows]
+
+    @staticmethod
+    def _subscriber(r: asyncpg.Record) -> Subscriber:
+        return Subscriber(id=r["id"], notifier=r["notifier"], target=r["target"],
+                          components=tuple(r["components"]), created_at=_read_utc(r["created_at"]))
+
+
+class PostgresOutbox(_Repo):
+    """The notification outbox on one connection."""
+
+    async def enqueue(self, messages: Iterable[OutboxMessage]) -> int:
+        """Store messages whose key is new; returns how many were stored."""
+        batch = list(messages)
+        if not batch:
+            return 0
+        # One statement for the whole fan-out; ORDER BY n keeps ids in the caller's order.
+        rows = await self.conn.fetch(
+            "INSERT INTO outbox (key, notifier, recipient, template, context, status, attempts,"
+            " next_attempt_at, created_at)"
+            " SELECT key, notifier, recipient, template, context::jsonb, 'pending', 0, next_attempt_at, created_at"
+            " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],"
+            " $7::timestamptz[]) WITH ORDINALITY"
+            " AS m (key, notifier, recipient, template, context, next_attempt_at, created_at, n)"
+            " ORDER BY n ON CONFLICT (key) DO NOTHING RETURNING id",
+            [m.key for m in batch], [m.notifier for m in batch], [m.recipient for m in batch],
+            [m.template for m in batch], [_json(m.context) for m in batch],
+            [_utc(m.next_attempt_at or m.created_at) for m in batch], [_utc(m.created_at) for m in batch],
+        )
+        return len(rows)
+
+    async def claim(self, now: datetime, limit: int, lease_s: float) -> list[OutboxMessage]:
+        """Take due messages (pending and due, or sending with an expired lease) for `lease_s` seconds."""
+        now_utc = _utc(now)
+        assert now_utc is not None
+        # SKIP LOCKED: rows another replica is claiming right now are left to it, not waited for.
+        rows = await self.conn.fetch(
+            "WITH due AS (SELECT id FROM outbox"
+            " WHERE (status = 'pending' AND next_attempt_at <= $1) OR (status = 'sending' AND lease_until <= $1)"
+            " ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            " UPDATE outbox o SET status = 'sending', attempts = o.attempts + 1, lease_until = $3"
+            " FROM due WHERE o.id = due.id RETURNING o.*",
+            now_utc, limit, now_utc + timedelta(seconds=lease_s),
+        )
+        return sorted((self._message(r) for r in rows), key=lambda m: m.id or 0)
+
+    async def mark_sent(self, message_id: int, at: datetime) -> None:
+        """Record a delivery."""
+        await self.conn.execute("UPDATE outbox SET status = 'sent', sent_at = $1, lease_until = NULL, last_error = ''"
+                                " WHERE id = $2", _utc(at), message_id)
+
+    async def mark_retry(self, message_id: int, next_attempt_at: datetime, error: str) -> None:
+        """Put a message back to pending, due at `next_attempt_at`."""
+        await self.conn.execute("UPDATE outbox SET status = 'pending', next_attempt_at = $1, lease_until = NULL,"
+                                " last_error = $2 WHERE id = $3",
+                                _utc(next_attempt_at), error[:_ERROR_LIMIT], message_id)
+
+    async def mark_dead(self, message_id: int, at: datetime, error: str) -> None:
+        """Give up on a message for good."""
+        await self.conn.execute("UPDATE outbox SET status = 'dead', lease_until = NULL, last_error = $1,"
+                                " sent_at = NULL WHERE id = $2", error[:_ERROR_LIMIT], message_id)
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest pending message is due (or a lease expires), or None when nothing waits."""
+        due = await self.conn.fetchval(
+            "SELECT MIN(CASE WHEN status = 'pending' THEN next_attempt_at ELSE lease_until END)"
+            " FROM outbox WHERE status IN ('pending', 'sending')")
+        return _read_utc(due)
+
+    async def counts(self) -> dict[str, int]:
+        """Number of messages per status, every status present."""
+        rows = await self.conn.fetch("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
+        out = {s.value: 0 for s in OutboxStatus}
+        out.update({r["status"]: r["n"] for r in rows})
+        return out
+
+    async def list(self, limit: int = 100) -> list[OutboxMessage]:
+        """Newest messages first (for the console and tests)."""
+        rows = await self.conn.fetch("SELECT * FROM outbox ORDER BY id DESC LIMIT $1", limit)
+        return [self._message(r) for r in rows]
+
+    @staticmethod
+    def _message(r: asyncpg.Record) -> OutboxMessage:
+        return OutboxMessage(
+            id=r["id"], key=r["key"], notifier=r["notifier"], recipient=r["recipient"], template=r["template"],
+            context=r["context"], status=OutboxStatus(r["status"]), attempts=r["attempts"],
+            next_attempt_at=_read_utc(r["next_attempt_at"]), last_error=r["last_error"],
+            created_at=r["created_at"].astimezone(UTC), sent_at=_read_utc(r["sent_at"]),
+        )
+
+
+class PostgresTx:
+    """Repositories over one connection."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.components = PostgresComponents(conn)
+        self.incidents = PostgresIncidents(conn)
+        self.probe_results = PostgresProbeResults(conn)
+        self.subscribers = PostgresSubscribers(conn)
+        self.outbox = PostgresOutbox(conn)
+
+
+class PostgresStore:
+    """The PostgreSQL implementation of `statusd.core.protocols.Store`."""
+
+    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.dsn = dsn
+        self.min_size = min_size
+        self.max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+        self.applied_migrations: list[str] = []  # by the last open()
+
+    def __repr__(self) -> str:
+        # The DSN may carry a password.
+        return f"PostgresStore(min_size={self.min_size}, max_size={self.max_size})"
+
+    async def open(self) -> None:
+        """Create the pool and apply pending migrations."""
+        self._pool = await asyncpg.create_pool(self.dsn, min_size=self.min_size, max_size=self.max_size,
+                                               init=_init_connection)
+        try:
+            self.applied_migrations = await self.migrate()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def migrate(self) -> list[str]:
+        """Apply pending numbered migrations, each in its own transaction; returns the applied names."""
+        applied = []
+        async with self._require_pool().acquire() as conn:
+            for version, name, sql in migrations("postgres"):
+                async with conn.transaction():
+                    # Replicas starting together queue here; whoever comes second sees the row
+                    # the first committed and skips the migration.
+                    await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
+                    await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+                                       " name text NOT NULL, applied_at timestamptz NOT NULL)")
+                    if await conn.fetchval("SELECT 1 FROM schema_migrations WHERE version = $1", version):
+                        continue
+                    await conn.execute(sql)  # simple-query protocol: runs every statement of the file
+                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2, now())", version, name)
+                log.info("applied migration %s", name)
+                applied.append(name)
+        return applied
+
+    async def close(self) -> None:
+        """Close the pool, waiting for connections in use to be released."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    def _require_pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "open() first"
+        return self._pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresTx]:
+        """A unit of work on one connection: commit on normal exit, roll back on error."""
+        async with self._require_pool().acquire() as conn, conn.transaction():
+            yield PostgresTx(conn)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[PostgresTx]:
+        """Repositories over one read-only snapshot; a write in it raises."""
+        async with self._require_pool().acquire() as conn, conn.transaction(isolation="repeatable_read",
+                                                                             readonly=True):
+            yield PostgresTx(conn)

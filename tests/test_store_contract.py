@@ -1,0 +1,669 @@
+"""One contract suite for every store: SQLite in tmp_path and PostgreSQL on loopback.
+
+Inputs use microseconds and non-UTC offsets on purpose: a store must hand back the same
+instants, UTC-aware, and order by instant rather than by wall-clock text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from statusd.core.model import (
+    Component,
+    ComponentStatus,
+    EntryKind,
+    Impact,
+    Incident,
+    IncidentStatus,
+    NewIncident,
+    OutboxMessage,
+    OutboxStatus,
+    ProbeResult,
+    Subscriber,
+    TimelineEntry,
+)
+from statusd.core.protocols import Store
+from statusd.store import migrations
+from statusd.store.sqlite import SqliteStore
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG_ADMIN_DSN = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
+
+IST = timezone(timedelta(hours=5, minutes=30))
+PDT = timezone(timedelta(hours=-7))
+T0 = datetime(2026, 3, 1, 14, 30, 15, 123456, tzinfo=IST)
+
+
+def t(seconds: float, tz: timezone = IST) -> datetime:
+    """T0 plus `seconds`, written in the offset `tz`."""
+    return (T0 + timedelta(seconds=seconds)).astimezone(tz)
+
+
+def assert_utc(*values: datetime | None) -> None:
+    for value in values:
+        assert value is not None and value.utcoffset() == timedelta(0), value
+
+
+class ContractStore(Store, Protocol):
+    applied_migrations: list[str]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One database; `make` builds a new, unopened store over it (a restart or another replica)."""
+
+    name: str
+    dialect: str
+    make: Callable[[], ContractStore]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The admin DSN of the local PostgreSQL; skips when none answers."""
+    try:
+        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
+            pass
+    except OSError as exc:
+        pytest.skip(f"no PostgreSQL answers on {PG_HOST}:{PG_PORT} ({exc})")
+    pytest.importorskip("asyncpg", reason="asyncpg is not installed")
+    return PG_ADMIN_DSN
+
+
+@asynccontextmanager
+async def fresh_postgres_database(admin_dsn: str) -> AsyncIterator[str]:
+    """A DSN of a new, empty database that is dropped afterwards, so tests never see each other's rows."""
+    import asyncpg
+
+    name = f"statusd_test_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        try:
+            yield f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(params=[
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    if request.param == "sqlite":
+        yield Backend("sqlite", "sqlite", lambda: SqliteStore(tmp_path / "statusd.db"))
+        return
+    admin_dsn = request.getfixturevalue("postgres_server")
+    from statusd.store.postgres import PostgresStore
+
+    async with fresh_postgres_database(admin_dsn) as dsn:
+        yield Backend("postgres", "postgres", lambda: PostgresStore(dsn, max_size=4))
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[ContractStore]:
+    s = backend.make()
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def new_incident(title: str = "API errors", *, opened_at: datetime = T0, dedup_key: str | None = None,
+                 **overrides: Any) -> NewIncident:
+    return NewIncident(title=title, status=IncidentStatus.INVESTIGATING, impact=Impact.MAJOR,
+                       components=("api", "web"), opened_at=opened_at, source="probe", dedup_key=dedup_key,
+                       assignee="alice", **overrides)
+
+
+def message(key: str, *, due: datetime | None = None, created_at: datetime = T0,
+            context: dict[str, Any] | None = None) -> OutboxMessage:
+    return OutboxMessage(key=key, notifier="email", recipient=f"{key}@example.com", template="incident_opened",
+                         context={"incident": {"id": 1, "title": "API errors"}, "key": key} if context is None
+                         else context, created_at=created_at, next_attempt_at=due)
+
+
+async def create(store: Store, incident: NewIncident) -> Incident:
+    async with store.transaction() as tx:
+        return await tx.incidents.create(incident)
+
+
+async def resolve(store: Store, incident: Incident, at: datetime) -> Incident:
+    resolved = replace(incident, status=IncidentStatus.RESOLVED, resolved_at=at, updated_at=at)
+    async with store.transaction() as tx:
+        await tx.incidents.save(resolved)
+    return resolved
+
+
+# --- migrations ------------------------------------------------------------------------
+
+
+async def test_migrations_apply_once_and_reopening_applies_nothing(backend: Backend) -> None:
+    first = backend.make()
+    await first.open()
+    try:
+        assert first.applied_migrations == [name for _, name, _ in migrations(backend.dialect)]
+        async with first.transaction() as tx:
+            await tx.components.sync([Component("api", "API")], T0)
+    finally:
+        await first.close()
+
+    again = backend.make()
+    await again.open()
+    try:
+        assert again.applied_migrations == []
+        async with again.read() as r:
+            assert [c.id for c in await r.components.list()] == ["api"]
+    finally:
+        await again.close()
+
+
+@pytest.mark.postgres
+async def test_replicas_opening_together_apply_each_migration_once(postgres_server: str) -> None:
+    from statusd.store.postgres import PostgresStore
+
+    async with fresh_postgres_database(postgres_server) as dsn:
+        replicas = [PostgresStore(dsn, max_size=2) for _ in range(4)]
+        await asyncio.gather(*(r.open() for r in replicas))
+        try:
+            applied = [name for r in replicas for name in r.applied_migrations]
+            assert sorted(applied) == [name for _, name, _ in migrations("postgres")]
+        finally:
+            await asyncio.gather(*(r.close() for r in replicas))
+
+
+# --- components ------------------------------------------------------------------------
+
+
+async def test_component_sync_inserts_updates_deletes_and_keeps_status(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.components.sync([
+            Component("api", "API", description="REST", position=0),
+            Component("web", "Website", position=1),
+            Component("db", "Database", group="Data", position=2),
+        ], t(0))
+        assert await tx.components.set_status("api", ComponentStatus.MAJOR_OUTAGE, t(5, PDT))
+
+    async with store.transaction() as tx:
+        await tx.components.sync([
+            Component("api", "Public API", description="REST and GraphQL", group="Edge", position=1),
+            Component("db", "EU Database", group="Data", position=0),
+            Component("queue", "Queue", status=ComponentStatus.UNDER_MAINTENANCE, position=2),
+        ], t(10))
+
+    async with store.read() as r:
+        components = {c.id: c for c in await r.components.list()}
+        assert set(components) == {"api", "db", "queue"}
+        assert components["api"] == Component("api", "Public API", description="REST and GraphQL", group="Edge",
+                                              position=1, status=ComponentStatus.MAJOR_OUTAGE, updated_at=t(5))
+        assert components["db"] == Component("db", "EU Database", group="Data", position=0, updated_at=t(0))
+        # A new component starts with the status it was given and the sync time.
+        assert components["queue"].status is ComponentStatus.UNDER_MAINTENANCE
+        assert components["queue"].updated_at == t(10)
+        assert_utc(*(c.updated_at for c in components.values()))
+        assert await r.components.get("web") is None
+        assert await r.components.get("api") == components["api"]
+
+    async with store.transaction() as tx:
+        await tx.components.sync([], t(20))
+    async with store.read() as r:
+        assert await r.components.list() == []
+
+
+async def test_components_list_by_group_position_then_position(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.components.sync([
+            Component("a", "A", group="Edge", position=0),
+            Component("b", "B", position=1),
+            Component("c", "C", group="Data", position=2),
+            Component("d", "D", group="Edge", position=3),
+            Component("e", "E", position=4),
+            Component("f", "F", group="Data", position=5),
+        ], T0)
+    async with store.read() as r:
+        # "Edge" sits at 0 and "Data" at 2, ungrouped components at their own positions.
+        assert [c.id for c in await r.components.list()] == ["a", "d", "b", "c", "f", "e"]
+
+
+async def test_set_status_returns_whether_it_changed(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.components.sync([Component("api", "API")], t(0))
+        assert await tx.components.set_status("api", ComponentStatus.OPERATIONAL, t(1)) is False
+        assert await tx.components.set_status("api", ComponentStatus.PARTIAL_OUTAGE, t(2, PDT)) is True
+        assert await tx.components.set_status("api", ComponentStatus.PARTIAL_OUTAGE, t(3)) is False
+        assert await tx.components.set_status("nope", ComponentStatus.MAJOR_OUTAGE, t(4)) is False
+    async with store.read() as r:
+        api = await r.components.get("api")
+        assert api is not None and api.status is ComponentStatus.PARTIAL_OUTAGE
+        assert api.updated_at == t(2)
+        assert_utc(api.updated_at)
+        assert await r.components.get("nope") is None
+
+
+# --- incidents -------------------------------------------------------------------------
+
+
+async def test_incident_create_and_get_round_trip(store: Store) -> None:
+    opened = t(0, PDT)
+    created = await create(store, new_incident("Checkout fails", opened_at=opened, dedup_key="probe:checkout"))
+    assert created == Incident(id=created.id, title="Checkout fails", status=IncidentStatus.INVESTIGATING,
+                               impact=Impact.MAJOR, components=("api", "web"), opened_at=opened,
+                               updated_at=opened, source="probe", dedup_key="probe:checkout", assignee="alice")
+    assert_utc(created.opened_at, created.updated_at)
+    async with store.read() as r:
+        assert await r.incidents.get(created.id) == created
+        assert await r.incidents.get(created.id + 1000) is None
+
+
+async def test_incident_save_round_trips_every_mutable_field(store: Store) -> None:
+    created = await create(store, new_incident(dedup_key="k"))
+    changed = replace(
+        created, title="API errors in EU", status=IncidentStatus.MONITORING, impact=Impact.CRITICAL,
+        components=("api", "db-eu", "queue"), assignee="bob", acknowledged_at=t(61.5, PDT),
+        acknowledged_by="bob", first_public_update_at=t(120.000001), updated_at=t(300.25, UTC),
+        resolved_at=t(400.75, PDT),
+    )
+    async with store.transaction() as tx:
+        await tx.incidents.save(changed)
+    async with store.read() as r:
+        got = await r.incidents.get(created.id)
+    assert got == changed
+    assert got is not None
+    assert_utc(got.opened_at, got.updated_at, got.acknowledged_at, got.first_public_update_at, got.resolved_at)
+
+    # Clearing optional fields stores NULLs again.
+    cleared = replace(changed, assignee=None, acknowledged_at=None, acknowledged_by=None,
+                      first_public_update_at=None, resolved_at=None, components=())
+    async with store.transaction() as tx:
+        await tx.incidents.save(cleared)
+    async with store.read() as r:
+        assert await r.incidents.get(created.id) == cleared
+
+
+async def test_second_open_incident_with_same_dedup_key_is_refused_until_resolved(store: Store) -> None:
+    first = await create(store, new_incident(dedup_key="probe:api"))
+    with pytest.raises(Exception):
+        await create(store, new_incident(opened_at=t(10), dedup_key="probe:api"))
+    async with store.read() as r:
+        assert [i.id for i in await r.incidents.list_open()] == [first.id]
+
+    await resolve(store, first, t(20))
+    second = await create(store, new_incident(opened_at=t(30), dedup_key="probe:api"))
+    assert second.id != first.id
+    # Incidents without a dedup key never collide.
+    await create(store, new_incident(opened_at=t(40)))
+    await create(store, new_incident(opened_at=t(50)))
+    async with store.read() as r:
+        assert len(await r.incidents.list_open()) == 3
+
+
+async def test_find_open_by_dedup_key(store: Store) -> None:
+    old = await create(store, new_incident(dedup_key="surge:login"))
+    await resolve(store, old, t(10))
+    current = await create(store, new_incident(opened_at=t(20), dedup_key="surge:login"))
+    other = await create(store, new_incident(opened_at=t(30), dedup_key="probe:api"))
+    async with store.read() as r:
+        assert await r.incidents.find_open_by_dedup_key("surge:login") == current
+        assert await r.incidents.find_open_by_dedup_key("probe:api") == other
+        assert await r.incidents.find_open_by_dedup_key("missing") is None
+    await resolve(store, current, t(40))
+    async with store.read() as r:
+        assert await r.incidents.find_open_by_dedup_key("surge:login") is None
+
+
+async def test_list_open_is_newest_first_by_instant(store: Store) -> None:
+    # Local wall-clock text would sort these the other way round.
+    older = await create(store, new_incident("older", opened_at=t(0, IST)))
+    newer = await create(store, new_incident("newer", opened_at=t(60, PDT)))
+    same_time = await create(store, new_incident("same instant, later id", opened_at=t(60, UTC)))
+    closed = await create(store, new_incident("closed", opened_at=t(90)))
+    await resolve(store, closed, t(100))
+    async with store.read() as r:
+        assert [i.title for i in await r.incidents.list_open()] == [same_time.title, newer.title, older.title]
+
+
+async def test_list_recent_window_limit_and_order(store: Store) -> None:
+    long_resolved = await create(store, new_incident("long resolved", opened_at=t(0)))
+    await resolve(store, long_resolved, t(100))
+    resolved_in_window = await create(store, new_incident("resolved in window", opened_at=t(50)))
+    await resolve(store, resolved_in_window, t(1000, PDT))
+    still_open = await create(store, new_incident("still open since long ago", opened_at=t(10)))
+    opened_in_window = await create(store, new_incident("opened in window", opened_at=t(1000, UTC)))
+    await resolve(store, opened_in_window, t(1100))
+    newest = await create(store, new_incident("newest", opened_at=t(2000, PDT)))
+
+    since = t(1000)  # boundaries are inclusive
+    async with store.read() as r:
+        recent = await r.incidents.list_recent(since)
+        assert [i.title for i in recent] == [newest.title, opened_in_window.title, resolved_in_window.title,
+                                             still_open.title]
+        assert [i.title for i in await r.incidents.list_recent(since, limit=2)] == [newest.title,
+                                                                                    opened_in_window.title]
+        # Open incidents stay listed however old they are.
+        assert [i.title for i in await r.incidents.list_recent(t(5000))] == [newest.title, still_open.title]
+
+
+# --- timeline --------------------------------------------------------------------------
+
+
+async def test_timeline_entries_oldest_first_with_public_filter_and_json_data(store: Store) -> None:
+    a = await create(store, new_incident("a"))
+    b = await create(store, new_incident("b"))
+    data = {"evidence": {"reports": 42, "ratio": 0.25, "clients": ["c1", "c2"]}, "note": "Störung — 障害",
+            "flag": True, "none": None}
+    async with store.transaction() as tx:
+        signal = await tx.incidents.add_entry(TimelineEntry(incident_id=a.id, at=t(0, PDT), kind=EntryKind.SIGNAL,
+                                                            body="5xx ratio 40%", data=data))
+        update = await tx.incidents.add_entry(TimelineEntry(
+            incident_id=a.id, at=t(120.5), kind=EntryKind.UPDATE, body="We are investigating.", author="Alice",
+            status=IncidentStatus.INVESTIGATING, public=True))
+        # Written later but about an earlier moment: it still sorts by time.
+        note = await tx.incidents.add_entry(TimelineEntry(incident_id=a.id, at=t(60, UTC), kind=EntryKind.NOTE,
+                                                          body="internal"))
+        other = await tx.incidents.add_entry(TimelineEntry(incident_id=b.id, at=t(5), kind=EntryKind.UPDATE,
+                                                           body="b update", author="Bob", public=True))
+    assert None not in (signal.id, update.id, note.id, other.id)
+    assert signal == TimelineEntry(incident_id=a.id, at=t(0), kind=EntryKind.SIGNAL, body="5xx ratio 40%",
+                                   data=data, id=signal.id)
+
+    async with store.read() as r:
+        everything = await r.incidents.entries([a.id, b.id, 999_999])
+        assert everything == {a.id: [signal, note, update], b.id: [other], 999_999: []}
+        assert_utc(*(e.at for entries in everything.values() for e in entries))
+        assert everything[a.id][0].data == data
+        assert await r.incidents.entries([a.id], public_only=True) == {a.id: [update]}
+        assert await r.incidents.entries([]) == {}
+
+
+# --- probe results ---------------------------------------------------------------------
+
+
+async def test_probe_results_recent_newest_first_with_limit(store: Store) -> None:
+    results = [ProbeResult(probe="api-http", component="api", at=t(i * 30, PDT if i % 2 else IST), ok=i != 2,
+                           latency_s=0.125 * i, degraded=i == 3, error="timeout" if i == 2 else "",
+                           detail={"status": 200 + i, "body": "ok"}) for i in range(5)]
+    async with store.transaction() as tx:
+        for result in reversed(results):  # insertion order must not matter
+            await tx.probe_results.add(result)
+        await tx.probe_results.add(ProbeResult(probe="db-tcp", component=None, at=t(500), ok=True, latency_s=0.001))
+
+    async with store.read() as r:
+        recent = await r.probe_results.recent("api-http")
+        assert recent == results[::-1]
+        assert_utc(*(p.at for p in recent))
+        assert await r.probe_results.recent("api-http", limit=2) == [results[4], results[3]]
+        assert [p.component for p in await r.probe_results.recent("db-tcp")] == [None]
+        assert await r.probe_results.recent("missing") == []
+
+
+async def test_probe_results_prune_deletes_older_and_counts(store: Store) -> None:
+    async with store.transaction() as tx:
+        for i in range(5):
+            await tx.probe_results.add(ProbeResult(probe="p", component=None, at=t(i * 60), ok=True, latency_s=0.1))
+    async with store.transaction() as tx:
+        assert await tx.probe_results.prune(t(120, PDT)) == 2  # t(120) itself is kept
+        assert await tx.probe_results.prune(t(120)) == 0
+    async with store.read() as r:
+        assert [p.at for p in await r.probe_results.recent("p")] == [t(240), t(180), t(120)]
+
+
+# --- subscribers -----------------------------------------------------------------------
+
+
+async def test_subscribers_add_is_idempotent_and_updates_components(store: Store) -> None:
+    async with store.transaction() as tx:
+        alice = await tx.subscribers.add(Subscriber("email", "alice@example.com", ("web", "api"),
+                                                    created_at=t(0, PDT)))
+        bob = await tx.subscribers.add(Subscriber("webhook", "https://hooks.example.com/x"))
+        again = await tx.subscribers.add(Subscriber("email", "alice@example.com", ("db",), created_at=t(500)))
+    assert alice.id is not None and bob.id is not None and alice.id != bob.id
+    assert alice == Subscriber("email", "alice@example.com", ("api", "web"), id=alice.id, created_at=t(0))
+    assert_utc(alice.created_at, bob.created_at)
+    assert again == Subscriber("email", "alice@example.com", ("db",), id=alice.id, created_at=t(0))
+    async with store.read() as r:
+        assert await r.subscribers.list() == [again, bob]
+
+
+async def test_subscribers_remove(store: Store) -> None:
+    async with store.transaction() as tx:
+        alice = await tx.subscribers.add(Subscriber("email", "alice@example.com", created_at=T0))
+        bob = await tx.subscribers.add(Subscriber("email", "bob@example.com", created_at=T0))
+    assert alice.id is not None
+    async with store.transaction() as tx:
+        assert await tx.subscribers.remove(alice.id) is True
+        assert await tx.subscribers.remove(alice.id) is False
+    async with store.read() as r:
+        assert await r.subscribers.list() == [bob]
+
+
+async def test_subscribers_for_components_include_subscribers_to_everything(store: Store) -> None:
+    async with store.transaction() as tx:
+        api = await tx.subscribers.add(Subscriber("email", "api@example.com", ("api",), created_at=T0))
+        everything = await tx.subscribers.add(Subscriber("email", "all@example.com", created_at=T0))
+        both = await tx.subscribers.add(Subscriber("slack", "#ops", ("db", "api"), created_at=T0))
+        db = await tx.subscribers.add(Subscriber("email", "db@example.com", ("db",), created_at=T0))
+    async with store.read() as r:
+        assert await r.subscribers.for_components(["api"]) == [api, everything, both]
+        assert await r.subscribers.for_components({"db", "web"}) == [everything, both, db]
+        assert await r.subscribers.for_components(["web"]) == [everything]
+        assert await r.subscribers.for_components([]) == [everything]
+
+
+# --- outbox ----------------------------------------------------------------------------
+
+
+async def test_outbox_enqueue_stores_each_key_once(store: Store) -> None:
+    context = {"incident": {"id": 7, "title": "Störung — 障害", "components": ["api"]}, "ratio": 0.5,
+               "ack": False, "assignee": None}
+    first = message("m1", created_at=t(0, PDT), context=context)
+    async with store.transaction() as tx:
+        assert await tx.outbox.enqueue([first, message("m2", due=t(60)), message("m1")]) == 2
+        assert await tx.outbox.enqueue([message("m2"), message("m3")]) == 1
+        assert await tx.outbox.enqueue([]) == 0
+    async with store.read() as r:
+        listed = await r.outbox.list()
+    assert [m.key for m in listed] == ["m3", "m2", "m1"]
+    stored = listed[2]
+    assert stored == replace(first, id=stored.id, next_attempt_at=t(0))  # due when created by default
+    assert stored.context == context
+    assert_utc(stored.created_at, stored.next_attempt_at)
+    assert listed[1].next_attempt_at == t(60)
+    assert all(m.status is OutboxStatus.PENDING and m.attempts == 0 for m in listed)
+    async with store.read() as r:
+        assert [m.key for m in await r.outbox.list(limit=2)] == ["m3", "m2"]
+
+
+async def test_outbox_claim_takes_only_due_rows_earliest_first(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.outbox.enqueue([message("late", due=t(30)), message("early", due=t(10, PDT)),
+                                 message("middle", due=t(20, UTC)), message("future", due=t(100))])
+    async with store.transaction() as tx:
+        claimed = await tx.outbox.claim(t(50, PDT), limit=2, lease_s=60)
+    assert {m.key for m in claimed} == {"early", "middle"}
+    assert all(m.status is OutboxStatus.SENDING and m.attempts == 1 for m in claimed)
+    async with store.transaction() as tx:
+        assert [m.key for m in await tx.outbox.claim(t(50), limit=10, lease_s=60)] == ["late"]
+        assert await tx.outbox.claim(t(99.999999), limit=10, lease_s=60) == []
+        assert [m.key for m in await tx.outbox.claim(t(100), limit=10, lease_s=60)] == ["future"]
+
+
+async def test_outbox_expired_lease_makes_sending_row_claimable_again(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.outbox.enqueue([message("m")])
+        [claimed] = await tx.outbox.claim(t(0), limit=10, lease_s=30)
+    assert claimed.attempts == 1
+    async with store.read() as r:
+        assert await r.outbox.next_due() == t(30)  # when the lease runs out
+    async with store.transaction() as tx:
+        assert await tx.outbox.claim(t(29.999), limit=10, lease_s=30) == []
+        [reclaimed] = await tx.outbox.claim(t(30, PDT), limit=10, lease_s=30)
+    assert (reclaimed.id, reclaimed.status, reclaimed.attempts) == (claimed.id, OutboxStatus.SENDING, 2)
+
+
+async def test_outbox_mark_retry_sent_and_dead(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.outbox.enqueue([message("ok"), message("flaky"), message("broken")])
+        ok, flaky, broken = await tx.outbox.claim(t(0), limit=10, lease_s=60)
+        assert (ok.key, flaky.key, broken.key) == ("ok", "flaky", "broken")
+        assert ok.id and flaky.id and broken.id
+        await tx.outbox.mark_retry(ok.id, t(5), "HTTP 503")
+        await tx.outbox.mark_retry(flaky.id, t(90, PDT), "x" * 5000)
+        await tx.outbox.mark_dead(broken.id, t(1), "HTTP 404: no such chat")
+    async with store.read() as r:
+        by_key = {m.key: m for m in await r.outbox.list()}
+        assert by_key["flaky"].status is OutboxStatus.PENDING
+        assert by_key["flaky"].next_attempt_at == t(90)
+        assert by_key["flaky"].last_error == "x" * 1000
+        assert by_key["flaky"].attempts == 1
+        assert by_key["broken"].status is OutboxStatus.DEAD
+        assert by_key["broken"].last_error == "HTTP 404: no such chat"
+        assert by_key["broken"].sent_at is None
+        assert await r.outbox.next_due() == t(5)
+
+    async with store.transaction() as tx:
+        [again] = await tx.outbox.claim(t(5), limit=10, lease_s=60)
+        assert again.key == "ok" and again.attempts == 2 and again.last_error == "HTTP 503"
+        await tx.outbox.mark_sent(ok.id, t(6, PDT))
+    async with store.read() as r:
+        sent = {m.key: m for m in await r.outbox.list()}["ok"]
+        assert (sent.status, sent.sent_at, sent.last_error, sent.attempts) == (OutboxStatus.SENT, t(6), "", 2)
+        assert_utc(sent.sent_at)
+        assert await r.outbox.next_due() == t(90)
+
+
+async def test_outbox_next_due_and_counts(store: Store) -> None:
+    async with store.read() as r:
+        assert await r.outbox.next_due() is None
+        assert await r.outbox.counts() == {"pending": 0, "sending": 0, "sent": 0, "dead": 0}
+    async with store.transaction() as tx:
+        await tx.outbox.enqueue([message("a", due=t(40)), message("b", due=t(20, PDT)), message("c", due=t(30)),
+                                 message("d", due=t(50))])
+        claimed = await tx.outbox.claim(t(20), limit=1, lease_s=300)
+        assert [m.key for m in claimed] == ["b"]
+    async with store.read() as r:
+        due = await r.outbox.next_due()
+        assert due == t(30)
+        assert_utc(due)
+        assert await r.outbox.counts() == {"pending": 3, "sending": 1, "sent": 0, "dead": 0}
+
+    async with store.transaction() as tx:
+        [c, a, d] = await tx.outbox.claim(t(50), limit=3, lease_s=300)
+        assert c.id and a.id and d.id and claimed[0].id
+        await tx.outbox.mark_sent(a.id, t(51))
+        await tx.outbox.mark_sent(c.id, t(51))
+        await tx.outbox.mark_dead(d.id, t(51), "gone")
+        await tx.outbox.mark_sent(claimed[0].id, t(51))
+    async with store.read() as r:
+        assert await r.outbox.next_due() is None
+        assert await r.outbox.counts() == {"pending": 0, "sending": 0, "sent": 3, "dead": 1}
+
+
+async def test_concurrent_claims_never_return_the_same_message(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.outbox.enqueue([message(f"m{i}", due=t(i)) for i in range(6)])
+    claimed_once = [asyncio.Event(), asyncio.Event()]
+
+    async def worker(me: int) -> list[OutboxMessage]:
+        async with store.transaction() as tx:
+            batch = await tx.outbox.claim(t(60), limit=3, lease_s=60)
+            claimed_once[me].set()
+            # Hold the rows until the other worker has claimed too, so both transactions
+            # overlap; a store that serialises transactions makes this wait time out.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.2):
+                    await claimed_once[1 - me].wait()
+            return batch
+
+    first, second = await asyncio.gather(worker(0), worker(1))
+    assert len(first) == len(second) == 3
+    assert not {m.id for m in first} & {m.id for m in second}
+    assert {m.key for m in first + second} == {f"m{i}" for i in range(6)}
+
+
+@pytest.mark.postgres
+async def test_postgres_claim_skips_rows_another_replica_holds(postgres_server: str) -> None:
+    from statusd.store.postgres import PostgresStore
+
+    async with fresh_postgres_database(postgres_server) as dsn:
+        one, two = PostgresStore(dsn, max_size=2), PostgresStore(dsn, max_size=2)
+        await one.open()
+        await two.open()
+        try:
+            async with one.transaction() as tx:
+                await tx.outbox.enqueue([message(f"m{i}", due=t(i)) for i in range(6)])
+            async with one.transaction() as holder:
+                held = await holder.outbox.claim(t(60), limit=3, lease_s=60)
+                # Waiting for the holder to commit would deadlock here: the holder waits for us.
+                async with asyncio.timeout(5), two.transaction() as tx:
+                    taken = await tx.outbox.claim(t(60), limit=10, lease_s=60)
+            assert [m.key for m in held] == ["m0", "m1", "m2"]
+            assert [m.key for m in taken] == ["m3", "m4", "m5"]
+        finally:
+            await one.close()
+            await two.close()
+
+
+# --- units of work ---------------------------------------------------------------------
+
+
+class Boom(Exception):
+    pass
+
+
+async def test_transaction_that_raises_rolls_back_everything(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.components.sync([Component("api", "API")], T0)
+    incident_id = None
+    with pytest.raises(Boom):
+        async with store.transaction() as tx:
+            incident = await tx.incidents.create(new_incident(dedup_key="probe:api"))
+            incident_id = incident.id
+            await tx.incidents.add_entry(TimelineEntry(incident_id=incident.id, at=T0, kind=EntryKind.SIGNAL))
+            assert await tx.outbox.enqueue([message("m1"), message("m2")]) == 2
+            assert await tx.components.set_status("api", ComponentStatus.MAJOR_OUTAGE, T0)
+            await tx.subscribers.add(Subscriber("email", "a@example.com", created_at=T0))
+            await tx.probe_results.add(ProbeResult(probe="p", component="api", at=T0, ok=False, latency_s=1.0))
+            raise Boom()
+    assert incident_id is not None
+    async with store.read() as r:
+        assert await r.incidents.get(incident_id) is None
+        assert await r.incidents.list_open() == []
+        assert await r.incidents.find_open_by_dedup_key("probe:api") is None
+        assert await r.incidents.entries([incident_id]) == {incident_id: []}
+        assert await r.outbox.list() == []
+        assert await r.outbox.counts() == {"pending": 0, "sending": 0, "sent": 0, "dead": 0}
+        api = await r.components.get("api")
+        assert api is not None and api.status is ComponentStatus.OPERATIONAL
+        assert await r.subscribers.list() == []
+        assert await r.probe_results.recent("p") == []
+    # The store is still usable after a rollback.
+    assert (await create(store, new_incident(dedup_key="probe:api"))).dedup_key == "probe:api"
+
+
+async def test_committed_work_is_visible_to_readers(store: Store) -> None:
+    async with store.transaction() as tx:
+        created = await tx.incidents.create(new_incident())
+    async with store.read() as r:
+        assert await r.incidents.list_open() == [created]
+
+
+async def test_naive_datetimes_are_refused(store: Store) -> None:
+    with pytest.raises(ValueError):
+        async with store.transaction() as tx:
+            await tx.probe_results.add(ProbeResult(probe="p", component=None, at=datetime(2026, 1, 1),
+                                                   ok=True, latency_s=0.1))
+    async with store.read() as r:
+        assert await r.probe_results.recent("p") == []
