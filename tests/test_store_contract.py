@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import pytest
 
 from statusd.core.model import (
+    Timer,
     Component,
     ComponentStatus,
     EntryKind,
@@ -274,7 +275,11 @@ async def test_incident_save_round_trips_every_mutable_field(store: Store) -> No
         created, title="API errors in EU", status=IncidentStatus.MONITORING, impact=Impact.CRITICAL,
         components=("api", "db-eu", "queue"), assignee="bob", acknowledged_at=t(61.5, PDT),
         acknowledged_by="bob", first_public_update_at=t(120.000001), updated_at=t(300.25, UTC),
-        resolved_at=t(400.75, PDT),
+        resolved_at=t(400.75, PDT), commander="bob", comms="carol",
+        escalation={"policy": "default", "levels": [{"targets": ["schedule:primary"], "ack_timeout_s": 300}]},
+        handoff={"from": "bob", "to": "carol", "note": "shift over", "at": "2026-03-01T10:00:00+00:00"},
+        last_public_update_at=t(130, PDT), postmortem="# What happened\n\nA *bad* deploy.",
+        postmortem_at=t(500), merged_into=None,
     )
     async with store.transaction() as tx:
         await tx.incidents.save(changed)
@@ -286,7 +291,8 @@ async def test_incident_save_round_trips_every_mutable_field(store: Store) -> No
 
     # Clearing optional fields stores NULLs again.
     cleared = replace(changed, assignee=None, acknowledged_at=None, acknowledged_by=None,
-                      first_public_update_at=None, resolved_at=None, components=())
+                      first_public_update_at=None, resolved_at=None, components=(), commander=None, comms=None,
+                      handoff=None, last_public_update_at=None, postmortem=None, postmortem_at=None)
     async with store.transaction() as tx:
         await tx.incidents.save(cleared)
     async with store.read() as r:
@@ -667,3 +673,52 @@ async def test_naive_datetimes_are_refused(store: Store) -> None:
                                                    ok=True, latency_s=0.1))
     async with store.read() as r:
         assert await r.probe_results.recent("p") == []
+
+
+# --- timers and re-opening --------------------------------------------------------------
+
+async def test_timers_schedule_due_take_once_and_cancel(store: Store) -> None:
+    incident = await create(store, new_incident(escalation={"policy": "p", "levels": []}))
+    assert incident.escalation == {"policy": "p", "levels": []}
+    async with store.transaction() as tx:
+        late = await tx.timers.schedule(Timer("escalate", incident.id, t(600), {"step": 2}, created_at=T0))
+        early = await tx.timers.schedule(Timer("escalate", incident.id, t(300, PDT), {"step": 1}, created_at=T0))
+        remind = await tx.timers.schedule(Timer("remind", incident.id, t(900), created_at=T0))
+    assert early.id is not None and late.id is not None and remind.id is not None
+    async with store.read() as r:
+        assert await r.timers.next_due() == t(300)
+        assert await r.timers.due(t(299), 10) == []
+        due = await r.timers.due(t(600), 10)
+        assert [(x.id, x.payload) for x in due] == [(early.id, {"step": 1}), (late.id, {"step": 2})]
+        assert_utc(due[0].due_at, due[0].created_at)
+        assert [x.id for x in await r.timers.pending(incident.id)] == [early.id, late.id, remind.id]
+    async with store.transaction() as tx:
+        taken = await tx.timers.take(early.id, t(301))
+        again = await tx.timers.take(early.id, t(302))
+    assert taken is not None and taken.fired_at == t(301) and again is None
+    async with store.transaction() as tx:
+        assert await tx.timers.cancel(incident.id, ["escalate"], t(310)) == 1  # only the pending one
+        assert await tx.timers.take(late.id, t(601)) is None  # cancelled timers never fire
+    async with store.read() as r:
+        assert [x.kind for x in await r.timers.pending(incident.id)] == ["remind"]
+        assert await r.timers.next_due() == t(900)
+
+
+async def test_timers_scheduled_in_a_failed_transaction_do_not_exist(store: Store) -> None:
+    incident = await create(store, new_incident())
+    with pytest.raises(RuntimeError):
+        async with store.transaction() as tx:
+            await tx.timers.schedule(Timer("escalate", incident.id, t(60), created_at=T0))
+            raise RuntimeError("boom")
+    async with store.read() as r:
+        assert await r.timers.pending(incident.id) == []
+        assert await r.timers.next_due() is None
+
+
+async def test_find_recent_by_dedup_key_for_reopening(store: Store) -> None:
+    first = await create(store, new_incident(dedup_key="k", opened_at=t(0)))
+    await resolve(store, first, t(100))
+    async with store.read() as r:
+        assert (await r.incidents.find_recent_by_dedup_key("k", t(50))).id == first.id
+        assert await r.incidents.find_recent_by_dedup_key("k", t(101)) is None
+        assert await r.incidents.find_recent_by_dedup_key("other", t(0)) is None

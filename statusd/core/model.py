@@ -86,6 +86,13 @@ class EntryKind(StrEnum):
     ASSIGNED = "assigned"
     ACKNOWLEDGED = "acknowledged"
     STATUS = "status"  # status/impact change without a public text
+    ESCALATED = "escalated"  # a level of the escalation policy was paged
+    HANDOFF = "handoff"  # ownership handed over (requested or accepted)
+    ROLE = "role"  # commander or comms set
+    REMINDER = "reminder"  # a public update is overdue
+    POSTMORTEM = "postmortem"
+    MERGED = "merged"
+    REOPENED = "reopened"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +166,40 @@ class Incident:
     acknowledged_by: str | None = None
     first_public_update_at: datetime | None = None
     resolved_at: datetime | None = None
+    commander: str | None = None  # Person.id who owns the incident (the acknowledging engineer)
+    comms: str | None = None  # Person.id who writes the public updates, when set
+    escalation: dict[str, Any] = field(default_factory=dict)  # the policy as it was when the incident opened
+    handoff: dict[str, Any] | None = None  # a pending handoff: {"from", "to", "note", "at"}
+    last_public_update_at: datetime | None = None
+    postmortem: str | None = None  # Markdown, published after resolution
+    postmortem_at: datetime | None = None
+    merged_into: int | None = None
+
+    def kpis(self) -> dict[str, float | None]:
+        """The support KPIs of this incident in seconds (None until they happen)."""
+        def since_open(t: datetime | None) -> float | None:
+            return None if t is None else (t - self.opened_at).total_seconds()
+
+        return {"time_to_acknowledge_s": since_open(self.acknowledged_at),
+                "time_to_first_public_update_s": since_open(self.first_public_update_at),
+                "time_to_resolve_s": since_open(self.resolved_at)}
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """Something the coordinator must do at `due_at` unless cancelled first; kept in the store so restarts keep it.
+
+    `kind` is one of "escalate", "remind", "handoff"; `payload` holds what the kind needs.
+    """
+
+    kind: str
+    incident_id: int
+    due_at: datetime
+    payload: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    fired_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +214,7 @@ class NewIncident:
     source: str = "manual"
     dedup_key: str | None = None
     assignee: str | None = None
+    escalation: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from statusd.core.model import (
     Rendered,
     Subscriber,
     TimelineEntry,
+    Timer,
 )
 
 
@@ -52,6 +53,10 @@ class IncidentRepo(Protocol):
         ...
 
     async def find_open_by_dedup_key(self, dedup_key: str) -> Incident | None: ...
+
+    async def find_recent_by_dedup_key(self, dedup_key: str, resolved_since: datetime) -> Incident | None:
+        """The latest incident with this key resolved at or after `resolved_since` (for re-opening)."""
+        ...
 
     async def list_open(self) -> list[Incident]:
         """Unresolved incidents, newest first."""
@@ -122,6 +127,35 @@ class OutboxRepo(Protocol):
         ...
 
 
+class TimerRepo(Protocol):
+    async def schedule(self, timer: Timer) -> Timer:
+        """Store a pending timer; returns it with its id."""
+        ...
+
+    async def cancel(self, incident_id: int, kinds: Iterable[str], at: datetime) -> int:
+        """Cancel the incident's pending timers of these kinds; returns how many."""
+        ...
+
+    async def take(self, timer_id: int, at: datetime) -> Timer | None:
+        """Mark a pending timer fired and return it; None if it already fired or was cancelled.
+
+        Called inside the transaction that carries out the timer, so it fires exactly once.
+        """
+        ...
+
+    async def due(self, now: datetime, limit: int) -> list[Timer]:
+        """Pending timers due at `now`, earliest first (not yet taken)."""
+        ...
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest pending timer is due."""
+        ...
+
+    async def pending(self, incident_id: int) -> list[Timer]:
+        """The incident's pending timers, earliest first."""
+        ...
+
+
 class Tx(Protocol):
     """Repositories that share one transaction."""
 
@@ -130,6 +164,7 @@ class Tx(Protocol):
     probe_results: ProbeResultRepo
     subscribers: SubscriberRepo
     outbox: OutboxRepo
+    timers: TimerRepo
 
 
 class Store(Protocol):

@@ -30,6 +30,7 @@ from statusd.core.model import (
     ProbeResult,
     Subscriber,
     TimelineEntry,
+    Timer,
 )
 from statusd.store import migrations
 
@@ -123,9 +124,9 @@ class PostgresIncidents(_Repo):
         opened = _utc(incident.opened_at)
         row = await self.conn.fetchrow(
             "INSERT INTO incidents (title, status, impact, components, source, dedup_key, assignee,"
-            " opened_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING *",
+            " opened_at, updated_at, escalation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING *",
             incident.title, incident.status.value, incident.impact.value, list(incident.components),
-            incident.source, incident.dedup_key, incident.assignee, opened,
+            incident.source, incident.dedup_key, incident.assignee, opened, incident.escalation,
         )
         assert row is not None
         return self._incident(row)
@@ -140,17 +141,28 @@ class PostgresIncidents(_Repo):
         await self.conn.execute(
             "UPDATE incidents SET title = $1, status = $2, impact = $3, components = $4, assignee = $5,"
             " acknowledged_at = $6, acknowledged_by = $7, first_public_update_at = $8, updated_at = $9,"
-            " resolved_at = $10 WHERE id = $11",
+            " resolved_at = $10, commander = $12, comms = $13, escalation = $14, handoff = $15,"
+            " last_public_update_at = $16, postmortem = $17, postmortem_at = $18, merged_into = $19,"
+            " dedup_key = $20 WHERE id = $11",
             incident.title, incident.status.value, incident.impact.value, list(incident.components),
             incident.assignee, _utc(incident.acknowledged_at), incident.acknowledged_by,
             _utc(incident.first_public_update_at), _utc(incident.updated_at), _utc(incident.resolved_at),
-            incident.id,
+            incident.id, incident.commander, incident.comms, incident.escalation, incident.handoff,
+            _utc(incident.last_public_update_at), incident.postmortem, _utc(incident.postmortem_at),
+            incident.merged_into, incident.dedup_key,
         )
 
     async def find_open_by_dedup_key(self, dedup_key: str) -> Incident | None:
         """The unresolved incident with this dedup key, or None."""
         row = await self.conn.fetchrow(
             "SELECT * FROM incidents WHERE dedup_key = $1 AND resolved_at IS NULL", dedup_key)
+        return self._incident(row) if row else None
+
+    async def find_recent_by_dedup_key(self, dedup_key: str, resolved_since: datetime) -> Incident | None:
+        """The latest incident with this key resolved since `resolved_since`, or None."""
+        row = await self.conn.fetchrow(
+            "SELECT * FROM incidents WHERE dedup_key = $1 AND resolved_at >= $2 AND merged_into IS NULL"
+            " ORDER BY resolved_at DESC, id DESC LIMIT 1", dedup_key, _utc(resolved_since))
         return self._incident(row) if row else None
 
     async def list_open(self) -> list[Incident]:
@@ -203,7 +215,10 @@ class PostgresIncidents(_Repo):
             assignee=r["assignee"], acknowledged_at=_read_utc(r["acknowledged_at"]),
             acknowledged_by=r["acknowledged_by"], first_public_update_at=_read_utc(r["first_public_update_at"]),
             opened_at=r["opened_at"].astimezone(UTC), updated_at=r["updated_at"].astimezone(UTC),
-            resolved_at=_read_utc(r["resolved_at"]),
+            resolved_at=_read_utc(r["resolved_at"]), commander=r["commander"], comms=r["comms"],
+            escalation=r["escalation"], handoff=r["handoff"],
+            last_public_update_at=_read_utc(r["last_public_update_at"]), postmortem=r["postmortem"],
+            postmortem_at=_read_utc(r["postmortem_at"]), merged_into=r["merged_into"],
         )
 
 
@@ -351,6 +366,59 @@ class PostgresOutbox(_Repo):
         )
 
 
+class PostgresTimers(_Repo):
+    """Timers on one connection; `take` locks the row, so two replicas never fire one timer twice."""
+
+    async def schedule(self, timer: Timer) -> Timer:
+        """Store a pending timer."""
+        row = await self.conn.fetchrow(
+            "INSERT INTO timers (kind, incident_id, due_at, payload, created_at) VALUES ($1, $2, $3, $4, $5)"
+            " RETURNING *", timer.kind, timer.incident_id, _utc(timer.due_at), timer.payload,
+            _utc(timer.created_at or timer.due_at))
+        assert row is not None
+        return self._timer(row)
+
+    async def cancel(self, incident_id: int, kinds: Iterable[str], at: datetime) -> int:
+        """Cancel pending timers of these kinds."""
+        tag = await self.conn.execute(
+            "UPDATE timers SET cancelled_at = $1 WHERE incident_id = $2 AND kind = ANY($3::text[])"
+            " AND fired_at IS NULL AND cancelled_at IS NULL", _utc(at), incident_id, list(kinds))
+        return _rowcount(tag)
+
+    async def take(self, timer_id: int, at: datetime) -> Timer | None:
+        """Mark a pending timer fired; None when it already fired or was cancelled."""
+        row = await self.conn.fetchrow(
+            "UPDATE timers SET fired_at = $1 WHERE id = $2 AND fired_at IS NULL AND cancelled_at IS NULL"
+            " RETURNING *", _utc(at), timer_id)
+        return self._timer(row) if row else None
+
+    async def due(self, now: datetime, limit: int) -> list[Timer]:
+        """Pending timers due at `now`, earliest first."""
+        rows = await self.conn.fetch(
+            "SELECT * FROM timers WHERE fired_at IS NULL AND cancelled_at IS NULL AND due_at <= $1"
+            " ORDER BY due_at, id LIMIT $2", _utc(now), limit)
+        return [self._timer(r) for r in rows]
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest pending timer is due."""
+        value = await self.conn.fetchval(
+            "SELECT MIN(due_at) FROM timers WHERE fired_at IS NULL AND cancelled_at IS NULL")
+        return _read_utc(value)
+
+    async def pending(self, incident_id: int) -> list[Timer]:
+        """The incident's pending timers."""
+        rows = await self.conn.fetch(
+            "SELECT * FROM timers WHERE incident_id = $1 AND fired_at IS NULL AND cancelled_at IS NULL"
+            " ORDER BY due_at, id", incident_id)
+        return [self._timer(r) for r in rows]
+
+    @staticmethod
+    def _timer(r: asyncpg.Record) -> Timer:
+        return Timer(id=r["id"], kind=r["kind"], incident_id=r["incident_id"], due_at=r["due_at"].astimezone(UTC),
+                     payload=r["payload"], created_at=_read_utc(r["created_at"]), fired_at=_read_utc(r["fired_at"]),
+                     cancelled_at=_read_utc(r["cancelled_at"]))
+
+
 class PostgresTx:
     """Repositories over one connection."""
 
@@ -360,6 +428,7 @@ class PostgresTx:
         self.probe_results = PostgresProbeResults(conn)
         self.subscribers = PostgresSubscribers(conn)
         self.outbox = PostgresOutbox(conn)
+        self.timers = PostgresTimers(conn)
 
 
 class PostgresStore:

@@ -31,6 +31,7 @@ from statusd.core.model import (
     ProbeResult,
     Subscriber,
     TimelineEntry,
+    Timer,
 )
 from statusd.store import dt, migrations, ts
 
@@ -98,10 +99,11 @@ class SqliteComponents(_Repo):
 class SqliteIncidents(_Repo):
     async def create(self, incident: NewIncident) -> Incident:
         async with self.db.execute(
-            "INSERT INTO incidents (title, status, impact, components, source, dedup_key, assignee,"
-            " opened_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO incidents (title, status, impact, components, source, dedup_key, assignee, escalation,"
+            " opened_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (incident.title, incident.status.value, incident.impact.value, _json(list(incident.components)),
-             incident.source, incident.dedup_key, incident.assignee, ts(incident.opened_at), ts(incident.opened_at)),
+             incident.source, incident.dedup_key, incident.assignee, _json(incident.escalation),
+             ts(incident.opened_at), ts(incident.opened_at)),
         ) as cur:
             new_id = cur.lastrowid
         assert new_id is not None
@@ -117,14 +119,23 @@ class SqliteIncidents(_Repo):
         await self._exec(
             "UPDATE incidents SET title = ?, status = ?, impact = ?, components = ?, assignee = ?,"
             " acknowledged_at = ?, acknowledged_by = ?, first_public_update_at = ?, updated_at = ?,"
-            " resolved_at = ? WHERE id = ?",
+            " resolved_at = ?, commander = ?, comms = ?, escalation = ?, handoff = ?, last_public_update_at = ?,"
+            " postmortem = ?, postmortem_at = ?, merged_into = ?, dedup_key = ? WHERE id = ?",
             (incident.title, incident.status.value, incident.impact.value, _json(list(incident.components)),
              incident.assignee, ts(incident.acknowledged_at), incident.acknowledged_by,
-             ts(incident.first_public_update_at), ts(incident.updated_at), ts(incident.resolved_at), incident.id),
+             ts(incident.first_public_update_at), ts(incident.updated_at), ts(incident.resolved_at),
+             incident.commander, incident.comms, _json(incident.escalation),
+             None if incident.handoff is None else _json(incident.handoff), ts(incident.last_public_update_at),
+             incident.postmortem, ts(incident.postmortem_at), incident.merged_into, incident.dedup_key, incident.id),
         )
 
     async def find_open_by_dedup_key(self, dedup_key: str) -> Incident | None:
         row = await self._one("SELECT * FROM incidents WHERE dedup_key = ? AND resolved_at IS NULL", (dedup_key,))
+        return self._incident(row) if row else None
+
+    async def find_recent_by_dedup_key(self, dedup_key: str, resolved_since: datetime) -> Incident | None:
+        row = await self._one("SELECT * FROM incidents WHERE dedup_key = ? AND resolved_at >= ? AND merged_into IS NULL"
+                              " ORDER BY resolved_at DESC, id DESC LIMIT 1", (dedup_key, ts(resolved_since)))
         return self._incident(row) if row else None
 
     async def list_open(self) -> list[Incident]:
@@ -174,6 +185,10 @@ class SqliteIncidents(_Repo):
             assignee=r["assignee"], acknowledged_at=dt(r["acknowledged_at"]), acknowledged_by=r["acknowledged_by"],
             first_public_update_at=dt(r["first_public_update_at"]), opened_at=dt(r["opened_at"]),  # type: ignore[arg-type]
             updated_at=dt(r["updated_at"]), resolved_at=dt(r["resolved_at"]),  # type: ignore[arg-type]
+            commander=r["commander"], comms=r["comms"], escalation=json.loads(r["escalation"]),
+            handoff=json.loads(r["handoff"]) if r["handoff"] else None,
+            last_public_update_at=dt(r["last_public_update_at"]), postmortem=r["postmortem"],
+            postmortem_at=dt(r["postmortem_at"]), merged_into=r["merged_into"],
         )
 
 
@@ -291,6 +306,49 @@ class SqliteOutbox(_Repo):
         )
 
 
+class SqliteTimers(_Repo):
+    async def schedule(self, timer: Timer) -> Timer:
+        created = timer.created_at or timer.due_at
+        async with self.db.execute(
+            "INSERT INTO timers (kind, incident_id, due_at, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+            (timer.kind, timer.incident_id, ts(timer.due_at), _json(timer.payload), ts(created)),
+        ) as cur:
+            new_id = cur.lastrowid
+        return Timer(**{**_fields(timer), "id": new_id, "created_at": created})
+
+    async def cancel(self, incident_id: int, kinds: Iterable[str], at: datetime) -> int:
+        kinds = list(kinds)
+        marks = ",".join("?" * len(kinds))
+        return await self._exec(
+            f"UPDATE timers SET cancelled_at = ? WHERE incident_id = ? AND kind IN ({marks})"
+            " AND fired_at IS NULL AND cancelled_at IS NULL", (ts(at), incident_id, *kinds))
+
+    async def take(self, timer_id: int, at: datetime) -> Timer | None:
+        rows = await self._all("UPDATE timers SET fired_at = ? WHERE id = ? AND fired_at IS NULL"
+                               " AND cancelled_at IS NULL RETURNING *", (ts(at), timer_id))
+        return self._timer(rows[0]) if rows else None
+
+    async def due(self, now: datetime, limit: int) -> list[Timer]:
+        rows = await self._all("SELECT * FROM timers WHERE fired_at IS NULL AND cancelled_at IS NULL AND due_at <= ?"
+                               " ORDER BY due_at, id LIMIT ?", (ts(now), limit))
+        return [self._timer(r) for r in rows]
+
+    async def next_due(self) -> datetime | None:
+        row = await self._one("SELECT MIN(due_at) AS due FROM timers WHERE fired_at IS NULL AND cancelled_at IS NULL")
+        return dt(row["due"]) if row and row["due"] else None
+
+    async def pending(self, incident_id: int) -> list[Timer]:
+        rows = await self._all("SELECT * FROM timers WHERE incident_id = ? AND fired_at IS NULL"
+                               " AND cancelled_at IS NULL ORDER BY due_at, id", (incident_id,))
+        return [self._timer(r) for r in rows]
+
+    @staticmethod
+    def _timer(r: aiosqlite.Row) -> Timer:
+        return Timer(id=r["id"], kind=r["kind"], incident_id=r["incident_id"], due_at=dt(r["due_at"]),  # type: ignore[arg-type]
+                     payload=json.loads(r["payload"]), created_at=dt(r["created_at"]), fired_at=dt(r["fired_at"]),
+                     cancelled_at=dt(r["cancelled_at"]))
+
+
 class SqliteTx:
     """Repositories over one connection."""
 
@@ -300,6 +358,7 @@ class SqliteTx:
         self.probe_results = SqliteProbeResults(db)
         self.subscribers = SqliteSubscribers(db)
         self.outbox = SqliteOutbox(db)
+        self.timers = SqliteTimers(db)
 
 
 class SqliteStore:
