@@ -10,9 +10,10 @@ from notifiers.base import NotifierKind
 
 def builtin_kinds() -> dict[str, NotifierKind]:
     """The notifier kinds shipped with statusd, by config `type`."""
-    from notifiers import email, webhook
+    from notifiers import email, telegram, webhook
 
     return {
         "email": NotifierKind(email.EmailConfig, email.EmailNotifier),
+        "telegram": NotifierKind(telegram.TelegramConfig, telegram.TelegramNotifier),
         "webhook": NotifierKind(webhook.WebhookConfig, webhook.WebhookNotifier),
     }

@@ -11,6 +11,12 @@ from probes.base import ProbeKind
 
 def builtin_kinds() -> dict[str, ProbeKind]:
     """The probe kinds shipped with statusd, by config `type`."""
-    from probes import http
+    from probes import dns, heartbeat, http, tcp, tls
 
-    return {"http": ProbeKind(http.HttpConfig, http.HttpProbe)}
+    return {
+        "http": ProbeKind(http.HttpConfig, http.HttpProbe),
+        "tcp": ProbeKind(tcp.TcpConfig, tcp.TcpProbe),
+        "dns": ProbeKind(dns.DnsConfig, dns.DnsProbe),
+        "tls": ProbeKind(tls.TlsConfig, tls.TlsProbe),
+        "heartbeat": ProbeKind(heartbeat.HeartbeatConfig, heartbeat.HeartbeatProbe),
+    }

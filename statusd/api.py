@@ -8,19 +8,24 @@ notification; the coordinator commits outbox rows and the worker delivers them.
 from __future__ import annotations
 
 import hmac
+import html
 import json
 import logging
+from datetime import datetime, timedelta
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
 
+import icalendar
 from aiohttp import web
 
 from statusd.coordinator import Coordinator
 from statusd.core.errors import Conflict, NotFound, StatusdError, ValidationError
 from statusd.core.model import ComponentStatus, Impact, Incident, IncidentStatus, Subscriber, TimelineEntry
 from statusd.core.protocols import Store
+from statusd.links import Signer
+from statusd.oncall import Schedule
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +41,7 @@ class Token:
     name: str
     secret: str
     scopes: frozenset[str]
+    person: str | None = None  # acts as this person when acknowledging or handing over
 
 
 def error_response(status: int, field: str | None, message: str) -> web.Response:
@@ -163,6 +169,9 @@ def incident_json(incident: Incident, entries: list[TimelineEntry] | None = None
         "acknowledged_at": _ts(incident.acknowledged_at), "acknowledged_by": incident.acknowledged_by,
         "first_public_update_at": _ts(incident.first_public_update_at), "opened_at": _ts(incident.opened_at),
         "updated_at": _ts(incident.updated_at), "resolved_at": _ts(incident.resolved_at),
+        "commander": incident.commander, "comms": incident.comms, "handoff": incident.handoff,
+        "escalation": incident.escalation, "postmortem": incident.postmortem,
+        "postmortem_at": _ts(incident.postmortem_at), "kpis": incident.kpis(),
     }
     if entries is not None:
         out["timeline"] = [
@@ -179,12 +188,16 @@ class WriteApi:
     """/api/v1: open, update, acknowledge and resolve incidents; component status; subscribers."""
 
     def __init__(self, store: Store, coordinator: Coordinator, tokens: Mapping[str, Token],
-                 notifiers: Mapping[str, Any]) -> None:
+                 notifiers: Mapping[str, Any], *, schedules: Mapping[str, Schedule] | None = None,
+                 signer: Signer | None = None, base_url: str = "") -> None:
         """`notifiers` maps a notifier name to its config, whose `check_recipient` vets subscriber targets."""
         self.store = store
         self.coordinator = coordinator
         self.tokens = list(tokens.values())
         self.notifiers = dict(notifiers)
+        self.schedules = dict(schedules or {})
+        self.signer = signer
+        self.base_url = base_url
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/api/v1/incidents", self.open_incident)
@@ -197,6 +210,16 @@ class WriteApi:
         app.router.add_post("/api/v1/subscribers", self.add_subscriber)
         app.router.add_delete("/api/v1/subscribers/{id}", self.remove_subscriber)
         app.router.add_get("/api/v1/outbox", self.list_outbox)
+        app.router.add_post("/api/v1/incidents/{id}/handoff", self.hand_off)
+        app.router.add_put("/api/v1/incidents/{id}/comms", self.set_comms)
+        app.router.add_post("/api/v1/incidents/{id}/postmortem", self.postmortem)
+        app.router.add_get("/api/v1/kpis", self.kpis)
+        app.router.add_get("/api/v1/oncall", self.who_is_on_call)
+        app.router.add_get("/api/v1/schedules", self.list_schedules)
+        app.router.add_get("/api/v1/schedules/{id}/shifts", self.shifts)
+        app.router.add_get("/schedules/{id}.ics", self.ical)
+        app.router.add_get("/ack/{id}/{person}/{sig}", self.ack_link_page)
+        app.router.add_post("/ack/{id}/{person}/{sig}", self.ack_link)
 
     def authorize(self, request: web.Request, scope: str | None) -> Token:
         """The token presented as `Authorization: Bearer …`; 401 without a valid one, 403 without `scope`."""
@@ -254,7 +277,7 @@ class WriteApi:
         token = self.authorize(request, "incidents:write")
         incident_id = _incident_id(request)
         await Body.read(request, set())
-        incident = await self.coordinator.acknowledge(incident_id, by=token.name)
+        incident = await self.coordinator.acknowledge(incident_id, by=token.name, person=token.person)
         return web.json_response({"incident": incident_json(incident)})
 
     async def resolve(self, request: web.Request) -> web.Response:
@@ -330,6 +353,177 @@ class WriteApi:
              "status": m.status.value, "attempts": m.attempts, "last_error": m.last_error,
              "created_at": _ts(m.created_at), "next_attempt_at": _ts(m.next_attempt_at), "sent_at": _ts(m.sent_at)}
             for m in messages]})
+
+
+    async def hand_off(self, request: web.Request) -> web.Response:
+        token = self.authorize(request, "incidents:write")
+        incident_id = _incident_id(request)
+        body = await Body.read(request, {"to", "note"})
+        incident = await self.coordinator.hand_off(
+            incident_id, to=body.text("to", required=True, max_len=100) or "", note=body.text("note", default="") or "",
+            by=token.name, person=token.person)
+        return web.json_response({"incident": incident_json(incident)}, status=202)
+
+    async def set_comms(self, request: web.Request) -> web.Response:
+        token = self.authorize(request, "incidents:write")
+        incident_id = _incident_id(request)
+        body = await Body.read(request, {"person"})
+        incident = await self.coordinator.set_comms(incident_id, person=body.text("person", max_len=100),
+                                                    by=token.name)
+        return web.json_response({"incident": incident_json(incident)})
+
+    async def postmortem(self, request: web.Request) -> web.Response:
+        token = self.authorize(request, "incidents:write")
+        incident_id = _incident_id(request)
+        body = await Body.read(request, {"body", "notify"})
+        incident = await self.coordinator.publish_postmortem(
+            incident_id, body=body.text("body", required=True, max_len=100_000) or "", author=token.name,
+            notify=body.flag("notify", False))
+        return web.json_response({"incident": incident_json(incident)}, status=201)
+
+    async def kpis(self, request: web.Request) -> web.Response:
+        """Support KPIs over incidents opened in the last `days` (default 30): per impact and source."""
+        self.authorize(request, None)
+        days = _int_query(request, "days", 30, 1, 3650)
+        now = self.coordinator.clock.now()
+        async with self.store.read() as r:
+            incidents = [i for i in await r.incidents.list_recent(now - timedelta(days=days), limit=10_000)
+                         if i.opened_at >= now - timedelta(days=days)]
+        out: dict[str, Any] = {"days": days, "incidents": len(incidents), "by_impact": {}, "by_source": {}}
+        for i in incidents:
+            out["by_impact"][i.impact.value] = out["by_impact"].get(i.impact.value, 0) + 1
+            out["by_source"][i.source] = out["by_source"].get(i.source, 0) + 1
+        for kpi in ("time_to_acknowledge_s", "time_to_first_public_update_s", "time_to_resolve_s"):
+            values = sorted(v for i in incidents if (v := i.kpis()[kpi]) is not None)
+            out[kpi] = {"count": len(values), "median": _quantile(values, 0.5), "p90": _quantile(values, 0.9)}
+        return web.json_response(out)
+
+    async def who_is_on_call(self, request: web.Request) -> web.Response:
+        self.authorize(request, None)
+        at = _time_query(request, "at", self.coordinator.clock.now())
+        out = {}
+        for name, schedule in self.schedules.items():
+            # The stretch around `at`, looking far enough both ways to report a whole shift.
+            current = next(s for s in schedule.shifts(at - timedelta(days=2), at + timedelta(days=2))
+                           if s.start <= at < s.end)
+            person = self.coordinator.people.get(current.person or "")
+            out[name] = {"person": current.person, "name": person.name if person else None,
+                         "since": _ts(current.start), "until": _ts(current.end)}
+        return web.json_response({"at": _ts(at), "schedules": out})
+
+    async def list_schedules(self, request: web.Request) -> web.Response:
+        self.authorize(request, None)
+        return web.json_response({"schedules": [
+            {"id": name, "timezone": str(s.tz), "layers": [layer.name for layer in s.layers],
+             "ical_url": self._ical_url(name)} for name, s in self.schedules.items()]})
+
+    def _ical_url(self, name: str) -> str | None:
+        if self.signer is None:
+            return None
+        return f"{self.base_url}/schedules/{name}.ics?sig={self.signer.sign('ical', name)}"
+
+    async def shifts(self, request: web.Request) -> web.Response:
+        self.authorize(request, None)
+        schedule = self._schedule(request)
+        start = _time_query(request, "from", self.coordinator.clock.now())
+        end = _time_query(request, "to", start + timedelta(days=7))
+        if not start < end <= start + timedelta(days=366):
+            raise ValidationError("to", "must be after from and at most 366 days later")
+        return web.json_response({"schedule": schedule.name, "shifts": [
+            {"person": s.person, "start": _ts(s.start), "end": _ts(s.end)} for s in schedule.shifts(start, end)]})
+
+    def _schedule(self, request: web.Request) -> Schedule:
+        name = request.match_info["id"]
+        if name not in self.schedules:
+            raise NotFound("schedule", name)
+        return self.schedules[name]
+
+    async def ical(self, request: web.Request) -> web.Response:
+        """An iCal feed of the schedule's shifts (past 7 days to 60 ahead), behind a signed URL."""
+        schedule = self._schedule(request)
+        sig = request.query.get("sig", "")
+        if self.signer is None or not self.signer.verify(sig, "ical", schedule.name):
+            raise _unauthorized("missing or wrong signature; get the feed URL from /api/v1/schedules")
+        now = self.coordinator.clock.now()
+        calendar = icalendar.Calendar()
+        calendar.add("prodid", "-//statusd//on-call//EN")
+        calendar.add("version", "2.0")
+        calendar.add("x-wr-calname", f"On call: {schedule.name}")
+        for shift in schedule.shifts(now - timedelta(days=7), now + timedelta(days=60)):
+            if shift.person is None:
+                continue
+            person = self.coordinator.people.get(shift.person)
+            event = icalendar.Event()
+            event.add("uid", f"{schedule.name}-{shift.person}-{int(shift.start.timestamp())}@statusd")
+            event.add("summary", f"On call: {person.name if person else shift.person}")
+            event.add("dtstart", shift.start)
+            event.add("dtend", shift.end)
+            event.add("dtstamp", now)
+            calendar.add_component(event)
+        return web.Response(body=calendar.to_ical(), content_type="text/calendar", charset="utf-8")
+
+    def _check_ack_link(self, request: web.Request) -> tuple[int, str]:
+        incident_id = _incident_id(request)
+        person = request.match_info["person"]
+        if self.signer is None or not self.signer.verify(request.match_info["sig"], "ack", incident_id, person):
+            raise web.HTTPForbidden(text="This acknowledgement link is not valid.")
+        return incident_id, person
+
+    async def ack_link_page(self, request: web.Request) -> web.Response:
+        """A confirmation page: mail scanners open links, so only the POST from its button acknowledges."""
+        incident_id, person = self._check_ack_link(request)
+        name = html.escape(self.coordinator.people[person].name if person in self.coordinator.people else person)
+        return web.Response(content_type="text/html", text=_ACK_PAGE.format(
+            title="Acknowledge incident", body=f"<p>{name}, acknowledge incident #{incident_id} and take ownership?</p>"
+            f'<form method="post"><button type="submit">Acknowledge #{incident_id}</button></form>'))
+
+    async def ack_link(self, request: web.Request) -> web.Response:
+        incident_id, person = self._check_ack_link(request)
+        name = self.coordinator.people[person].name if person in self.coordinator.people else person
+        try:
+            await self.coordinator.acknowledge(incident_id, by=name, person=person)
+            text = f"<p>Acknowledged. You own incident #{incident_id}; escalation has stopped.</p>"
+        except Conflict as exc:
+            text = f"<p>Nothing to do: {html.escape(str(exc))}.</p>"
+        return web.Response(content_type="text/html", text=_ACK_PAGE.format(title="Acknowledged", body=text))
+
+
+_ACK_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
+<link rel="stylesheet" href="/static/style.css"></head><body><main class="container"><h1>{title}</h1>{body}
+</main></body></html>"""
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(name, "must be an integer") from None
+    if not low <= value <= high:
+        raise ValidationError(name, f"must be between {low} and {high}")
+    return value
+
+
+def _time_query(request: web.Request, name: str, default: datetime) -> datetime:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValidationError(name, "expected an ISO-8601 time with offset, e.g. 2026-03-01T08:00:00+00:00") from None
+    if value.tzinfo is None:
+        raise ValidationError(name, "needs a UTC offset, e.g. +00:00")
+    return value
 
 
 def _subscriber_json(s: Subscriber) -> dict[str, Any]:

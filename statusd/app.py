@@ -4,29 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from zoneinfo import ZoneInfo
 
 import notifiers as notifier_plugins
 import probes as probe_plugins
-from statusd.api import Token, WriteApi, json_errors
-from statusd.config import Config
+from notifiers.telegram import CallbackQuery, TelegramCallbacks, parse_action
+from statusd.alerts import AlertIntake
+from statusd.api import Token, WriteApi, error_response, json_errors
+from statusd.config import Config, ScheduleConfig
 from statusd.coordinator import Coordinator, PageInfo, Policy
 from statusd.core.clock import Clock, SystemClock
+from statusd.core.errors import Conflict, NotFound
 from statusd.core.model import Component, Person
+from statusd.duty import ShiftNotices
+from statusd.links import Signer
 from statusd.metrics import Metrics
 from statusd.monitor import Monitor
-from statusd.oncall import Rotation
+from statusd.oncall import WEEKDAYS, Layer, Override, Restriction, Rotation, Schedule
 from statusd.outbox import OutboxWorker, RetryPolicy
 from statusd.store.sqlite import SqliteStore
 from statusd.template import Templates
+from statusd.timers import TimerWorker
 from status_page import StatusPage
 
 log = logging.getLogger(__name__)
@@ -40,23 +46,68 @@ class Runtime:
     clock: Clock
     store: SqliteStore
     metrics: Metrics
+    coordinator: Coordinator
+    schedules: dict[str, Schedule]
     http: aiohttp.ClientSession | None = None
-    coordinator: Coordinator | None = None
     monitor: Monitor | None = None
     worker: OutboxWorker | None = None
+    timers: TimerWorker | None = None
     page: StatusPage | None = None
     notifiers: dict[str, Any] = field(default_factory=dict)
+    telegram: dict[str, TelegramCallbacks] = field(default_factory=dict)  # button presses, by notifier name
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
 
 
-def rotation_from(config: Config) -> Rotation:
-    """The on-call rotation described by `[oncall]`."""
-    oc = config.oncall
-    return Rotation(participants=tuple(oc.participants), shift=timedelta(hours=oc.shift_h),
-                    start=datetime.fromisoformat(oc.start).replace(tzinfo=None), tz=ZoneInfo(oc.timezone))
+def schedule_from(name: str, cfg: ScheduleConfig) -> Schedule:
+    """A Schedule from its config section (validated already)."""
+    tz = ZoneInfo(cfg.timezone)
+    layers = tuple(
+        Layer(name=layer.name or f"layer {i + 1}",
+              rotation=Rotation(tuple(layer.participants), timedelta(hours=layer.shift_h),
+                                datetime.fromisoformat(layer.start), tz),
+              restrictions=tuple(Restriction(frozenset(WEEKDAYS.index(d) for d in r.days), time.fromisoformat(r.start),
+                                             time.fromisoformat(r.end)) for r in layer.restrictions))
+        for i, layer in enumerate(cfg.layers))
+    overrides = tuple(Override(o.person, datetime.fromisoformat(o.start).replace(tzinfo=tz).astimezone(ZoneInfo("UTC")),
+                               datetime.fromisoformat(o.end).replace(tzinfo=tz).astimezone(ZoneInfo("UTC")))
+                      for o in cfg.overrides)
+    return Schedule(name=name, tz=tz, layers=layers, overrides=overrides)
+
+
+def schedules_from(config: Config) -> dict[str, Schedule]:
+    return {name: schedule_from(name, cfg) for name, cfg in config.schedules.items()}
+
+
+def escalation_policies_from(config: Config) -> dict[str, dict[str, Any]]:
+    """Policies as the plain data an incident snapshots when it opens."""
+    return {name: {"levels": [{"targets": list(level.targets), "ack_timeout_s": level.ack_timeout_s}
+                              for level in p.levels],
+                   "repeat": p.repeat,
+                   "fallback": None if p.fallback is None else {"notifier": p.fallback.notifier,
+                                                                  "address": p.fallback.address}}
+            for name, p in config.escalation_policies.items()}
+
+
+def telegram_acknowledger(coordinator: Coordinator, notifier: str) -> Callable[[CallbackQuery], Awaitable[str]]:
+    """What an Acknowledge button press does: find the person by their chat id on `notifier`, then acknowledge."""
+    async def on_callback(query: CallbackQuery) -> str:
+        action = parse_action(query.data)
+        if action is None or action[0] != "ack":
+            return "Unknown action"
+        person = next((p for p in coordinator.people.values()
+                       if p.contacts.get(notifier) in (query.chat_id, query.from_user_id)), None)
+        if person is None:
+            return "This chat is not a contact of anyone on call in statusd"
+        try:
+            await coordinator.acknowledge(action[1], by=person.name, person=person.id)
+        except (Conflict, NotFound) as exc:
+            return f"Nothing to do: {exc}"
+        return f"Acknowledged #{action[1]}: you own it now"
+
+    return on_callback
 
 
 def people_from(config: Config) -> dict[str, Person]:
@@ -68,34 +119,42 @@ def components_from(config: Config) -> list[Component]:
             for i, (cid, c) in enumerate(config.components.items())]
 
 
+def policy_from(config: Config) -> Policy:
+    ic = config.incidents
+    return Policy(on_recovery=ic.on_recovery, notify_subscribers_on_open=ic.notify_subscribers_on_open,
+                  opened_message=ic.opened_message, resolved_message=ic.resolved_message,
+                  escalation_policy=ic.escalation_policy, reopen_window_s=ic.reopen_window_s,
+                  update_reminder_s=dict(ic.update_reminder_s), handoff_ack_timeout_s=ic.handoff_ack_timeout_s)
+
+
 def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = True,
               run_worker: bool = True) -> web.Application:
     """The whole statusd as an aiohttp application; resources live in its cleanup context."""
     clock = clock or SystemClock()
     app = web.Application(middlewares=[json_errors], client_max_size=config.server.max_body_bytes)
-    runtime = Runtime(config=config, clock=clock, store=SqliteStore(config.store_path),
-                      metrics=Metrics(CollectorRegistry(auto_describe=True)))
-    app[RUNTIME] = runtime
-
-    page_info = PageInfo(title=config.page.title, url=config.server.base_url)
-    runtime.page = StatusPage(runtime.store, config, clock)
-    policy = Policy(on_recovery=config.incidents.on_recovery,
-                    notify_subscribers_on_open=config.incidents.notify_subscribers_on_open,
-                    opened_message=config.incidents.opened_message,
-                    resolved_message=config.incidents.resolved_message)
-    page = runtime.page
+    store = SqliteStore(config.store_path)
+    metrics = Metrics(CollectorRegistry(auto_describe=True))
+    schedules = schedules_from(config)
+    people = people_from(config)
+    signer = Signer(config.server.secret_key.reveal()) if config.server.secret_key else None
+    page = StatusPage(store, config, clock)
 
     def changed() -> None:
         page.invalidate()
-        if runtime.worker is not None:
-            runtime.worker.wake()
+        for worker in (runtime.worker, runtime.timers):
+            if worker is not None:
+                worker.wake()
 
-    runtime.coordinator = Coordinator(runtime.store, clock, rotation=rotation_from(config), people=people_from(config),
-                                      page=page_info, policy=policy, on_change=changed, observer=runtime.metrics)
+    coordinator = Coordinator(store, clock, people=people, page=PageInfo(config.page.title, config.server.base_url),
+                              schedules=schedules, escalation_policies=escalation_policies_from(config),
+                              policy=policy_from(config), signer=signer, on_change=changed, observer=metrics)
+    runtime = Runtime(config=config, clock=clock, store=store, metrics=metrics, coordinator=coordinator,
+                      schedules=schedules, page=page)
+    app[RUNTIME] = runtime
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        await runtime.store.open()
-        async with runtime.store.transaction() as tx:
+        await store.open()
+        async with store.transaction() as tx:
             await tx.components.sync(components_from(config), clock.now())
         runtime.http = aiohttp.ClientSession(headers={"User-Agent": "statusd"})
         notifier_kinds = notifier_plugins.builtin_kinds()
@@ -103,18 +162,26 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
                              for name, cfg in config.notifiers.items()}
         nc = config.notifications
         runtime.worker = OutboxWorker(
-            runtime.store, runtime.notifiers, Templates(nc.templates_dir), clock,
+            store, runtime.notifiers, Templates(nc.templates_dir), clock,
             retry=RetryPolicy(max_attempts=nc.max_attempts, initial_s=nc.backoff_initial_s, max_s=nc.backoff_max_s),
-            lease_s=nc.lease_s, batch_size=nc.batch_size, concurrency=nc.concurrency, observer=runtime.metrics,
+            lease_s=nc.lease_s, batch_size=nc.batch_size, concurrency=nc.concurrency, observer=metrics,
         )
+        runtime.timers = TimerWorker(store, coordinator, clock)
+        runtime.telegram = {name: TelegramCallbacks(cfg, runtime.http, telegram_acknowledger(coordinator, name),
+                                                    clock=clock)
+                            for name, cfg in config.notifiers.items() if cfg.type == "telegram"}
+        notices = ShiftNotices(store, clock, schedules, {n: s.shift_notice_s for n, s in config.schedules.items()},
+                               people, config.server.base_url, wake=runtime.worker.wake)
         probe_kinds = probe_plugins.builtin_kinds()
         probes = {name: probe_kinds[cfg.type].probe(cfg, runtime.http) for name, cfg in config.probes.items()}
-        assert runtime.coordinator is not None
-        runtime.monitor = Monitor(runtime.store, runtime.coordinator, clock, probes, config.probes,
-                                  observer=runtime.metrics)
+        runtime.monitor = Monitor(store, coordinator, clock, probes, config.probes, observer=metrics)
         await runtime.monitor.restore()
         if run_worker:
-            runtime.tasks.append(asyncio.create_task(runtime.worker.run(), name="outbox-worker"))
+            jobs = [("outbox-worker", runtime.worker.run()), ("timer-worker", runtime.timers.run()),
+                    ("shift-notices", notices.run())]
+            jobs += [(f"telegram-{name}", callbacks.poll_forever()) for name, callbacks in runtime.telegram.items()]
+            for name, job in jobs:
+                runtime.tasks.append(asyncio.create_task(job, name=name))
         if run_probes:
             runtime.monitor.start()
         try:
@@ -126,25 +193,45 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
             await asyncio.gather(*runtime.tasks, return_exceptions=True)
             runtime.tasks.clear()
             await runtime.http.close()
-            await runtime.store.close()
+            await store.close()
 
     app.cleanup_ctx.append(lifecycle)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    async def metrics(request: web.Request) -> web.Response:
-        await runtime.metrics.refresh(runtime.store)
-        return web.Response(body=runtime.metrics.exposition(),
+    async def metrics_view(request: web.Request) -> web.Response:
+        await metrics.refresh(store, clock.now(), config.incidents.update_reminder_s, schedules)
+        return web.Response(body=metrics.exposition(),
                             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
+    async def telegram_webhook(request: web.Request) -> web.StreamResponse:
+        callbacks = runtime.telegram.get(request.match_info["notifier"])
+        if callbacks is None:
+            raise web.HTTPNotFound()
+        return await callbacks.handle_webhook(request)
+
+    app.router.add_post("/telegram/{notifier}/webhook", telegram_webhook)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
-    WriteApi(runtime.store, runtime.coordinator, _tokens(config), config.notifiers).add_routes(app)
+    app.router.add_get("/metrics", metrics_view)
+    WriteApi(store, coordinator, _tokens(config), config.notifiers, schedules=schedules, signer=signer,
+             base_url=config.server.base_url).add_routes(app)
+    AlertIntake(config.alerts, coordinator, clock, set(config.components)).add_routes(app)
+
+    async def heartbeat(request: web.Request) -> web.Response:
+        if runtime.monitor is None:
+            raise web.HTTPServiceUnavailable()
+        probe = await runtime.monitor.check_in(request.match_info["token"])
+        if probe is None:
+            return error_response(404, "token", "no heartbeat probe has this token")
+        return web.json_response({"probe": probe, "checked_in_at": clock.now().isoformat()})
+
+    app.router.add_route("GET", "/api/v1/heartbeat/{token}", heartbeat)
+    app.router.add_route("POST", "/api/v1/heartbeat/{token}", heartbeat)
     page.add_routes(app)
     return app
 
 
 def _tokens(config: Config) -> dict[str, Token]:
-    return {tid: Token(id=tid, name=t.name, secret=t.secret.reveal(), scopes=frozenset(t.scopes))
+    return {tid: Token(id=tid, name=t.name, secret=t.secret.reveal(), scopes=frozenset(t.scopes), person=t.person)
             for tid, t in config.tokens.items()}

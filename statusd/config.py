@@ -19,6 +19,7 @@ import notifiers
 import probes
 from notifiers.base import NotifierKind
 from probes.base import ProbeKind
+from statusd.alerts import AlertsConfig
 from statusd.core.errors import ConfigError
 from statusd.core.schema import MISSING, Problems, Secret, interpolate, is_missing, join, load_section, positive
 
@@ -32,6 +33,7 @@ class ServerConfig:
     port: int = 8080
     public_url: str = ""  # how visitors reach statusd; defaults to http://host:port
     max_body_bytes: int = 1_048_576
+    secret_key: Secret | None = None  # signs one-click acknowledge links and iCal feed URLs
 
     def check(self) -> Problems:
         problems: Problems = []
@@ -39,6 +41,8 @@ class ServerConfig:
             problems.append(("port", "must be between 0 and 65535"))
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             problems.append(("public_url", "must start with http:// or https://"))
+        if self.secret_key is not None and len(self.secret_key.reveal()) < 16:
+            problems.append(("secret_key", "must be at least 16 characters"))
         return problems + positive(self.max_body_bytes, "max_body_bytes")
 
     @property
@@ -85,25 +89,118 @@ class PersonConfig:
     contacts: dict[str, str] = field(default_factory=dict)  # notifier name → address on it
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _clock_time(value: str) -> bool:
+    try:
+        hours, minutes = value.split(":")
+        return len(minutes) == 2 and 0 <= int(hours) <= 23 and 0 <= int(minutes) <= 59
+    except ValueError:
+        return False
+
+
+def _local_datetime(value: str) -> bool:
+    try:
+        return datetime.fromisoformat(value).tzinfo is None
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
-class RotationConfig:
-    participants: list[str] = field(default_factory=list)
+class RestrictionConfig:
+    days: list[Weekday] = field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
+    start: str = "00:00"  # local time the window opens on each of `days`
+    end: str = "00:00"  # local time it closes; at or before `start` means the next day
+
+    def check(self) -> Problems:
+        return [(key, "expected a time like 09:30") for key in ("start", "end")
+                if not _clock_time(getattr(self, key))]
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    participants: list[str]
+    name: str = ""
     shift_h: float = 12.0
     start: str = "2026-01-05T08:00"  # local time when participants[0] begins the first shift
-    timezone: str = "UTC"
+    restrictions: list[RestrictionConfig] = field(default_factory=list)  # empty = always
 
     def check(self) -> Problems:
         problems = positive(self.shift_h, "shift_h")
-        try:
-            datetime.fromisoformat(self.start)
-        except ValueError:
-            problems.append(("start", "expected a local date and time like 2026-01-05T08:00"))
+        if not self.participants:
+            problems.append(("participants", "must name at least one person"))
+        if len(set(self.participants)) != len(self.participants):
+            problems.append(("participants", "lists someone twice"))
+        if not _local_datetime(self.start):
+            problems.append(("start", "expected a local date and time like 2026-01-05T08:00 (no offset)"))
+        return problems
+
+
+@dataclass(frozen=True)
+class OverrideConfig:
+    person: str
+    start: str  # local date and time in the schedule's time zone
+    end: str
+
+    def check(self) -> Problems:
+        problems = [(key, "expected a local date and time like 2026-02-01T08:00 (no offset)")
+                    for key in ("start", "end") if not _local_datetime(getattr(self, key))]
+        if not problems and self.end <= self.start:
+            problems.append(("end", "must be after start"))
+        return problems
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    id: str
+    layers: list[LayerConfig]
+    timezone: str = "UTC"
+    overrides: list[OverrideConfig] = field(default_factory=list)
+    shift_notice_s: float = 900.0  # tell each engineer this long before their shift starts; 0 = never
+
+    def check(self) -> Problems:
+        problems: Problems = []
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             problems.append(("timezone", f"unknown time zone {self.timezone!r}"))
-        if len(set(self.participants)) != len(self.participants):
-            problems.append(("participants", "lists someone twice"))
+        if not self.layers:
+            problems.append(("layers", "needs at least one layer"))
+        if self.shift_notice_s < 0:
+            problems.append(("shift_notice_s", "must not be negative"))
+        return problems
+
+
+@dataclass(frozen=True)
+class EscalationLevelConfig:
+    targets: list[str]  # person ids, or "schedule:<id>" for whoever is on call then
+    ack_timeout_s: float = 300.0
+
+    def check(self) -> Problems:
+        problems = positive(self.ack_timeout_s, "ack_timeout_s")
+        if not self.targets:
+            problems.append(("targets", "must name at least one person or schedule"))
+        return problems
+
+
+@dataclass(frozen=True)
+class FallbackConfig:
+    notifier: str
+    address: str
+
+
+@dataclass(frozen=True)
+class EscalationPolicyConfig:
+    id: str
+    levels: list[EscalationLevelConfig]
+    repeat: int = 0  # run through the levels this many more times before the fallback
+    fallback: FallbackConfig | None = None  # who hears when nobody acknowledged at all
+
+    def check(self) -> Problems:
+        problems: Problems = [] if self.levels else [("levels", "needs at least one level")]
+        if self.repeat < 0:
+            problems.append(("repeat", "must not be negative"))
         return problems
 
 
@@ -113,6 +210,22 @@ class IncidentsConfig:
     notify_subscribers_on_open: bool = True  # send subscribers a first public update when a detector opens an incident
     opened_message: str = "We are investigating reports of problems with {components}."
     resolved_message: str = "This incident has been resolved: {components} recovered."
+    escalation_policy: str | None = None  # policy from [escalation_policies] for every incident
+    reopen_window_s: float = 1800.0  # a signal returning within this long after resolution re-opens the incident
+    update_reminder_s: dict[str, float] = field(  # per impact: remind the commander after this long without a public update
+        default_factory=lambda: {"minor": 3600.0, "major": 1800.0, "critical": 900.0})
+    handoff_ack_timeout_s: float = 300.0  # remind both sides when a handoff is not accepted within this long
+
+    def check(self) -> Problems:
+        problems: Problems = []
+        for impact, seconds in self.update_reminder_s.items():
+            if impact not in ("none", "minor", "major", "critical", "maintenance"):
+                problems.append((f"update_reminder_s.{impact}", "expected an impact: minor, major, critical, ..."))
+            elif seconds <= 0:
+                problems.append((f"update_reminder_s.{impact}", "must be greater than 0"))
+        if self.reopen_window_s < 0:
+            problems.append(("reopen_window_s", "must not be negative"))
+        return problems + positive(self.handoff_ack_timeout_s, "handoff_ack_timeout_s")
 
 
 @dataclass(frozen=True)
@@ -121,6 +234,7 @@ class TokenConfig:
     name: str  # whose token: signs public updates posted with it
     secret: Secret
     scopes: list[Scope] = field(default_factory=list)
+    person: str | None = None  # acknowledgements and handoffs with this token act as this person
 
     def check(self) -> Problems:
         return [] if len(self.secret.reveal()) >= 16 else [("secret", "must be at least 16 characters")]
@@ -151,9 +265,11 @@ class Config:
     page: PageConfig = field(default_factory=PageConfig)
     incidents: IncidentsConfig = field(default_factory=IncidentsConfig)
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
-    oncall: RotationConfig = field(default_factory=RotationConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     components: dict[str, ComponentConfig] = field(default_factory=dict)
     people: dict[str, PersonConfig] = field(default_factory=dict)
+    schedules: dict[str, ScheduleConfig] = field(default_factory=dict)
+    escalation_policies: dict[str, EscalationPolicyConfig] = field(default_factory=dict)
     tokens: dict[str, TokenConfig] = field(default_factory=dict)
     probes: dict[str, Any] = field(default_factory=dict)
     notifiers: dict[str, Any] = field(default_factory=dict)
@@ -173,9 +289,10 @@ _SIMPLE_SECTIONS: dict[str, type[Any]] = {
     "page": PageConfig,
     "incidents": IncidentsConfig,
     "notifications": NotificationsConfig,
-    "oncall": RotationConfig,
+    "alerts": AlertsConfig,
 }
-_NAMED_SECTIONS: dict[str, type[Any]] = {"components": ComponentConfig, "people": PersonConfig, "tokens": TokenConfig}
+_NAMED_SECTIONS: dict[str, type[Any]] = {"components": ComponentConfig, "people": PersonConfig, "tokens": TokenConfig,
+                                         "schedules": ScheduleConfig, "escalation_policies": EscalationPolicyConfig}
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None, *,
@@ -266,9 +383,39 @@ def _cross_check(cfg: Config, problems: Problems) -> None:
                 problems.append((f"people.{pid}.contacts.{notifier}", f"no notifier {notifier!r} in [notifiers]"))
             elif (problem := cfg.notifiers[notifier].check_recipient(address)) is not None:
                 problems.append((f"people.{pid}.contacts.{notifier}", problem))
-    for i, pid in enumerate(cfg.oncall.participants):
-        if pid not in cfg.people:
-            problems.append((f"oncall.participants[{i}]", f"no person {pid!r} in [people]"))
+    for sid, sched in cfg.schedules.items():
+        for li, layer in enumerate(sched.layers):
+            for i, pid in enumerate(layer.participants):
+                if pid not in cfg.people:
+                    problems.append((f"schedules.{sid}.layers[{li}].participants[{i}]", f"no person {pid!r} in [people]"))
+        for oi, override in enumerate(sched.overrides):
+            if override.person not in cfg.people:
+                problems.append((f"schedules.{sid}.overrides[{oi}].person", f"no person {override.person!r} in [people]"))
+    for eid, policy in cfg.escalation_policies.items():
+        for li, level in enumerate(policy.levels):
+            for i, target in enumerate(level.targets):
+                kind, _, name = target.partition(":")
+                if kind == "schedule" and name not in cfg.schedules:
+                    problems.append((f"escalation_policies.{eid}.levels[{li}].targets[{i}]",
+                                     f"no schedule {name!r} in [schedules]"))
+                elif kind != "schedule" and target not in cfg.people:
+                    problems.append((f"escalation_policies.{eid}.levels[{li}].targets[{i}]",
+                                     f"no person {target!r} in [people] (use schedule:<id> for a schedule)"))
+        if policy.fallback is not None:
+            fb = policy.fallback
+            if fb.notifier not in cfg.notifiers:
+                problems.append((f"escalation_policies.{eid}.fallback.notifier", f"no notifier {fb.notifier!r}"))
+            elif (problem := cfg.notifiers[fb.notifier].check_recipient(fb.address)) is not None:
+                problems.append((f"escalation_policies.{eid}.fallback.address", problem))
+    for key, cid in cfg.alerts.referenced_components():
+        if cid not in cfg.components:
+            problems.append((f"alerts.{key}", f"no component {cid!r} in [components]"))
+    policy_name = cfg.incidents.escalation_policy
+    if policy_name is not None and policy_name not in cfg.escalation_policies:
+        problems.append(("incidents.escalation_policy", f"no policy {policy_name!r} in [escalation_policies]"))
+    for tid, token in cfg.tokens.items():
+        if token.person is not None and token.person not in cfg.people:
+            problems.append((f"tokens.{tid}.person", f"no person {token.person!r} in [people]"))
     seen: dict[str, str] = {}
     for tid, token in cfg.tokens.items():
         if token.secret.reveal() in seen:
@@ -285,8 +432,8 @@ def summary(cfg: Config) -> str:
         f"  components: {len(cfg.components)} ({', '.join(cfg.components) or 'none'})",
         f"  probes: {len(cfg.probes)} ({', '.join(f'{n}:{p.type}' for n, p in cfg.probes.items()) or 'none'})",
         f"  notifiers: {len(cfg.notifiers)} ({', '.join(f'{n}:{c.type}' for n, c in cfg.notifiers.items()) or 'none'})",
-        f"  on call rotation: {', '.join(cfg.oncall.participants) or 'nobody'}"
-        f" ({cfg.oncall.shift_h:g} h shifts, {cfg.oncall.timezone})",
+        f"  schedules: {', '.join(cfg.schedules) or 'none'}; escalation policy:"
+        f" {cfg.incidents.escalation_policy or 'none (nobody is paged)'}",
         f"  API tokens: {', '.join(f'{t}' for t in cfg.tokens) or 'none'}",
     ]
     return "\n".join(lines)

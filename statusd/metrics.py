@@ -6,10 +6,14 @@ Names follow `statusd_<subsystem>_<noun>_<unit>`; label values come from bounded
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from statusd.core.model import ComponentStatus, Incident, OutboxStatus, ProbeResult
 from statusd.core.protocols import Store
+from statusd.oncall import Schedule
 
 _KPI_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
 
@@ -52,6 +56,16 @@ class Metrics:
                                           registry=registry, buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600))
         self.outbox_messages = Gauge("statusd_outbox_messages", "Outbox rows by delivery status.",
                                      ["status"], registry=registry)
+        self.update_reminders = Counter("statusd_incident_update_reminders_total",
+                                        "Reminders sent because no public update was posted in time.",
+                                        ["impact"], registry=registry)
+        self.updates_overdue = Gauge("statusd_incidents_update_overdue",
+                                     "Open incidents whose next public update is overdue.", registry=registry)
+        self.oncall_covered = Gauge("statusd_oncall_covered", "1 when someone is on call in the schedule now.",
+                                    ["schedule"], registry=registry)
+        self.oncall_gap = Gauge("statusd_oncall_coverage_gap_seconds",
+                                "Seconds with nobody on call in the schedule over the next 7 days.",
+                                ["schedule"], registry=registry)
 
     # observer hooks ------------------------------------------------------------------
 
@@ -80,6 +94,9 @@ class Metrics:
             self.time_to_resolve.labels(incident.impact.value).observe(
                 (incident.resolved_at - incident.opened_at).total_seconds())
 
+    def reminder(self, incident: Incident) -> None:
+        self.update_reminders.labels(incident.impact.value).inc()
+
     def delivery(self, notifier: str, outcome: str, latency_s: float | None) -> None:
         self.deliveries.labels(notifier, outcome).inc()
         if latency_s is not None:
@@ -87,12 +104,25 @@ class Metrics:
 
     # scrape ----------------------------------------------------------------------------
 
-    async def refresh(self, store: Store) -> None:
-        """Set the gauges that mirror the store, just before a scrape."""
+    async def refresh(self, store: Store, now: datetime | None = None,
+                      reminder_s: Mapping[str, float] | None = None,
+                      schedules: Mapping[str, Schedule] | None = None) -> None:
+        """Set the gauges that mirror the store and the schedules, just before a scrape."""
         async with store.read() as r:
             open_incidents = await r.incidents.list_open()
             components = await r.components.list()
             counts = await r.outbox.counts()
+        if now is not None:
+            overdue = 0
+            for incident in open_incidents:
+                limit = (reminder_s or {}).get(incident.impact.value)
+                last = incident.last_public_update_at or incident.opened_at
+                overdue += bool(limit) and (now - last).total_seconds() > limit  # type: ignore[operator]
+            self.updates_overdue.set(overdue)
+            for name, schedule in (schedules or {}).items():
+                self.oncall_covered.labels(name).set(int(schedule.on_call(now) is not None))
+                gaps = schedule.gaps(now, now + timedelta(days=7))
+                self.oncall_gap.labels(name).set(sum((g.end - g.start).total_seconds() for g in gaps))
         by_impact: dict[str, int] = {}
         for incident in open_incidents:
             by_impact[incident.impact.value] = by_impact.get(incident.impact.value, 0) + 1

@@ -9,6 +9,7 @@ how many checks are in flight. A hanging target costs only its own timeout.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import zlib
 from collections.abc import Mapping
@@ -20,7 +21,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from statusd.coordinator import Coordinator
 from statusd.core.clock import Clock
-from statusd.core.model import ComponentStatus
+from statusd.core.model import ComponentStatus, ProbeResult
 from statusd.core.protocols import Probe, Store
 from statusd.detection import ProbeState, Thresholds, dedup_key, observe, rebuild
 
@@ -55,6 +56,26 @@ class Monitor:
                 recent = await r.probe_results.recent(name, limit=max(self.thresholds[name].failure_threshold,
                                                                       self.thresholds[name].success_threshold))
                 self.states[name] = rebuild(recent, self.thresholds[name], failing=dedup_key(name) in open_keys)
+                probe = self.probes[name]
+                if hasattr(probe, "check_in"):  # a push probe remembers its last check-in across restarts
+                    history = await r.probe_results.recent(name, limit=200)
+                    last = next((res for res in history if res.detail.get("check_in")), None)
+                    if last is not None:
+                        probe.check_in(last.at)
+
+    async def check_in(self, token: str) -> str | None:
+        """A push probe's job checked in: record it (restart-safe) and return the probe's name, or None."""
+        now = self.clock.now()
+        for name, probe in self.probes.items():
+            expected = getattr(probe, "token", None)
+            if expected is not None and hmac.compare_digest(str(expected).encode(), token.encode()):
+                probe.check_in(now)  # type: ignore[attr-defined]
+                result = ProbeResult(probe=name, component=probe.component, at=now, ok=True, latency_s=0.0,
+                                     detail={"check_in": True})
+                async with self.store.transaction() as tx:
+                    await tx.probe_results.add(result)
+                return name
+        return None
 
     async def run_once(self, name: str) -> None:
         """Check one probe now and act on the result."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from statusd.core.clock import Clock
+from statusd.core.clock import Clock, sleep_until_due_or_woken
 from statusd.core.errors import NotifyError, StatusdError
 from statusd.core.model import OutboxMessage
 from statusd.core.protocols import Notifier, Store
@@ -78,18 +78,7 @@ class OutboxWorker:
     async def _wait(self) -> None:
         async with self.store.read() as r:
             due = await r.outbox.next_due()
-        delay = self.idle_poll_s if due is None else (due - self.clock.now()).total_seconds()
-        delay = max(0.0, min(delay, self.idle_poll_s))
-        if delay == 0:
-            return
-        sleeper = asyncio.ensure_future(self.clock.sleep(delay))
-        waker = asyncio.ensure_future(self._wakeup.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeper, waker):
-                task.cancel()
-            await asyncio.gather(sleeper, waker, return_exceptions=True)
+        await sleep_until_due_or_woken(self.clock, due, self._wakeup, self.idle_poll_s)
 
     async def drain_once(self) -> int:
         """Claim one batch of due messages and settle each; returns how many were handled."""

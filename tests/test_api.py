@@ -23,7 +23,9 @@ def config(tmp_path: Path, **page: Any):
         "components": {"api": {"name": "API"}, "web": {"name": "Website", "group": "Public"}},
         "notifiers": {"mail": {"type": "email", "port": 2525}, "hooks": {"type": "webhook"}},
         "people": {"ann": {"name": "Ann", "contacts": {"mail": "ann@example.com"}}},
-        "oncall": {"participants": ["ann"], "start": "2020-01-01T00:00"},
+        "schedules": {"primary": {"layers": [{"participants": ["ann"], "start": "2020-01-01T00:00"}]}},
+        "escalation_policies": {"default": {"levels": [{"targets": ["schedule:primary"]}]}},
+        "incidents": {"escalation_policy": "default"},
         "tokens": {
             "support": {"name": "Dana from Support", "secret": SUPPORT,
                         "scopes": ["incidents:write", "components:write", "subscribers:write"]},

@@ -25,7 +25,7 @@ def problems_of(raw: dict, env: dict | None = None) -> dict[str, str]:
 
 def test_example_config_is_valid() -> None:
     cfg = load_config(EXAMPLE, env={})
-    assert cfg.probes and cfg.notifiers and cfg.oncall.participants
+    assert cfg.probes and cfg.notifiers and cfg.schedules and cfg.incidents.escalation_policy == "default"
     assert cfg.store_path == ROOT / "statusd.db"
 
 
@@ -39,18 +39,22 @@ def test_every_key_of_every_section_is_in_the_example() -> None:
 
     text = EXAMPLE.read_text()
     sections = [c.ServerConfig, c.StoreConfig, c.PageConfig, c.IncidentsConfig, c.NotificationsConfig,
-                c.RotationConfig, c.ComponentConfig, c.PersonConfig, c.TokenConfig]
+                c.ComponentConfig, c.PersonConfig, c.TokenConfig, c.ScheduleConfig, c.LayerConfig,
+                c.RestrictionConfig, c.OverrideConfig, c.EscalationPolicyConfig, c.EscalationLevelConfig,
+                c.FallbackConfig]
+    from statusd.alerts import AlertRule, AlertsConfig
+    sections += [AlertsConfig, AlertRule]
     sections += [k.config for k in probes.builtin_kinds().values()]
     sections += [k.config for k in notifiers.builtin_kinds().values()]
     missing = []
     for section in sections:
         for f in dataclasses.fields(section):
-            if f.name in ("id", "name") and section in (c.ComponentConfig, c.PersonConfig, c.TokenConfig):
-                if f.name == "id":
-                    continue  # the table's own key
-            if f.name == "name" and section not in (c.ComponentConfig, c.PersonConfig, c.TokenConfig):
+            if f.name == "id":
+                continue  # the table's own key
+            if f.name == "name" and section not in (c.ComponentConfig, c.PersonConfig, c.TokenConfig,
+                                                    c.LayerConfig):
                 continue  # plugins' name is the table key
-            if f"{f.name} =" not in text and f"{f.name}=" not in text:
+            if f"{f.name} =" not in text and f".{f.name}]" not in text:
                 missing.append(f"{section.__name__}.{f.name}")
     assert missing == []
 
@@ -59,7 +63,8 @@ def test_unknown_keys_and_bad_values_are_all_reported_with_paths() -> None:
     problems = problems_of({
         "server": {"port": 70000, "colour": "red"},
         "page": {"history_days": "two weeks"},
-        "oncall": {"participants": ["ghost"], "timezone": "Mars/Olympus", "start": "soon"},
+        "schedules": {"s": {"layers": [{"participants": ["ann"], "start": "soon"}]},
+                      "t": {"timezone": "Mars/Olympus", "layers": [{"participants": ["ann"]}]}},
         "components": {"api": {"name": "API", "owner": "x"}},
         "probes": {"p1": {"type": "http", "url": "http://x", "component": "nope"},
                    "p2": {"type": "smoke"}, "p3": {"url": "http://x"}},
@@ -69,7 +74,7 @@ def test_unknown_keys_and_bad_values_are_all_reported_with_paths() -> None:
         "extra": {},
     })
     expected = {
-        "server.port", "server.colour", "page.history_days", "oncall.timezone", "oncall.start",
+        "server.port", "server.colour", "page.history_days", "schedules.t.timezone", "schedules.s.layers[0].start",
         "components.api.owner", "probes.p1.component", "probes.p2.type", "probes.p3.type", "notifiers.m.port",
         "people.ann.contacts.pager", "tokens.t.scopes[0]", "extra",
     }
@@ -80,10 +85,21 @@ def test_cross_references() -> None:
     problems = problems_of({
         "notifiers": {"mail": {"type": "email"}},
         "people": {"ann": {"name": "Ann", "contacts": {"mail": "not an address"}}},
-        "oncall": {"participants": ["ann", "ghost"]},
-        "tokens": {"a": {"name": "A", "secret": "x" * 20}, "b": {"name": "B", "secret": "x" * 20}},
+        "schedules": {"s": {"layers": [{"participants": ["ann", "ghost"]}],
+                            "overrides": [{"person": "zed", "start": "2026-01-01T00:00", "end": "2026-01-02T00:00"}]}},
+        "escalation_policies": {"p": {"levels": [{"targets": ["schedule:nope", "ann", "ghost"]}],
+                                      "fallback": {"notifier": "mail", "address": "bad"}}},
+        "incidents": {"escalation_policy": "missing"},
+        "tokens": {"a": {"name": "A", "secret": "x" * 20, "person": "ghost"}, "b": {"name": "B", "secret": "x" * 20}},
     })
-    assert "oncall.participants[1]" in problems
+    assert "schedules.s.layers[0].participants[1]" in problems
+    assert "schedules.s.overrides[0].person" in problems
+    assert "escalation_policies.p.levels[0].targets[0]" in problems
+    assert "escalation_policies.p.levels[0].targets[2]" in problems
+    assert "escalation_policies.p.levels[0].targets[1]" not in problems
+    assert "escalation_policies.p.fallback.address" in problems
+    assert "incidents.escalation_policy" in problems
+    assert "tokens.a.person" in problems
     assert "people.ann.contacts.mail" in problems
     assert "tokens.b.secret" in problems
 

@@ -20,7 +20,7 @@ from statusd.core.model import (
     Signal,
     Subscriber,
 )
-from statusd.oncall import Rotation
+from statusd.oncall import Layer, Rotation, Schedule
 from statusd.store.sqlite import SqliteStore
 
 PEOPLE = {
@@ -29,6 +29,9 @@ PEOPLE = {
 }
 # Ann has the day shift (08:00–20:00 UTC), Bob the night shift.
 ROTATION = Rotation(("ann", "bob"), timedelta(hours=12), datetime(2026, 1, 5, 8, 0), ZoneInfo("UTC"))
+SCHEDULES = {"primary": Schedule("primary", ZoneInfo("UTC"), (Layer("24/7", ROTATION),))}
+POLICIES = {"default": {"levels": [{"targets": ["schedule:primary"], "ack_timeout_s": 300}], "repeat": 0,
+                        "fallback": None}}
 
 
 @pytest.fixture
@@ -38,7 +41,8 @@ async def coordinator(sqlite_store: SqliteStore, clock: FakeClock) -> Coordinato
                                   Component("web", "Website", position=1)], clock.now())
         await tx.subscribers.add(Subscriber("mail", "everything@example.com"))
         await tx.subscribers.add(Subscriber("mail", "web-only@example.com", components=("web",)))
-    return Coordinator(sqlite_store, clock, rotation=ROTATION, people=PEOPLE,
+    return Coordinator(sqlite_store, clock, people=PEOPLE, schedules=SCHEDULES, escalation_policies=POLICIES,
+                       policy=Policy(escalation_policy="default"),
                        page=PageInfo("Example status", "http://status.example.com"))
 
 
@@ -78,7 +82,7 @@ async def test_night_signal_goes_to_the_night_engineer(coordinator, clock) -> No
 
 
 async def test_flapping_never_opens_a_second_incident(coordinator, sqlite_store, clock) -> None:
-    coordinator.policy = Policy(on_recovery="monitoring")
+    coordinator.policy = Policy(on_recovery="monitoring", escalation_policy="default")
     first = await coordinator.handle(signal(clock))
     await clock.advance(60)
     await coordinator.handle(signal(clock, firing=False))
@@ -125,7 +129,7 @@ async def test_recovery_without_incident_is_harmless(coordinator, sqlite_store, 
 
 
 async def test_on_recovery_nothing_leaves_it_to_people(coordinator, clock) -> None:
-    coordinator.policy = Policy(on_recovery="nothing")
+    coordinator.policy = Policy(on_recovery="nothing", escalation_policy="default")
     await coordinator.handle(signal(clock))
     incident = await coordinator.handle(signal(clock, firing=False))
     assert incident is not None and incident.status is IncidentStatus.INVESTIGATING
@@ -194,10 +198,9 @@ async def test_incident_entry_and_outbox_commit_together(coordinator, sqlite_sto
 async def test_nobody_on_duty_is_recorded(sqlite_store, clock) -> None:
     async with sqlite_store.transaction() as tx:
         await tx.components.sync([Component("api", "API")], clock.now())
-    empty = Rotation((), timedelta(hours=12), datetime(2026, 1, 5, 8), ZoneInfo("UTC"))
-    coordinator = Coordinator(sqlite_store, clock, rotation=empty, people={}, page=PageInfo("S", "http://s"))
+    coordinator = Coordinator(sqlite_store, clock, people={}, page=PageInfo("S", "http://s"))
     incident = await coordinator.handle(signal(clock))
     assert incident is not None and incident.assignee is None
     async with sqlite_store.read() as r:
         entries = (await r.incidents.entries([incident.id]))[incident.id]
-    assert any("Nobody is on duty" in e.body for e in entries)
+    assert any("nobody was paged" in e.body for e in entries)

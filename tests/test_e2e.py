@@ -79,7 +79,9 @@ def e2e_config(tmp_path: Path, target: Target, smtp: SmtpSink, hooks: WebhookRec
                       "hooks": {"type": "webhook", "secret": HOOK_SECRET}},
         "people": {"ann": {"name": "Ann Duty", "contacts": {"mail": "ann@example.com",
                                                             "hooks": hooks.url("/ann")}}},
-        "oncall": {"participants": ["ann"], "start": "2020-01-01T08:00"},
+        "schedules": {"primary": {"layers": [{"participants": ["ann"], "start": "2020-01-01T08:00"}]}},
+        "escalation_policies": {"default": {"levels": [{"targets": ["schedule:primary"]}]}},
+        "incidents": {"escalation_policy": "default"},
         "tokens": {"support": {"name": "Support", "secret": TOKEN, "scopes": ["admin"]}},
     }, {})
 

@@ -46,9 +46,13 @@ secret = "{HOOK_SECRET}"
 [people.ann]
 name = "Ann"
 contacts = {{ hooks = "{hooks.url('/ann')}" }}
-[oncall]
+[[schedules.primary.layers]]
 participants = ["ann"]
 start = "2020-01-01T08:00"
+[[escalation_policies.default.levels]]
+targets = ["schedule:primary"]
+[incidents]
+escalation_policy = "default"
 """)
 
 

@@ -70,3 +70,20 @@ class FakeClock:
     def set(self, when: datetime) -> None:
         """Jump to `when` without waking anyone (for pure-function tests)."""
         self._now = when
+
+
+async def sleep_until_due_or_woken(clock: Clock, due: datetime | None, wakeup: asyncio.Event,
+                                   max_s: float) -> None:
+    """Sleep on `clock` until `due` (at most `max_s`), or until `wakeup` is set — whichever comes first."""
+    delay = max_s if due is None else (due - clock.now()).total_seconds()
+    delay = max(0.0, min(delay, max_s))
+    if delay == 0:
+        return
+    sleeper = asyncio.ensure_future(clock.sleep(delay))
+    waker = asyncio.ensure_future(wakeup.wait())
+    try:
+        await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sleeper, waker):
+            task.cancel()
+        await asyncio.gather(sleeper, waker, return_exceptions=True)

@@ -1,0 +1,791 @@
+"""The Telegram notifier and its button callbacks against a fake Bot API on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import re
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+import notifiers
+from notifiers.telegram import (
+    FAILED_ANSWER,
+    SECRET_HEADER,
+    CallbackQuery,
+    TelegramApiError,
+    TelegramCallbacks,
+    TelegramConfig,
+    TelegramNotifier,
+    parse_action,
+)
+from statusd.core.clock import FakeClock
+from statusd.core.errors import NotifyError
+from statusd.core.model import Rendered
+from statusd.core.schema import Problems, Secret, load_section
+
+TOKEN = "123456789:AAHfake-TOKEN_for_tests"
+WEBHOOK_SECRET = "hook-Secret_42"
+CHAT = "-1001234567890"
+BLOCKED_CHAT = "555"
+ACK_URL = "https://status.example.com/ack/ACKTOKEN9"
+_ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "tg-spoiler"}
+
+MESSAGE = Rendered(subject="API down", text="The API is down.", payload={
+    "event": "incident.opened",
+    "incident": {"id": 42, "title": "API down", "status": "investigating", "impact": "critical",
+                 "components": ["api"], "url": "https://status.example.com/incidents/42"},
+})
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def visible_text(text: str) -> str:
+    """What Telegram shows for an HTML-mode text: tags removed, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]*>", "", text))
+
+
+@dataclass
+class FakeBotApi:
+    """A fake Telegram Bot API: sendMessage, getUpdates (long poll), answerCallbackQuery; records every call."""
+
+    server: TestServer
+    chats: set[str] = field(default_factory=lambda: {CHAT, "@statusd_alerts", BLOCKED_CHAT})
+    blocked: set[str] = field(default_factory=lambda: {BLOCKED_CHAT})
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    answers: list[dict[str, Any]] = field(default_factory=list)
+    polls: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)  # not yet confirmed by an offset
+    failures: list[tuple[int, dict[str, Any] | str]] = field(default_factory=list)  # answered before anything else
+    hang: bool = False
+    # Real long polls wait up to `timeout`; the cap keeps empty rounds short in tests.
+    long_poll_cap_s: float = 0.2
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    open_queries: set[str] = field(default_factory=set)
+    _next_update_id: int = 1000
+
+    def url(self, path: str = "") -> str:
+        return str(self.server.make_url(path))
+
+    def fail(self, status: int, description: str, *, times: int = 1, retry_after: int | None = None) -> None:
+        """Answer the next `times` calls with an error, as Telegram does."""
+        body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
+        if retry_after is not None:
+            body["parameters"] = {"retry_after": retry_after}
+        self.failures.extend([(status, body)] * times)
+
+    def fail_raw(self, status: int, text: str) -> None:
+        """Answer the next call with a non-JSON error page, as a proxy in front of the API would."""
+        self.failures.append((status, text))
+
+    def press(self, data: str, *, user_id: int = 7001, username: str | None = "ann") -> int:
+        """Queue an update for someone pressing a button with `data`; returns its update_id."""
+        self._next_update_id += 1
+        update_id = self._next_update_id
+        query_id = f"q{update_id}"
+        sender: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": "Ann"}
+        if username is not None:
+            sender["username"] = username
+        self.updates.append({"update_id": update_id, "callback_query": {
+            "id": query_id, "from": sender, "chat_instance": "ci1", "data": data,
+            "message": {"message_id": 9, "date": 0, "chat": {"id": int(CHAT), "type": "supergroup"}},
+        }})
+        self.open_queries.add(query_id)
+        self.arrived.set()
+        return update_id
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if self.hang:
+            await self.release.wait()
+        if self.failures:
+            status, body = self.failures.pop(0)
+            if isinstance(body, str):
+                return web.Response(status=status, text=body)
+            return web.json_response(body, status=status)
+        if request.match_info["token"] != TOKEN:
+            return error(401, "Unauthorized")
+        params = await request.json()
+        method = request.match_info["method"]
+        if method == "sendMessage":
+            return self.send_message(params)
+        if method == "getUpdates":
+            return await self.get_updates(params)
+        if method == "answerCallbackQuery":
+            return self.answer_callback_query(params)
+        return error(404, "Not Found")
+
+    def send_message(self, params: dict[str, Any]) -> web.Response:
+        chat = str(params.get("chat_id"))
+        if chat not in self.chats:
+            return error(400, "Bad Request: chat not found")
+        if chat in self.blocked:
+            return error(403, "Forbidden: bot was blocked by the user")
+        text = params.get("text", "")
+        if params.get("parse_mode") == "HTML":
+            tags = {t.lower() for t in re.findall(r"</?([A-Za-z-]+)", text)}
+            if not tags <= _ALLOWED_TAGS or re.search(r"&(?![a-z]+;|#\d+;)", text):
+                return error(400, "Bad Request: can't parse entities")
+            text = visible_text(text)
+        if not text.strip():
+            return error(400, "Bad Request: message text is empty")
+        if utf16_len(text) > 4096:
+            return error(400, "Bad Request: message is too long")
+        for row in params.get("reply_markup", {}).get("inline_keyboard", []):
+            for button in row:
+                if len(button.get("callback_data", "").encode()) > 64:
+                    return error(400, "Bad Request: BUTTON_DATA_INVALID")
+        self.sent.append(params)
+        return web.json_response({"ok": True, "result": {"message_id": len(self.sent), "chat": {"id": chat}}})
+
+    async def get_updates(self, params: dict[str, Any]) -> web.Response:
+        self.polls.append(params)
+        offset = params.get("offset")
+        if offset is not None:
+            # Telegram's rule: an offset confirms every update below it; they are never returned again.
+            self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        wanted = set(params.get("allowed_updates") or ["message", "callback_query"])
+        deadline = asyncio.get_running_loop().time() + min(params.get("timeout", 0), self.long_poll_cap_s)
+        while True:
+            ready = [u for u in self.updates if wanted & u.keys()]
+            remaining = deadline - asyncio.get_running_loop().time()
+            if ready or remaining <= 0:
+                return web.json_response({"ok": True, "result": ready[:params.get("limit", 100)]})
+            self.arrived.clear()
+            try:
+                await asyncio.wait_for(self.arrived.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    def answer_callback_query(self, params: dict[str, Any]) -> web.Response:
+        query_id = params.get("callback_query_id")
+        if query_id not in self.open_queries:
+            return error(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+        if len(params.get("text", "")) > 200:
+            return error(400, "Bad Request: MESSAGE_TOO_LONG")
+        self.open_queries.discard(query_id)
+        self.answers.append(params)
+        return web.json_response({"ok": True, "result": True})
+
+    async def echo(self, request: web.Request) -> web.Response:
+        return web.Response(status=404, text=f"<html>no route for {request.path} ({request.path_qs})</html>")
+
+
+def error(status: int, description: str) -> web.Response:
+    return web.json_response({"ok": False, "error_code": status, "description": description}, status=status)
+
+
+class RecordingClock(FakeClock):
+    """A fake clock that remembers how long each sleeper asked to wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sleeps: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        await super().sleep(seconds)
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotApi]:
+    app = web.Application()
+    server = TestServer(app, host="127.0.0.1", port=0)
+    fake = FakeBotApi(server)
+    app.router.add_post("/bot{token}/{method}", fake.handle)
+    app.router.add_route("*", "/proxy/{tail:.*}", fake.echo)
+    await server.start_server()
+    try:
+        yield fake
+    finally:
+        fake.release.set()
+        await server.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def config(api_url: str, **settings: Any) -> TelegramConfig:
+    settings.setdefault("bot_token", Secret(TOKEN))
+    return TelegramConfig(name="tg", type="telegram", api_url=api_url, **settings)
+
+
+def notifier(api: FakeBotApi, http: aiohttp.ClientSession, **settings: Any) -> TelegramNotifier:
+    return TelegramNotifier(config(api.url(), **settings), http, clock=FakeClock())
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def assert_no_secret(exc: BaseException, *secrets: str) -> None:
+    """No secret may reach an error message: they end up in logs and in the outbox."""
+    for secret in secrets:
+        assert secret not in str(exc)
+        assert secret not in repr(exc)
+
+
+async def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+def with_actions(*actions: dict[str, Any], incident_id: int = 42) -> Rendered:
+    payload = {**MESSAGE.payload, "incident": {**MESSAGE.payload["incident"], "id": incident_id},  # type: ignore[index]
+               "actions": list(actions)}
+    return Rendered(subject=MESSAGE.subject, text=MESSAGE.text, payload=payload)
+
+
+# --- sendMessage ---------------------------------------------------------------------------
+
+async def test_sends_bold_subject_and_escaped_text_as_html(api: FakeBotApi, http: aiohttp.ClientSession) -> None:
+    message = Rendered(subject="API <down> & out\n", text="p99 > 2s & rising <script>alert(1)</script>\n")
+    await notifier(api, http).send(CHAT, message, key="incident-1/opened/tg/x")
+
+    [sent] = api.sent
+    assert sent == {
+        "chat_id": CHAT,
+        "text": "<b>API &lt;down&gt; &amp; out</b>\n\np99 &gt; 2s &amp; rising &lt;script&gt;alert(1)&lt;/script&gt;",
+        "parse_mode": "HTML",
+        "disable_web_page_preview": True,
+    }
+
+
+async def test_parse_mode_none_sends_plain_text_without_parse_mode(api: FakeBotApi, http: aiohttp.ClientSession) -> None:
+    await notifier(api, http, parse_mode="none").send("@statusd_alerts", Rendered(subject="A & B", text="<x>"), key="k")
+
+    [sent] = api.sent
+    assert sent["text"] == "A & B\n\n<x>"
+    assert "parse_mode" not in sent
+
+
+@pytest.mark.parametrize(("parse_mode", "body"), [
+    pytest.param("HTML", "x" * 5000, id="html-ascii"),
+    pytest.param("HTML", "&<>" * 2000, id="html-escapes-do-not-count"),
+    pytest.param("none", "y" * 5000, id="plain"),
+    pytest.param("none", "😀" * 3000, id="astral-counted-in-utf16"),
+])
+async def test_long_text_is_cut_to_telegrams_limit(api: FakeBotApi, http: aiohttp.ClientSession,
+                                                   parse_mode: str, body: str) -> None:
+    await notifier(api, http, parse_mode=parse_mode).send(CHAT, Rendered(subject="Long", text=body), key="k")
+
+    [sent] = api.sent
+    shown = visible_text(sent["text"]) if parse_mode == "HTML" else sent["text"]
+    assert shown.startswith("Long\n\n" + body[:100])
+    assert shown.endswith("…")
+    assert 4090 <= utf16_len(shown) <= 4096
+
+
+async def test_an_overlong_subject_alone_is_cut_too(api: FakeBotApi, http: aiohttp.ClientSession) -> None:
+    await notifier(api, http).send(CHAT, Rendered(subject="s" * 5000, text="body"), key="k")
+
+    [sent] = api.sent
+    assert sent["text"].startswith("<b>sss")
+    assert utf16_len(visible_text(sent["text"])) == 4096
+
+
+async def test_actions_become_callback_buttons_never_url_buttons(api: FakeBotApi, http: aiohttp.ClientSession) -> None:
+    message = with_actions({"id": "ack", "label": "Acknowledge", "url": ACK_URL}, incident_id=42)
+    await notifier(api, http).send(CHAT, message, key="k")
+
+    [sent] = api.sent
+    assert sent["reply_markup"] == {"inline_keyboard": [[{"text": "Acknowledge", "callback_data": "ack:42"}]]}
+    assert "ACKTOKEN9" not in json.dumps(sent)
+    assert parse_action("ack:42") == ("ack", 42)
+
+
+async def test_actions_that_cannot_round_trip_are_left_out(api: FakeBotApi, http: aiohttp.ClientSession) -> None:
+    message = with_actions(
+        {"id": "ack", "label": "Acknowledge"},
+        {"id": "a" * 70, "label": "Too long"},  # callback_data would pass 64 bytes
+        {"id": "re:solve", "label": "Colon"},  # would not parse back
+        {"label": "No id"},
+        {"id": "esc"},  # no label: the id is shown
+        incident_id=7,
+    )
+    await notifier(api, http).send(CHAT, message, key="k")
+
+    [sent] = api.sent
+    assert sent["reply_markup"] == {"inline_keyboard": [[{"text": "Acknowledge", "callback_data": "ack:7"},
+                                                         {"text": "esc", "callback_data": "esc:7"}]]}
+
+
+@pytest.mark.parametrize("payload", [
+    pytest.param(None, id="no-payload"),
+    pytest.param(MESSAGE.payload, id="no-actions"),
+    pytest.param({"event": "x", "actions": [{"id": "ack", "label": "Ack"}]}, id="no-incident"),
+    pytest.param({"event": "x", "incident": {"id": "42"}, "actions": [{"id": "ack"}]}, id="id-not-int"),
+    pytest.param({**MESSAGE.payload, "actions": []}, id="empty-actions"),  # type: ignore[dict-item]
+])
+async def test_no_keyboard_without_usable_actions(api: FakeBotApi, http: aiohttp.ClientSession,
+                                                  payload: dict[str, Any] | None) -> None:
+    await notifier(api, http).send(CHAT, Rendered(subject="S", text="T", payload=payload), key="k")
+
+    [sent] = api.sent
+    assert "reply_markup" not in sent
+
+
+# --- errors -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("arrange", "recipient", "retryable", "says"), [
+    pytest.param(lambda api: None, "999", False, "HTTP 400: Bad Request: chat not found", id="400-chat-not-found"),
+    pytest.param(lambda api: None, BLOCKED_CHAT, False, "HTTP 403: Forbidden: bot was blocked", id="403-bot-blocked"),
+    pytest.param(lambda api: api.fail(429, "Too Many Requests: retry after 7", retry_after=7), CHAT, True,
+                 "retry after 7s", id="429-rate-limited"),
+    pytest.param(lambda api: api.fail(502, "Bad Gateway"), CHAT, True, "HTTP 502", id="502-bad-gateway"),
+    pytest.param(lambda api: api.fail(500, "Internal Server Error"), CHAT, True, "HTTP 500", id="500-server-error"),
+    pytest.param(lambda api: api.fail_raw(504, "<html>Gateway Time-out</html>"), CHAT, True, "HTTP 504",
+                 id="504-html-page"),
+    pytest.param(lambda api: api.fail(200, "Bad Request: odd", ), CHAT, True, "HTTP 500", id="ok-false-behind-200"),
+])
+async def test_api_answers_are_classified(api: FakeBotApi, http: aiohttp.ClientSession,
+                                          arrange: Callable[[FakeBotApi], None], recipient: str,
+                                          retryable: bool, says: str) -> None:
+    arrange(api)
+    with pytest.raises(NotifyError) as caught:
+        await notifier(api, http).send(recipient, MESSAGE, key="k")
+
+    assert caught.value.retryable is retryable
+    assert says in str(caught.value)
+    assert str(caught.value).startswith("telegram sendMessage")
+    assert_no_secret(caught.value, TOKEN)
+    assert api.sent == []
+
+
+async def test_a_wrong_token_is_permanent_and_never_shown(api: FakeBotApi, http: aiohttp.ClientSession) -> None:
+    wrong = "987654321:AAHwrong-TOKEN"
+    with pytest.raises(NotifyError) as caught:
+        await notifier(api, http, bot_token=Secret(wrong)).send(CHAT, MESSAGE, key="k")
+
+    assert caught.value.retryable is False
+    assert "HTTP 401: Unauthorized" in str(caught.value)
+    assert_no_secret(caught.value, wrong, "987654321")
+
+
+async def test_rate_limit_carries_telegrams_retry_after(api: FakeBotApi, http: aiohttp.ClientSession) -> None:
+    api.fail(429, "Too Many Requests: retry after 7", retry_after=7)
+    with pytest.raises(TelegramApiError) as caught:
+        await notifier(api, http).send(CHAT, MESSAGE, key="k")
+
+    assert caught.value.retry_after_s == 7.0
+
+
+async def test_a_proxy_echoing_the_path_does_not_leak_the_token(api: FakeBotApi, http: aiohttp.ClientSession) -> None:
+    with pytest.raises(NotifyError) as caught:
+        await TelegramNotifier(config(api.url("/proxy")), http).send(CHAT, MESSAGE, key="k")
+
+    assert caught.value.retryable is False
+    assert "HTTP 404" in str(caught.value)
+    assert_no_secret(caught.value, TOKEN, "AAHfake")
+
+
+async def test_connection_refused_is_retryable_and_tokenless(http: aiohttp.ClientSession) -> None:
+    with pytest.raises(NotifyError) as caught:
+        await TelegramNotifier(config(f"http://127.0.0.1:{closed_port()}"), http).send(CHAT, MESSAGE, key="k")
+
+    assert caught.value.retryable is True
+    assert "cannot connect" in str(caught.value)
+    assert_no_secret(caught.value, TOKEN, "AAHfake")
+
+
+async def test_a_slow_api_times_out_retryably_and_tokenless(api: FakeBotApi, http: aiohttp.ClientSession) -> None:
+    api.hang = True
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(NotifyError) as caught:
+        await notifier(api, http, timeout_s=0.2).send(CHAT, MESSAGE, key="k")
+
+    assert caught.value.retryable is True
+    assert "no answer within 0.2s" in str(caught.value)
+    assert loop.time() - started < 2
+    assert_no_secret(caught.value, TOKEN, "AAHfake")
+
+
+async def test_a_bad_recipient_fails_permanently_without_a_request(api: FakeBotApi, http: aiohttp.ClientSession) -> None:
+    with pytest.raises(NotifyError) as caught:
+        await notifier(api, http).send("not a chat", MESSAGE, key="k")
+
+    assert caught.value.retryable is False
+    assert api.sent == [] and api.polls == []
+
+
+async def test_cancellation_propagates(api: FakeBotApi, http: aiohttp.ClientSession) -> None:
+    api.hang = True
+    task = asyncio.create_task(notifier(api, http, timeout_s=30).send(CHAT, MESSAGE, key="k"))
+    await asyncio.sleep(0.1)
+    task.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+# --- callbacks: long polling --------------------------------------------------------------
+
+class Presses:
+    """An on_callback that records each press and answers it."""
+
+    def __init__(self, answer: str = "Acknowledged, thanks", fail_on: str | None = None) -> None:
+        self.seen: list[CallbackQuery] = []
+        self.answer = answer
+        self.fail_on = fail_on
+
+    async def __call__(self, query: CallbackQuery) -> str:
+        self.seen.append(query)
+        if query.data == self.fail_on:
+            raise RuntimeError("store unavailable")
+        return self.answer
+
+
+def callbacks(api: FakeBotApi, http: aiohttp.ClientSession, on_callback: Presses, *,
+              clock: FakeClock | None = None, **settings: Any) -> TelegramCallbacks:
+    settings.setdefault("poll_timeout_s", 1)
+    return TelegramCallbacks(config(api.url(), **settings), http, on_callback, clock=clock or FakeClock())
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_polling_delivers_a_press_once_answers_it_and_confirms_it(api: FakeBotApi,
+                                                                        http: aiohttp.ClientSession) -> None:
+    presses = Presses()
+    receiver = callbacks(api, http, presses)
+    update_id = api.press("ack:42", user_id=7001, username="ann")
+    task = asyncio.create_task(receiver.poll_forever())
+    await wait_until(lambda: len(api.answers) == 1)
+    rounds = len(api.polls)
+    await wait_until(lambda: len(api.polls) >= rounds + 2)  # two more rounds: nothing may come again
+    await stop(task)
+
+    assert presses.seen == [CallbackQuery(id=f"q{update_id}", chat_id=CHAT, from_user_id="7001",
+                                          from_username="ann", data="ack:42")]
+    assert api.answers == [{"callback_query_id": f"q{update_id}", "text": "Acknowledged, thanks"}]
+    assert receiver.offset == update_id + 1
+    assert api.updates == []  # confirmed to Telegram
+    assert "offset" not in api.polls[0]
+    assert all(p["offset"] == update_id + 1 for p in api.polls[1:])
+    assert all(p["allowed_updates"] == ["callback_query"] and p["timeout"] == 1 for p in api.polls)
+
+
+async def test_poll_once_handles_a_batch_and_a_second_round_is_empty(api: FakeBotApi,
+                                                                     http: aiohttp.ClientSession) -> None:
+    presses = Presses()
+    receiver = callbacks(api, http, presses)
+    first, second = api.press("ack:1"), api.press("ack:2", username=None)
+
+    assert await receiver.poll_once() == 2
+    assert await receiver.poll_once() == 0
+    assert [q.data for q in presses.seen] == ["ack:1", "ack:2"]
+    assert presses.seen[1].from_username is None
+    assert receiver.offset == second + 1 > first
+
+
+async def test_a_failing_handler_still_answers_and_is_not_redelivered(api: FakeBotApi,
+                                                                      http: aiohttp.ClientSession) -> None:
+    presses = Presses(fail_on="ack:1")
+    receiver = callbacks(api, http, presses)
+    api.press("ack:1")
+    api.press("ack:2")
+
+    await receiver.poll_once()
+    await receiver.poll_once()
+
+    assert [q.data for q in presses.seen] == ["ack:1", "ack:2"]
+    assert [a["text"] for a in api.answers] == [FAILED_ANSWER, "Acknowledged, thanks"]
+
+
+async def test_polling_survives_bad_gateways_and_backs_off(api: FakeBotApi, http: aiohttp.ClientSession) -> None:
+    clock = RecordingClock()
+    presses = Presses()
+    api.fail(502, "Bad Gateway", times=2)
+    task = asyncio.create_task(callbacks(api, http, presses, clock=clock).poll_forever())
+
+    await wait_until(lambda: len(clock.sleeps) == 1)
+    await clock.advance(clock.sleeps[-1])
+    await wait_until(lambda: len(clock.sleeps) == 2)
+    await clock.advance(clock.sleeps[-1])
+    api.press("ack:5")
+    await wait_until(lambda: len(api.answers) == 1)
+    await stop(task)
+
+    assert clock.sleeps == [1.0, 2.0]
+    assert [q.data for q in presses.seen] == ["ack:5"]
+
+
+async def test_polling_waits_as_long_as_a_rate_limit_asks(api: FakeBotApi, http: aiohttp.ClientSession) -> None:
+    clock = RecordingClock()
+    api.fail(429, "Too Many Requests: retry after 7", retry_after=7)
+    task = asyncio.create_task(callbacks(api, http, Presses(), clock=clock).poll_forever())
+
+    await wait_until(lambda: len(clock.sleeps) == 1)
+    await stop(task)
+
+    assert clock.sleeps == [7.0]
+
+
+async def test_polling_survives_an_unreachable_api(http: aiohttp.ClientSession,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    clock = RecordingClock()
+    receiver = TelegramCallbacks(config(f"http://127.0.0.1:{closed_port()}", poll_timeout_s=1), http, Presses(),
+                                 clock=clock)
+    task = asyncio.create_task(receiver.poll_forever())
+
+    await wait_until(lambda: len(clock.sleeps) == 1)
+    await clock.advance(1)
+    await wait_until(lambda: len(clock.sleeps) == 2)
+    assert not task.done()
+    await stop(task)
+
+    assert "cannot connect" in caplog.text
+    assert TOKEN not in caplog.text and "AAHfake" not in caplog.text
+
+
+async def test_polling_off_returns_at_once(api: FakeBotApi, http: aiohttp.ClientSession) -> None:
+    await asyncio.wait_for(callbacks(api, http, Presses(), poll_timeout_s=0).poll_forever(), 1)
+
+    assert api.polls == []
+
+
+# --- callbacks: webhook -------------------------------------------------------------------
+
+def update(data: str = "ack:42", update_id: int = 501) -> dict[str, Any]:
+    return {"update_id": update_id, "callback_query": {
+        "id": "wq1", "from": {"id": 7001, "is_bot": False, "first_name": "Ann", "username": "ann"},
+        "chat_instance": "ci", "data": data,
+        "message": {"message_id": 3, "date": 0, "chat": {"id": int(CHAT), "type": "supergroup"}},
+    }}
+
+
+async def webhook_client(http: aiohttp.ClientSession, presses: Presses,
+                         webhook_secret: str | None) -> TestClient[web.Request, web.Application]:
+    secret = Secret(webhook_secret) if webhook_secret is not None else None
+    receiver = TelegramCallbacks(config("https://api.telegram.org", webhook_secret=secret, poll_timeout_s=0),
+                                 http, presses)
+    app = web.Application()
+    app.router.add_post("/telegram", receiver.handle_webhook)
+    client = TestClient(TestServer(app, host="127.0.0.1", port=0))
+    await client.start_server()
+    return client
+
+
+@pytest.fixture
+async def presses() -> Presses:
+    return Presses()
+
+
+@pytest.fixture
+async def hook(http: aiohttp.ClientSession, presses: Presses) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    client = await webhook_client(http, presses, WEBHOOK_SECRET)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def test_webhook_takes_a_press_with_the_right_secret_and_answers_inline(
+        hook: TestClient[web.Request, web.Application], presses: Presses) -> None:
+    response = await hook.post("/telegram", json=update(), headers={SECRET_HEADER: WEBHOOK_SECRET})
+
+    assert response.status == 200
+    assert await response.json() == {"method": "answerCallbackQuery", "callback_query_id": "wq1",
+                                     "text": "Acknowledged, thanks"}
+    assert presses.seen == [CallbackQuery(id="wq1", chat_id=CHAT, from_user_id="7001", from_username="ann",
+                                          data="ack:42")]
+
+
+@pytest.mark.parametrize("headers", [
+    pytest.param({SECRET_HEADER: "wrong-secret"}, id="wrong"),
+    pytest.param({SECRET_HEADER: WEBHOOK_SECRET + "x"}, id="longer"),
+    pytest.param({}, id="missing"),
+])
+async def test_webhook_rejects_a_wrong_or_missing_secret(hook: TestClient[web.Request, web.Application],
+                                                         presses: Presses, headers: dict[str, str]) -> None:
+    response = await hook.post("/telegram", json=update(), headers=headers)
+
+    assert response.status == 401
+    assert (await response.json())["error"]["field"] == SECRET_HEADER
+    assert presses.seen == []
+
+
+@pytest.mark.parametrize(("body", "field_name"), [
+    pytest.param(b"{not json", "body", id="not-json"),
+    pytest.param(b"\xff\xfe", "body", id="not-utf8"),
+    pytest.param(b"[1, 2]", "update_id", id="not-an-object"),
+    pytest.param(b'{"callback_query": {}}', "update_id", id="no-update-id"),
+])
+async def test_webhook_answers_a_malformed_body_with_400(hook: TestClient[web.Request, web.Application],
+                                                         presses: Presses, body: bytes, field_name: str) -> None:
+    response = await hook.post("/telegram", data=body, headers={SECRET_HEADER: WEBHOOK_SECRET,
+                                                                "Content-Type": "application/json"})
+
+    assert response.status == 400
+    assert (await response.json())["error"]["field"] == field_name
+    assert presses.seen == []
+
+
+async def test_webhook_acknowledges_other_updates_without_calling_back(
+        hook: TestClient[web.Request, web.Application], presses: Presses) -> None:
+    response = await hook.post("/telegram", json={"update_id": 9, "message": {"text": "hi"}},
+                               headers={SECRET_HEADER: WEBHOOK_SECRET})
+
+    assert response.status == 200
+    assert presses.seen == []
+
+
+async def test_webhook_without_a_configured_secret_takes_any_request(http: aiohttp.ClientSession) -> None:
+    presses = Presses(answer="ok")
+    client = await webhook_client(http, presses, None)
+    try:
+        response = await client.post("/telegram", json=update("ack:9"))
+    finally:
+        await client.close()
+
+    assert response.status == 200
+    assert [q.data for q in presses.seen] == ["ack:9"]
+
+
+async def test_webhook_answers_a_failing_handler_with_a_generic_text(http: aiohttp.ClientSession) -> None:
+    presses = Presses(fail_on="ack:42")
+    client = await webhook_client(http, presses, WEBHOOK_SECRET)
+    try:
+        response = await client.post("/telegram", json=update(), headers={SECRET_HEADER: WEBHOOK_SECRET})
+        answer = await response.json()
+    finally:
+        await client.close()
+
+    assert response.status == 200
+    assert answer["text"] == FAILED_ANSWER
+
+
+# --- pure helpers and config --------------------------------------------------------------
+
+@pytest.mark.parametrize(("data", "expected"), [
+    pytest.param("ack:123", ("ack", 123), id="ack"),
+    pytest.param("resolve_now:7", ("resolve_now", 7), id="underscore"),
+    pytest.param("ack:", None, id="no-id"),
+    pytest.param(":12", None, id="no-action"),
+    pytest.param("ack:-1", None, id="negative"),
+    pytest.param("ack:1:2", None, id="two-colons"),
+    pytest.param("ack:١٢", None, id="non-ascii-digits"),
+    pytest.param("ack 12", None, id="no-colon"),
+    pytest.param("", None, id="empty"),
+])
+def test_parse_action(data: str, expected: tuple[str, int] | None) -> None:
+    assert parse_action(data) == expected
+
+
+@pytest.mark.parametrize(("recipient", "ok"), [
+    pytest.param("123456789", True, id="user-id"),
+    pytest.param("-123456", True, id="group-id"),
+    pytest.param("-1001234567890", True, id="supergroup-id"),
+    pytest.param("@statusd_alerts", True, id="channel"),
+    pytest.param("@abcd", True, id="short-collectible-channel"),
+    pytest.param("@abc", False, id="channel-too-short"),
+    pytest.param("@1channel", False, id="channel-starting-with-digit"),
+    pytest.param("@with space", False, id="channel-with-space"),
+    pytest.param("statusd_alerts", False, id="channel-without-at"),
+    pytest.param("0", False, id="zero"),
+    pytest.param("--5", False, id="double-minus"),
+    pytest.param(" 123", False, id="leading-space"),
+    pytest.param("12.5", False, id="not-an-integer"),
+    pytest.param("", False, id="empty"),
+])
+def test_check_recipient(recipient: str, ok: bool) -> None:
+    problem = config("https://api.telegram.org").check_recipient(recipient)
+
+    assert (problem is None) is ok
+
+
+def test_secrets_stay_out_of_repr() -> None:
+    text = repr(config("https://api.telegram.org", webhook_secret=Secret(WEBHOOK_SECRET)))
+
+    assert TOKEN not in text and WEBHOOK_SECRET not in text
+
+
+def test_telegram_is_a_builtin_kind() -> None:
+    kind = notifiers.builtin_kinds()["telegram"]
+
+    assert (kind.config, kind.notifier) == (TelegramConfig, TelegramNotifier)
+
+
+def load(table: dict[str, object]) -> tuple[TelegramConfig | None, Problems]:
+    problems: Problems = []
+    loaded = load_section(TelegramConfig, {"type": "telegram", **table}, "notifiers.tg", problems, extra={"name": "tg"})
+    return (None if problems else loaded), problems
+
+
+def test_config_loads_from_a_table() -> None:
+    loaded, problems = load({"bot_token": TOKEN, "api_url": "http://127.0.0.1:8081/", "timeout_s": 3,
+                             "parse_mode": "none", "poll_timeout_s": 0, "webhook_secret": WEBHOOK_SECRET})
+
+    assert problems == []
+    assert loaded == TelegramConfig(name="tg", type="telegram", bot_token=Secret(TOKEN),
+                                    api_url="http://127.0.0.1:8081/", timeout_s=3.0, parse_mode="none",
+                                    poll_timeout_s=0, webhook_secret=Secret(WEBHOOK_SECRET))
+
+
+def test_config_defaults() -> None:
+    loaded, _ = load({"bot_token": TOKEN})
+
+    assert loaded is not None
+    assert (loaded.api_url, loaded.timeout_s, loaded.parse_mode, loaded.poll_timeout_s, loaded.webhook_secret) == (
+        "https://api.telegram.org", 10.0, "HTML", 25, None)
+
+
+@pytest.mark.parametrize(("table", "expected"), [
+    pytest.param({}, [("notifiers.tg.bot_token", "required")], id="no-token"),
+    pytest.param({"bot_token": ""}, [("notifiers.tg.bot_token", "required; ask @BotFather for a token, "
+                                                                "e.g. bot_token = \"${TELEGRAM_BOT_TOKEN}\"")],
+                 id="empty-token"),
+    pytest.param({"bot_token": "12345/AAH secret"}, [("notifiers.tg.bot_token", "expected a token from @BotFather "
+                                                                                "such as '123456:ABC-DEF1234ghIkl'")],
+                 id="malformed-token"),
+    pytest.param({"bot_token": TOKEN, "timeout_s": 0}, [("notifiers.tg.timeout_s", "must be greater than 0")],
+                 id="zero-timeout"),
+    pytest.param({"bot_token": TOKEN, "api_url": "ftp://api.telegram.org"},
+                 [("notifiers.tg.api_url", "expected an absolute http:// or https:// URL such as "
+                                           "'https://api.telegram.org'")], id="ftp-api-url"),
+    pytest.param({"bot_token": TOKEN, "api_url": "api.telegram.org"},
+                 [("notifiers.tg.api_url", "expected an absolute http:// or https:// URL such as "
+                                           "'https://api.telegram.org'")], id="no-scheme"),
+    pytest.param({"bot_token": TOKEN, "api_url": "https://api.telegram.org/?x=1"},
+                 [("notifiers.tg.api_url", "must not have a query or fragment; the method path is appended to it")],
+                 id="query-in-api-url"),
+    pytest.param({"bot_token": TOKEN, "parse_mode": "MarkdownV2"},
+                 [("notifiers.tg.parse_mode", "expected one of 'HTML', 'none', got 'MarkdownV2'")], id="parse-mode"),
+    pytest.param({"bot_token": TOKEN, "poll_timeout_s": -1},
+                 [("notifiers.tg.poll_timeout_s", "must be 0 (no polling) or more")], id="negative-poll"),
+    pytest.param({"bot_token": TOKEN, "poll_timeout_s": 0, "webhook_secret": "has space"},
+                 [("notifiers.tg.webhook_secret", "expected 1-256 characters from A-Z, a-z, 0-9, _ and - "
+                                                  "(Telegram's rule for secret_token)")], id="webhook-secret-chars"),
+    pytest.param({"bot_token": TOKEN, "webhook_secret": WEBHOOK_SECRET},
+                 [("notifiers.tg.poll_timeout_s", "must be 0 when webhook_secret is set: Telegram refuses "
+                                                  "getUpdates while a webhook is active")], id="webhook-and-polling"),
+    pytest.param({"bot_token": TOKEN, "chat": "123"},
+                 [("notifiers.tg.chat", "unknown key (known keys: api_url, bot_token, parse_mode, poll_timeout_s, "
+                                        "timeout_s, type, webhook_secret)")], id="unknown-key"),
+])
+def test_config_problems(table: dict[str, object], expected: Problems) -> None:
+    problems = load(table)[1]
+
+    assert problems == expected
+    for _, message in problems:
+        assert "AAH secret" not in message and "AAHfake" not in message
