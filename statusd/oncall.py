@@ -128,7 +128,8 @@ class Schedule:
         return None
 
     def shifts(self, start: datetime, end: datetime) -> list[Shift]:
-        """Who is on call over [start, end), as maximal stretches (person None = nobody)."""
+        """Who is on call over [start, end), as maximal stretches in UTC (person None = nobody)."""
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
         points = sorted({p for p in self._boundaries(start, end) if start < p < end} | {start})
         out: list[Shift] = []
         for i, point in enumerate(points):

@@ -139,3 +139,52 @@ async def test_sigterm_then_restart_resumes_deliveries_without_repeating(tmp_pat
     code, output = await second.stop(signal.SIGINT)
     assert code == 0, output
     assert json.loads(hooks.hooks[0].body)["incident"]["title"] == "API: major outage"
+
+
+async def test_kill_9_mid_escalation_fires_the_next_step_once_after_restart(tmp_path, target, hooks) -> None:
+    """statusd dies hard between two escalation steps; the restarted process pages level 2 once, level 1 never again."""
+    hooks.fail_with = None
+    config = tmp_path / "statusd.toml"
+    db = tmp_path / "statusd.db"
+    write_config(config, free_port(), target, hooks)
+    text = config.read_text()
+    text = text.replace("""[[escalation_policies.default.levels]]
+targets = ["schedule:primary"]
+""", """[[escalation_policies.default.levels]]
+targets = ["schedule:primary"]
+ack_timeout_s = 3.0
+[[escalation_policies.default.levels]]
+targets = ["dan"]
+ack_timeout_s = 3.0
+""")
+    text += f"""
+[people.dan]
+name = "Dan"
+contacts = {{ hooks = "{hooks.url('/dan')}" }}
+"""
+    config.write_text(text)
+    target.healthy = False
+    first = await Server(config).start()
+
+    async def ann_paged() -> bool:
+        return any(h.path == "/ann" for h in hooks.hooks)
+    await eventually(ann_paged, "the first level to be paged")
+    code, _ = await first.stop(signal.SIGKILL)  # no cleanup at all
+    assert code == -signal.SIGKILL
+    [(due,)] = rows(db, "SELECT due_at FROM timers WHERE kind = 'escalate' AND fired_at IS NULL"
+                        " AND cancelled_at IS NULL")
+    await asyncio.sleep(3.5)  # the step comes due while statusd is dead
+
+    second = await Server(config).start()
+
+    async def dan_paged() -> bool:
+        return any(h.path == "/dan" for h in hooks.hooks)
+    await eventually(dan_paged, "the second level after the restart")
+    await asyncio.sleep(1.0)
+    code, output = await second.stop(signal.SIGTERM)
+    assert code == 0, output
+    alerts = [(h.path, h.json["event"]) for h in hooks.hooks if h.json["event"] == "alert"]
+    assert alerts == [("/ann", "alert"), ("/dan", "alert")]
+    assert rows(db, "SELECT COUNT(*) FROM incidents") == [(1,)]
+    [(fired,)] = rows(db, f"SELECT fired_at FROM timers WHERE due_at = '{due}'")
+    assert fired is not None
