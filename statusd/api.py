@@ -213,6 +213,7 @@ class WriteApi:
         app.router.add_post("/api/v1/incidents/{id}/handoff", self.hand_off)
         app.router.add_put("/api/v1/incidents/{id}/comms", self.set_comms)
         app.router.add_post("/api/v1/incidents/{id}/postmortem", self.postmortem)
+        app.router.add_post("/api/v1/incidents/{id}/merge", self.merge)
         app.router.add_get("/api/v1/kpis", self.kpis)
         app.router.add_get("/api/v1/oncall", self.who_is_on_call)
         app.router.add_get("/api/v1/schedules", self.list_schedules)
@@ -380,6 +381,16 @@ class WriteApi:
             incident_id, body=body.text("body", required=True, max_len=100_000) or "", author=token.name,
             notify=body.flag("notify", False))
         return web.json_response({"incident": incident_json(incident)}, status=201)
+
+    async def merge(self, request: web.Request) -> web.Response:
+        token = self.authorize(request, "incidents:write")
+        incident_id = _incident_id(request)
+        body = await Body.read(request, {"into"})
+        into = body.data.get("into")
+        if not isinstance(into, int) or isinstance(into, bool):
+            raise ValidationError("into", "required: the id of the open incident to merge into")
+        incident = await self.coordinator.merge(incident_id, into=into, by=token.name)
+        return web.json_response({"incident": incident_json(incident)})
 
     async def kpis(self, request: web.Request) -> web.Response:
         """Support KPIs over incidents opened in the last `days` (default 30): per impact and source."""

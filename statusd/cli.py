@@ -8,11 +8,12 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
 from statusd import __version__
-from statusd.app import RUNTIME, build_app
+from statusd.app import RUNTIME, build_app, schedules_from
 from statusd.config import Config, load_config, summary
 from statusd.core.errors import ConfigError
 from statusd.store.sqlite import SqliteStore
@@ -49,12 +50,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "check-config":
         print(summary(config))
+        for warning in coverage_warnings(config, datetime.now(UTC)):
+            print(f"  warning: {warning}")
         return 0
     if args.command == "migrate":
         applied = asyncio.run(_migrate(config))
         print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
         return 0
     return asyncio.run(_serve(config))
+
+
+def coverage_warnings(config: Config, now: datetime, days: int = 14) -> list[str]:
+    """Stretches of the next `days` with nobody on call, per schedule (the first few of each)."""
+    warnings = []
+    for name, schedule in schedules_from(config).items():
+        gaps = schedule.gaps(now, now + timedelta(days=days))
+        total_h = sum((g.end - g.start).total_seconds() for g in gaps) / 3600
+        for gap in gaps[:3]:
+            warnings.append(f"schedules.{name}: nobody on call {gap.start:%Y-%m-%d %H:%M} - {gap.end:%Y-%m-%d %H:%M} UTC")
+        if len(gaps) > 3:
+            warnings.append(f"schedules.{name}: {len(gaps) - 3} more gaps; {total_h:.1f} h uncovered in {days} days")
+    return warnings
 
 
 async def _migrate(config: Config) -> list[str]:

@@ -355,6 +355,42 @@ class Coordinator:
         self._committed(incident, now)
         return incident
 
+    async def merge(self, source_id: int, *, into: int, by: str) -> Incident:
+        """Fold incident `source_id` into `into`: timelines and components combine, the source closes.
+
+        The source's detector follows: its dedup key moves to the target when the target has
+        none, so the next signal joins the target and its recovery resolves the target.
+        """
+        now = self.clock.now()
+        if source_id == into:
+            raise ValidationError("into", "an incident cannot be merged into itself")
+        async with self.store.transaction() as tx:
+            source = await self._get_open(tx, source_id)
+            target = await tx.incidents.get(into)
+            if target is None or not target.status.is_open:
+                raise ValidationError("into", f"incident {into} does not exist or is not open")
+            for entry in (await tx.incidents.entries([source.id]))[source.id]:
+                await tx.incidents.add_entry(replace(entry, id=None, incident_id=target.id,
+                                                     data={**entry.data, "merged_from": source.id}))
+            key = source.dedup_key
+            await tx.timers.cancel(source.id, ALL_TIMERS, now)
+            source = replace(source, resolved_at=now, merged_into=target.id, dedup_key=None, handoff=None)
+            source = await self._public_update(
+                tx, source, IncidentStatus.RESOLVED,
+                f"This incident is being handled together with \"{target.title}\"; follow the updates there.",
+                by, now, notify=False)
+            await tx.incidents.add_entry(TimelineEntry(source.id, now, EntryKind.MERGED, author=by,
+                                                       data={"into": target.id}, body=f"Merged into #{target.id}"))
+            impact = max(source.impact, target.impact, key=lambda i: i.rank)
+            target = replace(target, components=tuple(dict.fromkeys(target.components + source.components)),
+                             impact=impact, dedup_key=target.dedup_key or key, updated_at=now)
+            await tx.incidents.save(target)
+            await tx.incidents.add_entry(TimelineEntry(
+                target.id, now, EntryKind.MERGED, author=by, data={"from": source.id},
+                body=f"Merged #{source.id} ({source.title}) into this incident"))
+        self._committed(target, now)
+        return target
+
     async def set_component_status(self, component_id: str, status: ComponentStatus) -> bool:
         """Set a component's status by hand; returns whether it changed."""
         now = self.clock.now()

@@ -164,3 +164,21 @@ def test_example_parses_as_toml_with_comments_for_every_key() -> None:
     first_uses = {s.split("=")[0].strip() for s in undocumented}
     documented = {ln.strip().split("=")[0].strip() for ln in lines if "#" in ln and "=" in ln.split("#")[0]}
     assert first_uses <= documented, sorted(first_uses - documented)
+
+
+def test_check_config_reports_coverage_gaps() -> None:
+    from datetime import UTC, datetime
+
+    from statusd.cli import coverage_warnings
+
+    cfg = parse_config({
+        "people": {"ann": {"name": "Ann"}},
+        "schedules": {"peak": {"timezone": "UTC", "layers": [{"participants": ["ann"], "shift_h": 168,
+                                                               "start": "2026-01-05T00:00",
+                                                               "restrictions": [{"days": ["mon"], "start": "10:00",
+                                                                                 "end": "18:00"}]}]}},
+    }, {})
+    warnings = coverage_warnings(cfg, datetime(2026, 3, 2, 0, 0, tzinfo=UTC), days=7)
+    assert warnings[0] == "schedules.peak: nobody on call 2026-03-02 00:00 - 2026-03-02 10:00 UTC"
+    assert warnings[1] == "schedules.peak: nobody on call 2026-03-02 18:00 - 2026-03-09 00:00 UTC"
+    assert coverage_warnings(load_config(EXAMPLE, env={}), datetime(2026, 3, 2, tzinfo=UTC)) == []

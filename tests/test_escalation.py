@@ -239,3 +239,21 @@ async def test_postmortem_only_after_resolution(coordinator, sqlite_store, clock
     published = await coordinator.publish_postmortem(incident.id, body="# Why\n\nA bad deploy.", author="Ann",
                                                      notify=True)
     assert published.status is IncidentStatus.POSTMORTEM and published.postmortem.startswith("# Why")
+
+
+async def test_merge_combines_timelines_and_routes_the_detector(coordinator, sqlite_store, clock) -> None:
+    manual = await coordinator.open_incident(title="Checkout is failing", body="Looking into it.", author="Dana")
+    probe = await coordinator.handle(outage(clock))
+    merged = await coordinator.merge(probe.id, into=manual.id, by="Dana")
+    assert merged.id == manual.id and "api" in merged.components and merged.dedup_key == "probe:api"
+    async with sqlite_store.read() as r:
+        source = await r.incidents.get(probe.id)
+        target_entries = (await r.incidents.entries([manual.id]))[manual.id]
+        assert await r.timers.pending(probe.id) == []
+    assert source.merged_into == manual.id and source.resolved_at is not None
+    assert any(e.data.get("merged_from") == probe.id and e.kind == EntryKind.SIGNAL for e in target_entries)
+    # The probe recovering now resolves the incident it was merged into.
+    resolved = await coordinator.handle(outage(clock, firing=False))
+    assert resolved.id == manual.id and resolved.status is IncidentStatus.RESOLVED
+    with pytest.raises(Conflict):
+        await coordinator.merge(probe.id, into=manual.id, by="Dana")
