@@ -124,7 +124,8 @@ def policy_from(config: Config) -> Policy:
     return Policy(on_recovery=ic.on_recovery, notify_subscribers_on_open=ic.notify_subscribers_on_open,
                   opened_message=ic.opened_message, resolved_message=ic.resolved_message,
                   escalation_policy=ic.escalation_policy, reopen_window_s=ic.reopen_window_s,
-                  update_reminder_s=dict(ic.update_reminder_s), handoff_ack_timeout_s=ic.handoff_ack_timeout_s)
+                  update_reminder_s=dict(ic.update_reminder_s), handoff_ack_timeout_s=ic.handoff_ack_timeout_s,
+                  group_window_s=ic.group_window_s)
 
 
 def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = True,

@@ -215,6 +215,7 @@ class IncidentsConfig:
     update_reminder_s: dict[str, float] = field(  # per impact: remind the commander after this long without a public update
         default_factory=lambda: {"minor": 3600.0, "major": 1800.0, "critical": 900.0})
     handoff_ack_timeout_s: float = 300.0  # remind both sides when a handoff is not accepted within this long
+    group_window_s: float = 300.0  # a signal joins an open incident on the same component opened within this long
 
     def check(self) -> Problems:
         problems: Problems = []
@@ -223,8 +224,9 @@ class IncidentsConfig:
                 problems.append((f"update_reminder_s.{impact}", "expected an impact: minor, major, critical, ..."))
             elif seconds <= 0:
                 problems.append((f"update_reminder_s.{impact}", "must be greater than 0"))
-        if self.reopen_window_s < 0:
-            problems.append(("reopen_window_s", "must not be negative"))
+        for key in ("reopen_window_s", "group_window_s"):
+            if getattr(self, key) < 0:
+                problems.append((key, "must not be negative"))
         return problems + positive(self.handoff_ack_timeout_s, "handoff_ack_timeout_s")
 
 

@@ -58,6 +58,7 @@ class Policy:
     update_reminder_s: Mapping[str, float] = field(default_factory=lambda: {"minor": 3600.0, "major": 1800.0,
                                                                              "critical": 900.0})
     handoff_ack_timeout_s: float = 300.0
+    group_window_s: float = 300.0  # a new signal joins an open incident on the same component opened this recently
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +137,11 @@ class Coordinator:
             else:
                 since = now - timedelta(seconds=self.policy.reopen_window_s)
                 recent = await tx.incidents.find_recent_by_dedup_key(signal.dedup_key, since)
+                related = await self._related_open(tx, signal, now)
                 if recent is not None:
                     incident = await self._reopen(tx, recent, signal, now)
+                elif related is not None:
+                    incident = await self._join(tx, related, signal, now)
                 else:
                     incident = await self._open_from_signal(tx, signal, now)
                     opened = True
@@ -152,6 +156,28 @@ class Coordinator:
             await tx.incidents.save(incident)
             await tx.incidents.add_entry(TimelineEntry(incident.id, now, EntryKind.STATUS, status=incident.status,
                                                        body="Signal fired again while monitoring"))
+        return incident
+
+    async def _related_open(self, tx: Tx, signal: Signal, now: datetime) -> Incident | None:
+        """An open incident on one of the signal's components, opened within the grouping window (one outage)."""
+        if not signal.components or self.policy.group_window_s <= 0:
+            return None
+        since = now - timedelta(seconds=self.policy.group_window_s)
+        for incident in await tx.incidents.list_open():
+            if incident.opened_at >= since and set(incident.components) & set(signal.components):
+                return incident
+        return None
+
+    async def _join(self, tx: Tx, incident: Incident, signal: Signal, now: datetime) -> Incident:
+        """Record a second detector's view of the same outage on the open incident; nobody is paged again."""
+        await tx.incidents.add_entry(TimelineEntry(
+            incident.id, now, EntryKind.SIGNAL, author=signal.source, data={**signal.evidence, "joined": signal.dedup_key},
+            body=f"Joined: {signal.summary}"))
+        await self._set_components(tx, signal.components, signal.severity, now)
+        impact = max(incident.impact, impact_for(signal.severity), key=lambda i: i.rank)
+        incident = replace(incident, components=tuple(dict.fromkeys(incident.components + signal.components)),
+                           impact=impact, updated_at=now)
+        await tx.incidents.save(incident)
         return incident
 
     async def _open_from_signal(self, tx: Tx, signal: Signal, now: datetime) -> Incident:

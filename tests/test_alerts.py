@@ -16,7 +16,7 @@ from aiohttp import web
 
 from statusd.alerts import AlertIntake, AlertMapper, AlertRule, AlertsConfig, Target
 from statusd.api import json_errors
-from statusd.coordinator import Coordinator, PageInfo
+from statusd.coordinator import Coordinator, PageInfo, Policy
 from statusd.core.clock import Clock
 from statusd.core.model import (
     Component,
@@ -94,7 +94,9 @@ async def build_coordinator(store: SqliteStore, clock: Clock) -> Coordinator:
     async with store.transaction() as tx:
         await tx.components.sync(COMPONENTS, clock.now())
         await tx.subscribers.add(Subscriber("mail", "everything@example.com"))
-    return Coordinator(store, clock, people=PEOPLE, page=PageInfo("Example status", "http://status.example.com"))
+    # Grouping by component is off: these tests are about each alert's own dedup key.
+    return Coordinator(store, clock, people=PEOPLE, page=PageInfo("Example status", "http://status.example.com"),
+                       policy=Policy(group_window_s=0))
 
 
 def build_app(config: AlertsConfig, coordinator: Coordinator, clock: Clock) -> web.Application:

@@ -115,6 +115,7 @@ async def test_recovery_resolves_and_restores_the_component(coordinator, sqlite_
 
 
 async def test_recovery_keeps_component_down_while_another_incident_claims_it(coordinator, sqlite_store, clock):
+    coordinator.policy = Policy(escalation_policy="default", group_window_s=0)  # two separate incidents
     await coordinator.handle(signal(clock, key="probe:a", severity=ComponentStatus.PARTIAL_OUTAGE))
     await coordinator.handle(signal(clock, key="probe:b", severity=ComponentStatus.MAJOR_OUTAGE))
     await coordinator.handle(signal(clock, key="probe:b", firing=False))

@@ -257,3 +257,19 @@ async def test_merge_combines_timelines_and_routes_the_detector(coordinator, sql
     assert resolved.id == manual.id and resolved.status is IncidentStatus.RESOLVED
     with pytest.raises(Conflict):
         await coordinator.merge(probe.id, into=manual.id, by="Dana")
+
+
+async def test_a_second_detector_on_the_same_component_joins_the_open_incident(coordinator, sqlite_store, clock):
+    first = await coordinator.handle(outage(clock))
+    await clock.advance(120)  # within group_window_s (300)
+    alert = Signal(source="alertmanager", dedup_key="alertmanager:abc", components=("api",),
+                   severity=ComponentStatus.PARTIAL_OUTAGE, summary="ApiErrors firing", at=clock.now())
+    joined = await coordinator.handle(alert)
+    assert joined.id == first.id
+    assert await pages(sqlite_store) == [(0, "ann")]  # nobody paged twice for one outage
+    async with sqlite_store.read() as r:
+        assert len(await r.incidents.list_open()) == 1
+    await clock.advance(600)  # outside the window: another detector's signal is a new incident
+    later = Signal(source="alertmanager", dedup_key="alertmanager:def", components=("api",),
+                   severity=ComponentStatus.PARTIAL_OUTAGE, summary="ApiLatency firing", at=clock.now())
+    assert (await coordinator.handle(later)).id != first.id
