@@ -33,7 +33,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                        ("migrate", "apply pending database migrations and exit")):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("config", help="path to the TOML config file")
-    args = parser.parse_args(argv)
+    replay_help = "replay historical customer reports through report detection (statusd replay --help)"
+    sub.add_parser("replay", help=replay_help, description=replay_help, add_help=False)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["replay"]:  # it has its own options and needs no config file
+        from statusd import replay
+
+        return replay.main(arguments[1:])
+    args = parser.parse_args(arguments)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 

