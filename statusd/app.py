@@ -22,15 +22,18 @@ from statusd.api import Token, WriteApi, error_response, json_errors
 from statusd.config import Config, ScheduleConfig
 from statusd.coordinator import Coordinator, PageInfo, Policy
 from statusd.core.clock import Clock, SystemClock
-from statusd.core.errors import Conflict, NotFound
+from statusd.clustering import ClusteringConfig, EncoderUnavailable, make_encoder
+from statusd.core.errors import ConfigError, Conflict, NotFound
 from statusd.core.model import Component, Person
 from statusd.duty import ShiftNotices
+from statusd.intake import IntakeLimits, ReportIntake
 from statusd.links import Signer
 from statusd.metrics import Metrics
 from statusd.monitor import Monitor
 from statusd.oncall import WEEKDAYS, Layer, Override, Restriction, Rotation, Schedule
 from statusd.outbox import OutboxWorker, RetryPolicy
 from statusd.store.sqlite import SqliteStore
+from statusd.surge import ReportDetector, SurgeConfig
 from statusd.template import Templates
 from statusd.timers import TimerWorker
 from status_page import StatusPage
@@ -53,6 +56,7 @@ class Runtime:
     worker: OutboxWorker | None = None
     timers: TimerWorker | None = None
     page: StatusPage | None = None
+    intake: ReportIntake | None = None
     notifiers: dict[str, Any] = field(default_factory=dict)
     telegram: dict[str, TelegramCallbacks] = field(default_factory=dict)  # button presses, by notifier name
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -177,6 +181,9 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
         probes = {name: probe_kinds[cfg.type].probe(cfg, runtime.http) for name, cfg in config.probes.items()}
         runtime.monitor = Monitor(store, coordinator, clock, probes, config.probes, observer=metrics)
         await runtime.monitor.restore()
+        replayed = await intake.rebuild(config.reports.rebuild_hours)
+        if replayed:
+            log.info("report detector warmed up with %d stored reports", replayed)
         if run_worker:
             jobs = [("outbox-worker", runtime.worker.run()), ("timer-worker", runtime.timers.run()),
                     ("shift-notices", notices.run())]
@@ -215,8 +222,23 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
     app.router.add_post("/telegram/{notifier}/webhook", telegram_webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
-    WriteApi(store, coordinator, _tokens(config), config.notifiers, schedules=schedules, signer=signer,
-             base_url=config.server.base_url).add_routes(app)
+    write_api = WriteApi(store, coordinator, _tokens(config), config.notifiers, schedules=schedules, signer=signer,
+                         base_url=config.server.base_url)
+    write_api.add_routes(app)
+    rc = config.reports
+    try:
+        encoder = make_encoder(rc.encoder)
+    except EncoderUnavailable as exc:
+        raise ConfigError([("reports.encoder", str(exc))]) from None
+    intake = ReportIntake(
+        store, coordinator, ReportDetector(ClusteringConfig.for_encoder(rc.encoder), encoder=encoder,
+                                           surge=SurgeConfig(window_s=rc.window_s, min_clients=rc.min_clients)),
+        clock, components=list(config.components), notifiers=config.notifiers,
+        limits=IntakeLimits(max_text_chars=rc.max_text_chars, max_batch=rc.max_batch, max_future_s=rc.max_future_s,
+                            max_age_days=rc.max_age_days, form_notifier=rc.form_notifier,
+                            form_rate_per_min=rc.form_rate_per_min))
+    intake.add_routes(app, write_api)
+    runtime.intake = intake
     AlertIntake(config.alerts, coordinator, clock, set(config.components)).add_routes(app)
 
     async def heartbeat(request: web.Request) -> web.Response:

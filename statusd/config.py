@@ -23,8 +23,8 @@ from statusd.alerts import AlertsConfig
 from statusd.core.errors import ConfigError
 from statusd.core.schema import MISSING, Problems, Secret, interpolate, is_missing, join, load_section, positive
 
-Scope = Literal["incidents:write", "components:write", "subscribers:write", "admin"]
-SCOPES: tuple[str, ...] = ("incidents:write", "components:write", "subscribers:write", "admin")
+Scope = Literal["incidents:write", "components:write", "subscribers:write", "reports:write", "admin"]
+SCOPES: tuple[str, ...] = ("incidents:write", "components:write", "subscribers:write", "reports:write", "admin")
 
 
 @dataclass(frozen=True)
@@ -231,6 +231,29 @@ class IncidentsConfig:
 
 
 @dataclass(frozen=True)
+class ReportsConfig:
+    window_s: float = 1800.0  # surge window: distinct clients counted over this long
+    min_clients: int = 5  # a surge needs at least this many distinct clients in the window
+    encoder: Literal["tfidf", "use", "blend", "auto"] = "tfidf"  # text similarity; use/blend need the reports-embeddings extra
+    rebuild_hours: float = 24.0  # on start, replay this much stored history into the detector
+    max_text_chars: int = 5000
+    max_batch: int = 500  # reports per POST /api/v1/reports/batch
+    max_future_s: float = 300.0  # received_at further in the future is refused
+    max_age_days: float = 30.0  # received_at further in the past is refused (backfill limit)
+    form_notifier: str | None = None  # notifier whose address visitors may leave on the public form (e.g. "mail")
+    form_rate_per_min: int = 5  # public form submissions per minute per client address
+
+    def check(self) -> Problems:
+        problems = (positive(self.window_s, "window_s") + positive(self.min_clients, "min_clients")
+                    + positive(self.rebuild_hours, "rebuild_hours") + positive(self.max_text_chars, "max_text_chars")
+                    + positive(self.max_batch, "max_batch") + positive(self.max_age_days, "max_age_days")
+                    + positive(self.form_rate_per_min, "form_rate_per_min"))
+        if self.max_future_s < 0:
+            problems.append(("max_future_s", "must not be negative"))
+        return problems
+
+
+@dataclass(frozen=True)
 class TokenConfig:
     id: str
     name: str  # whose token: signs public updates posted with it
@@ -268,6 +291,7 @@ class Config:
     incidents: IncidentsConfig = field(default_factory=IncidentsConfig)
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
     components: dict[str, ComponentConfig] = field(default_factory=dict)
     people: dict[str, PersonConfig] = field(default_factory=dict)
     schedules: dict[str, ScheduleConfig] = field(default_factory=dict)
@@ -292,6 +316,7 @@ _SIMPLE_SECTIONS: dict[str, type[Any]] = {
     "incidents": IncidentsConfig,
     "notifications": NotificationsConfig,
     "alerts": AlertsConfig,
+    "reports": ReportsConfig,
 }
 _NAMED_SECTIONS: dict[str, type[Any]] = {"components": ComponentConfig, "people": PersonConfig, "tokens": TokenConfig,
                                          "schedules": ScheduleConfig, "escalation_policies": EscalationPolicyConfig}
@@ -412,6 +437,8 @@ def _cross_check(cfg: Config, problems: Problems) -> None:
     for key, cid in cfg.alerts.referenced_components():
         if cid not in cfg.components:
             problems.append((f"alerts.{key}", f"no component {cid!r} in [components]"))
+    if cfg.reports.form_notifier is not None and cfg.reports.form_notifier not in cfg.notifiers:
+        problems.append(("reports.form_notifier", f"no notifier {cfg.reports.form_notifier!r} in [notifiers]"))
     policy_name = cfg.incidents.escalation_policy
     if policy_name is not None and policy_name not in cfg.escalation_policies:
         problems.append(("incidents.escalation_policy", f"no policy {policy_name!r} in [escalation_policies]"))

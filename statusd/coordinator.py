@@ -163,6 +163,8 @@ class Coordinator:
         if not signal.components or self.policy.group_window_s <= 0:
             return None
         since = now - timedelta(seconds=self.policy.group_window_s)
+        if signal.source == "reports":  # customers confirming an outage already known, however old
+            since = datetime.min.replace(tzinfo=now.tzinfo)
         for incident in await tx.incidents.list_open():
             if incident.opened_at >= since and set(incident.components) & set(signal.components):
                 return incident
@@ -399,6 +401,7 @@ class Coordinator:
                 await tx.incidents.add_entry(replace(entry, id=None, incident_id=target.id,
                                                      data={**entry.data, "merged_from": source.id}))
             key = source.dedup_key
+            await tx.reports.move(source.id, target.id)
             await tx.timers.cancel(source.id, ALL_TIMERS, now)
             source = replace(source, resolved_at=now, merged_into=target.id, dedup_key=None, handoff=None)
             source = await self._public_update(
@@ -416,6 +419,42 @@ class Coordinator:
                 body=f"Merged #{source.id} ({source.title}) into this incident"))
         self._committed(target, now)
         return target
+
+    async def link_reports(self, incident_id: int, report_ids: Iterable[int]) -> int:
+        """Link customer reports to an incident; each newly affected client hears the latest state at once.
+
+        A client linked late gets the same catch-up as an early one: an acknowledgement with
+        the latest public update. Returns how many reports were newly linked.
+        """
+        now = self.clock.now()
+        ids = list(report_ids)
+        async with self.store.transaction() as tx:
+            incident = await tx.incidents.get(incident_id)
+            if incident is None:
+                raise NotFound("incident", incident_id)
+            before = {r.contact for r in await tx.reports.for_incident(incident_id) if r.contact}
+            linked = await tx.reports.link(ids, incident_id)
+            if not linked:
+                return 0
+            new_contacts = list(dict.fromkeys(r.contact for r in linked if r.contact and r.contact not in before))
+            clients = len({r.client_id for r in linked})
+            await tx.incidents.add_entry(TimelineEntry(
+                incident.id, now, EntryKind.NOTE, author=AUTOMATED_AUTHOR,
+                data={"reports": [r.id for r in linked], "clients": clients},
+                body=f"Linked {len(linked)} customer report(s) from {clients} client(s)"))
+            if new_contacts and incident.status.is_open:
+                latest = await self._latest_public(tx, incident)
+                context = self._context(await self._snapshot(tx, incident), latest)
+                await tx.outbox.enqueue(
+                    OutboxMessage(key=f"client:{incident.id}:{notifier}:{address}", notifier=notifier,
+                                  recipient=address, template="report_ack", context=context, created_at=now)
+                    for notifier, address in new_contacts)
+        self._committed(None, now)
+        return len(linked)
+
+    async def _latest_public(self, tx: Tx, incident: Incident) -> TimelineEntry | None:
+        entries = (await tx.incidents.entries([incident.id], public_only=True))[incident.id]
+        return entries[-1] if entries else None
 
     async def set_component_status(self, component_id: str, status: ComponentStatus) -> bool:
         """Set a component's status by hand; returns whether it changed."""
@@ -669,14 +708,15 @@ class Coordinator:
         return incident
 
     async def _notify_update(self, tx: Tx, incident: Incident, entry: TimelineEntry) -> None:
-        """Outbox rows for one public update: every matching subscriber, and the owner when it resolves."""
+        """Outbox rows for one public update: subscribers, the clients whose reports are linked, and the owner
+        when it resolves — each address once."""
         context = self._context(await self._snapshot(tx, incident), entry)
-        messages = [
-            OutboxMessage(key=f"update:{entry.id}:{sub.notifier}:{sub.target}", notifier=sub.notifier,
-                          recipient=sub.target, template="update", context=context, created_at=entry.at)
-            for sub in await tx.subscribers.for_components(incident.components)
-        ]
-        await tx.outbox.enqueue(messages)
+        recipients = {(sub.notifier, sub.target): None for sub in await tx.subscribers.for_components(incident.components)}
+        recipients.update({r.contact: None for r in await tx.reports.for_incident(incident.id) if r.contact})
+        await tx.outbox.enqueue(
+            OutboxMessage(key=f"update:{entry.id}:{notifier}:{address}", notifier=notifier, recipient=address,
+                          template="update", context=context, created_at=entry.at)
+            for notifier, address in recipients)
         if entry.status == IncidentStatus.RESOLVED:
             for person_id in dict.fromkeys(p for p in (incident.commander or incident.assignee, incident.comms) if p):
                 await self._send_to_person(tx, person_id, "update", context, key=f"update:{entry.id}",

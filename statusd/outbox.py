@@ -9,6 +9,7 @@ marks the message dead. One failing channel or recipient never holds up the othe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Mapping
@@ -99,6 +100,9 @@ class OutboxWorker:
                 rendered = self.templates.render(message.template, message.context)
                 await notifier.send(message.recipient, rendered, key=message.key)
             except asyncio.CancelledError:
+                # Shutting down mid-send: hand the message back now instead of after its lease.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._release(message))
                 raise
             except NotifyError as exc:
                 if exc.retryable and message.attempts < self.retry.max_attempts:
@@ -119,6 +123,11 @@ class OutboxWorker:
             log.info("sent %s to %s via %s", message.template, message.recipient, message.notifier)
             if self.observer:
                 self.observer.delivery(message.notifier, "sent", (now - message.created_at).total_seconds())
+
+    async def _release(self, message: OutboxMessage) -> None:
+        assert message.id is not None
+        async with self.store.transaction() as tx:
+            await tx.outbox.mark_retry(message.id, self.clock.now(), "interrupted by shutdown")
 
     async def _settle_retry(self, message: OutboxMessage, error: str) -> None:
         assert message.id is not None

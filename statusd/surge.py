@@ -338,9 +338,12 @@ class SurgeTest:
     # -- internals --
 
     def _deseasonalised_rate(self) -> float:
-        rate = self.profile.rate()
-        # Before there is any exposure, assume a quiet stream rather than none at all.
-        return rate if rate > 0 else 1.0 / 3600
+        # A quiet stream (one report an hour) worth an hour of exposure: without it, a fresh
+        # deployment's first burst would set the "normal" rate itself and never look like a surge;
+        # any longer and the first hours of a busy stream would look quieter than they are.
+        profile = self.profile
+        count, expo = sum(profile.hod_count), sum(profile.hod_expo)
+        return (count + 1.0) / (expo + 3600.0)
 
     def _end_if_quiet(self, state: _GroupState, now: datetime) -> bool:
         if state.incident_key is None or state.last_at is None:

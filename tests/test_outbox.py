@@ -178,3 +178,35 @@ def test_backoff_grows_and_is_capped() -> None:
     jittered = RetryPolicy(initial_s=10, jitter=0.2)
     assert all(10 <= jittered.delay_s(1, rng) <= 12 for _ in range(100))
     assert timedelta(seconds=policy.delay_s(3, rng)) == timedelta(seconds=20)
+
+
+async def test_shutdown_mid_send_hands_the_message_back_at_once(sqlite_store, http, clock) -> None:
+    import asyncio as aio
+
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    started = aio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        started.set()
+        await aio.sleep(30)
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/slow", slow)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        await enqueue(sqlite_store, clock, ("hooks", str(server.make_url("/slow"))))
+        w = worker(sqlite_store, http, clock)
+        task = aio.create_task(w.drain_once())
+        await aio.wait_for(started.wait(), 5)
+        task.cancel()
+        await aio.gather(task, return_exceptions=True)
+        async with sqlite_store.read() as r:
+            [message] = await r.outbox.list()
+            assert message.status is OutboxStatus.PENDING and message.last_error == "interrupted by shutdown"
+            assert await r.outbox.next_due() == clock.now()  # due again now, not after the lease
+    finally:
+        await server.close()

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import pytest
 
 from statusd.core.model import (
+    CustomerReport,
     Timer,
     Component,
     ComponentStatus,
@@ -722,3 +723,280 @@ async def test_find_recent_by_dedup_key_for_reopening(store: Store) -> None:
         assert (await r.incidents.find_recent_by_dedup_key("k", t(50))).id == first.id
         assert await r.incidents.find_recent_by_dedup_key("k", t(101)) is None
         assert await r.incidents.find_recent_by_dedup_key("other", t(0)) is None
+
+
+# --- uptime rollups ----------------------------------------------------------------------
+#
+# set_status accrues the interval a change closes into per-component, per-UTC-day rows;
+# uptime() adds the still-open interval. Inputs keep using non-UTC offsets: days are UTC days.
+
+from datetime import date  # noqa: E402  (appended section)
+
+from statusd.core.model import DayUptime  # noqa: E402
+
+H = 3600.0
+
+
+def utc(day: int, hour: float, month: int = 3) -> datetime:
+    """2026-<month>-<day> at `hour` UTC, written in IST so the store has to convert."""
+    return (datetime(2026, month, day, tzinfo=UTC) + timedelta(hours=hour)).astimezone(IST)
+
+
+def by_day(days: list[DayUptime]) -> dict[str, DayUptime]:
+    return {d.day.isoformat(): d for d in days}
+
+
+def seconds(day: DayUptime) -> dict[str, float]:
+    """The non-zero status seconds of a day, rounded to the microsecond."""
+    spent = {"operational": day.operational_s, "maintenance": day.maintenance_s, "degraded": day.degraded_s,
+             "partial": day.partial_s, "major": day.major_s}
+    return {k: round(v, 6) for k, v in spent.items() if v}
+
+
+async def test_set_status_accrues_each_closed_interval_into_the_utc_days_it_covered(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.components.sync([Component("api", "API"), Component("web", "Web")], utc(1, 9))
+    async with store.transaction() as tx:
+        assert await tx.components.set_status("api", ComponentStatus.MAJOR_OUTAGE, utc(1, 22).astimezone(PDT))
+    # Major outage across midnight, then a partial outage spanning two whole days.
+    async with store.transaction() as tx:
+        assert await tx.components.set_status("api", ComponentStatus.PARTIAL_OUTAGE, utc(2, 2.5))
+    async with store.transaction() as tx:
+        assert await tx.components.set_status("api", ComponentStatus.OPERATIONAL, utc(4, 6) + timedelta(microseconds=250))
+        assert await tx.components.set_status("api", ComponentStatus.DEGRADED_PERFORMANCE, utc(4, 12))
+
+    async with store.read() as r:
+        # Read before the open interval began: only what closed intervals recorded.
+        uptime = await r.components.uptime(["api"], 5, utc(4, 12))
+    days = by_day(uptime["api"])
+    assert list(days) == ["2026-02-28", "2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"]
+    assert seconds(days["2026-02-28"]) == {}
+    assert days["2026-02-28"].uptime is None and days["2026-02-28"].worst is None
+    assert seconds(days["2026-03-01"]) == {"operational": 13 * H, "major": 2 * H}
+    assert seconds(days["2026-03-02"]) == {"major": 2.5 * H, "partial": 21.5 * H}
+    assert seconds(days["2026-03-03"]) == {"partial": 24 * H}
+    assert seconds(days["2026-03-04"]) == {"partial": 6 * H + 0.00025, "operational": 6 * H - 0.00025}
+    assert days["2026-03-01"].worst is ComponentStatus.MAJOR_OUTAGE
+    assert days["2026-03-03"].worst is ComponentStatus.PARTIAL_OUTAGE
+    assert days["2026-03-01"].uptime == pytest.approx(1 - 2 / 15)
+    assert days["2026-03-03"].uptime == pytest.approx(0.7)
+
+
+async def test_uptime_adds_the_open_interval_up_to_now_across_midnights(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.components.sync([Component("api", "API"), Component("web", "Web")], utc(1, 0))
+        assert await tx.components.set_status("api", ComponentStatus.MAJOR_OUTAGE, utc(2, 20))
+    async with store.read() as r:
+        uptime = await r.components.uptime(["api", "web"], 3, utc(4, 1.5).astimezone(PDT))
+    api, web = by_day(uptime["api"]), by_day(uptime["web"])
+    assert seconds(api["2026-03-02"]) == {"operational": 20 * H, "major": 4 * H}
+    assert seconds(api["2026-03-03"]) == {"major": 24 * H}
+    assert seconds(api["2026-03-04"]) == {"major": 1.5 * H}
+    assert api["2026-03-03"].uptime == 0.0
+    # A component that never changed is operational for all of its open interval.
+    assert [seconds(d) for d in web.values()] == [{"operational": 24 * H}, {"operational": 24 * H},
+                                                  {"operational": 1.5 * H}]
+    # Reading does not write: the same read later sees the interval grow, nothing doubled.
+    async with store.read() as r:
+        later = by_day((await r.components.uptime(["api"], 1, utc(4, 3)))["api"])
+    assert seconds(later["2026-03-04"]) == {"major": 3 * H}
+
+
+async def test_uptime_window_ends_today_and_ignores_older_rollups(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.components.sync([Component("api", "API")], utc(1, 0, month=1))
+        # 1 Jan .. 10 Jan operational, then major outage for a day, then operational again.
+        assert await tx.components.set_status("api", ComponentStatus.MAJOR_OUTAGE, utc(10, 0, month=1))
+        assert await tx.components.set_status("api", ComponentStatus.OPERATIONAL, utc(11, 0, month=1))
+    async with store.read() as r:
+        window = (await r.components.uptime(["api", "unknown"], 90, utc(31, 12, month=3)))
+    assert len(window["api"]) == 90
+    assert window["api"][0].day == date(2026, 1, 1) and window["api"][-1].day == date(2026, 3, 31)
+    assert [d.day for d in window["api"]] == sorted(d.day for d in window["api"])
+    days = by_day(window["api"])
+    assert seconds(days["2026-01-10"]) == {"major": 24 * H}
+    assert all(seconds(d) == {"operational": 24 * H} for k, d in days.items() if k not in ("2026-01-10", "2026-03-31"))
+    # A component the store does not know has days, all without data.
+    assert len(window["unknown"]) == 90 and all(d.observed_s == 0 for d in window["unknown"])
+
+    async with store.read() as r:
+        shifted = by_day((await r.components.uptime(["api"], 30, utc(31, 12, month=3)))["api"])
+    assert min(shifted) == "2026-03-02" and "2026-01-10" not in shifted
+    async with store.read() as r:
+        assert await r.components.uptime([], 90, utc(31, 12, month=3)) == {}
+
+
+async def test_unchanged_status_and_unknown_components_accrue_nothing(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.components.sync([Component("api", "API")], utc(1, 0))
+        assert await tx.components.set_status("api", ComponentStatus.OPERATIONAL, utc(1, 6)) is False
+        assert await tx.components.set_status("ghost", ComponentStatus.MAJOR_OUTAGE, utc(1, 6)) is False
+        assert await tx.components.set_status("api", ComponentStatus.UNDER_MAINTENANCE, utc(1, 12)) is True
+    async with store.read() as r:
+        uptime = await r.components.uptime(["api", "ghost"], 1, utc(1, 18))
+    [day] = uptime["api"]
+    assert seconds(day) == {"operational": 12 * H, "maintenance": 6 * H}
+    # Maintenance is left out of the denominator.
+    assert day.counted_s == 12 * H and day.uptime == 1.0
+    assert [seconds(d) for d in uptime["ghost"]] == [{}]
+
+
+async def test_a_change_dated_before_the_interval_began_counts_no_time_twice(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.components.sync([Component("api", "API")], utc(1, 0))
+        assert await tx.components.set_status("api", ComponentStatus.MAJOR_OUTAGE, utc(1, 10))
+        assert await tx.components.set_status("api", ComponentStatus.OPERATIONAL, utc(1, 8))  # clock stepped back
+    async with store.read() as r:
+        [day] = (await r.components.uptime(["api"], 1, utc(1, 12)))["api"]
+    assert seconds(day) == {"operational": 12 * H}
+    assert day.observed_s == 12 * H
+
+
+async def test_rollups_roll_back_with_their_transaction(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.components.sync([Component("api", "API")], utc(1, 0))
+    with pytest.raises(Boom):
+        async with store.transaction() as tx:
+            assert await tx.components.set_status("api", ComponentStatus.MAJOR_OUTAGE, utc(1, 6))
+            await tx.probe_results.add(ProbeResult(probe="p", component="api", at=utc(1, 6), ok=False,
+                                                   latency_s=1.0))
+            raise Boom()
+    async with store.read() as r:
+        [day] = (await r.components.uptime(["api"], 1, utc(1, 12)))["api"]
+    assert seconds(day) == {"operational": 12 * H}
+    assert (day.checks, day.failures) == (0, 0)
+
+
+async def test_probe_results_count_checks_and_failures_per_component_and_utc_day(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.components.sync([Component("api", "API")], utc(1, 0))
+        await tx.probe_results.add(ProbeResult(probe="a", component="api", at=utc(1, 23.5), ok=False, latency_s=1))
+        # 23:30 PDT on 1 March is 06:30 UTC on 2 March: counted on the UTC day.
+        late_evening = datetime(2026, 3, 1, 23, 30, tzinfo=PDT)
+        await tx.probe_results.add_many([
+            ProbeResult(probe="a", component="api", at=late_evening, ok=True, latency_s=0.1),
+            ProbeResult(probe="b", component="api", at=utc(1, 12), ok=True, latency_s=0.1, degraded=True),
+            ProbeResult(probe="b", component="api", at=utc(1, 13), ok=False, latency_s=0.1),
+            ProbeResult(probe="c", component=None, at=utc(1, 13), ok=False, latency_s=0.1),
+        ])
+        await tx.probe_results.add_many([])
+    async with store.transaction() as tx:
+        await tx.probe_results.add_many([ProbeResult(probe="a", component="api", at=utc(2, 7), ok=True,
+                                                     latency_s=0.1)])
+    async with store.read() as r:
+        days = by_day((await r.components.uptime(["api"], 2, utc(2, 12)))["api"])
+        # Raw rows are stored as before, including the one without a component.
+        assert [p.at for p in await r.probe_results.recent("a")] == [utc(2, 7), late_evening, utc(1, 23.5)]
+        assert len(await r.probe_results.recent("c")) == 1
+    assert (days["2026-03-01"].checks, days["2026-03-01"].failures) == (3, 2)
+    assert (days["2026-03-02"].checks, days["2026-03-02"].failures) == (2, 0)
+    # Counting checks does not touch the status seconds.
+    assert seconds(days["2026-03-01"]) == {"operational": 24 * H}
+
+
+async def test_probe_results_oldest(store: Store) -> None:
+    async with store.read() as r:
+        assert await r.probe_results.oldest() is None
+    async with store.transaction() as tx:
+        await tx.probe_results.add_many([ProbeResult(probe="p", component=None, at=t(i * 60, PDT), ok=True,
+                                                     latency_s=0.1) for i in (3, 1, 2)])
+    async with store.read() as r:
+        oldest = await r.probe_results.oldest()
+    assert oldest == t(60)
+    assert_utc(oldest)
+
+
+async def test_upgrade_to_rollups_starts_open_intervals_at_the_last_change(
+        backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    import statusd.store.postgres as postgres_store
+    import statusd.store.sqlite as sqlite_store
+
+    module = sqlite_store if backend.dialect == "sqlite" else postgres_store
+    everything = module.migrations
+    monkeypatch.setattr(module, "migrations", lambda dialect: [m for m in everything(dialect) if m[0] <= 2])
+    old = backend.make()
+    await old.open()
+    await old.close()
+    # Rows as the 0002 code wrote them: the status and the time of its last change.
+    rows = [("api", "API", "partial_outage", utc(1, 10)), ("web", "Web", "operational", utc(1, 0))]
+    if backend.dialect == "sqlite":
+        import sqlite3
+
+        from statusd.store import ts
+
+        assert isinstance(old, SqliteStore)
+        with contextlib.closing(sqlite3.connect(old.path)) as db:
+            db.executemany("INSERT INTO components (id, name, status, updated_at) VALUES (?, ?, ?, ?)",
+                           [(cid, name, status, ts(at)) for cid, name, status, at in rows])
+            db.commit()
+    else:
+        import asyncpg
+
+        conn = await asyncpg.connect(old.dsn)  # type: ignore[attr-defined]
+        try:
+            await conn.executemany("INSERT INTO components (id, name, status, updated_at) VALUES ($1, $2, $3, $4)",
+                                   rows)
+        finally:
+            await conn.close()
+
+    monkeypatch.setattr(module, "migrations", everything)
+    upgraded = backend.make()
+    await upgraded.open()
+    try:
+        applied = [name.split("_", 1)[0] for name in upgraded.applied_migrations]
+        assert applied[0] == "0003" and applied == sorted(applied)  # later migrations may follow
+        async with upgraded.transaction() as tx:
+            assert await tx.components.set_status("api", ComponentStatus.OPERATIONAL, utc(1, 16))
+        async with upgraded.read() as r:
+            uptime = await r.components.uptime(["api", "web"], 1, utc(1, 20))
+    finally:
+        await upgraded.close()
+    [api], [web] = uptime["api"], uptime["web"]
+    # Time before the upgrade is known from the last change; earlier history was never recorded.
+    assert seconds(api) == {"partial": 6 * H, "operational": 4 * H}
+    assert seconds(web) == {"operational": 20 * H}
+
+
+# --- customer reports ---------------------------------------------------------------------
+
+def customer_report(client: str, *, external_id: str | None = None, at: datetime = T0, source: str = "api:helpdesk",
+                    contact: tuple[str, str] | None = None) -> CustomerReport:
+    return CustomerReport(source=source, client_id=client, text=f"card payments fail for {client} — не работает",
+                          received_at=at, channel="chat", tags={"component": "payments"}, contact=contact,
+                          external_id=external_id, ticket_url="https://help.example.com/t/1", created_at=at)
+
+
+async def test_reports_add_is_idempotent_on_source_and_external_id(store: Store) -> None:
+    async with store.transaction() as tx:
+        first, created = await tx.reports.add(customer_report("c1", external_id="T-1",
+                                                              contact=("mail", "c1@example.com")))
+        again, created_again = await tx.reports.add(customer_report("c1", external_id="T-1"))
+        other_source, created_other = await tx.reports.add(customer_report("c1", external_id="T-1", source="form"))
+        no_id_1, _ = await tx.reports.add(customer_report("c2"))
+        no_id_2, _ = await tx.reports.add(customer_report("c2"))
+    assert created and not created_again and created_other
+    assert again.id == first.id and other_source.id != first.id
+    assert no_id_1.id != no_id_2.id  # without an external id every report is new
+    assert first.contact == ("mail", "c1@example.com") and first.tags == {"component": "payments"}
+    assert "не работает" in first.text
+    assert_utc(first.received_at, first.created_at)
+
+
+async def test_reports_link_once_list_recent_and_move(store: Store) -> None:
+    incident = await create(store, new_incident())
+    other = await create(store, new_incident("Other", dedup_key="other"))
+    async with store.transaction() as tx:
+        reports = [(await tx.reports.add(customer_report(f"c{i}", at=t(60 * i, PDT))))[0] for i in range(4)]
+        ids = [r.id for r in reports]
+        linked = await tx.reports.link(ids[:3], incident.id)
+        relinked = await tx.reports.link(ids, other.id)  # only the one not yet linked
+    assert [r.id for r in linked] == ids[:3] and all(r.incident_id == incident.id for r in linked)
+    assert [r.id for r in relinked] == ids[3:]
+    async with store.read() as r:
+        assert [x.id for x in await r.reports.for_incident(incident.id)] == ids[:3]
+        assert [x.id for x in await r.reports.recent(t(60))] == ids[1:]
+    async with store.transaction() as tx:
+        assert await tx.reports.move(incident.id, other.id) == 3
+    async with store.read() as r:
+        assert await r.reports.for_incident(incident.id) == []
+        assert [x.id for x in await r.reports.for_incident(other.id)] == ids

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -283,3 +284,155 @@ class Rendered:
     text: str
     html: str | None = None
     payload: dict[str, Any] | None = None
+
+
+# --- uptime -------------------------------------------------------------------------------
+
+PARTIAL_OUTAGE_WEIGHT = 0.3  # Statuspage: a partial outage counts as 30 % downtime, degraded as none
+
+
+@dataclass(frozen=True, slots=True)
+class DayUptime:
+    """Seconds one component spent in each status on one UTC day, and its probe checks that day.
+
+    Uptime is counted the Statuspage way: major outage is fully down, partial outage 30 %
+    down, degraded performance up. Time under maintenance is left out of the denominator,
+    so planned work neither lowers nor pads the figure; a day spent wholly in maintenance
+    (or not observed at all) has no uptime figure.
+    """
+
+    day: date
+    major_s: float = 0.0
+    partial_s: float = 0.0
+    degraded_s: float = 0.0
+    maintenance_s: float = 0.0
+    operational_s: float = 0.0
+    checks: int = 0
+    failures: int = 0
+
+    @property
+    def observed_s(self) -> float:
+        """Seconds of the day for which the component's status is known."""
+        return self.operational_s + self.maintenance_s + self.degraded_s + self.partial_s + self.major_s
+
+    @property
+    def counted_s(self) -> float:
+        """Seconds that count towards uptime: observed time outside maintenance."""
+        return self.observed_s - self.maintenance_s
+
+    @property
+    def downtime_s(self) -> float:
+        """Weighted seconds of downtime: major outage fully, partial outage at 30 %."""
+        return self.major_s + PARTIAL_OUTAGE_WEIGHT * self.partial_s
+
+    @property
+    def uptime(self) -> float | None:
+        """Uptime ratio in [0, 1], or None when no time of the day counts."""
+        return uptime_ratio([self])
+
+    @property
+    def worst(self) -> ComponentStatus | None:
+        """The worst status the component had at any time of the day; None when unobserved."""
+        spent = {ComponentStatus.MAJOR_OUTAGE: self.major_s, ComponentStatus.PARTIAL_OUTAGE: self.partial_s,
+                 ComponentStatus.DEGRADED_PERFORMANCE: self.degraded_s,
+                 ComponentStatus.UNDER_MAINTENANCE: self.maintenance_s, ComponentStatus.OPERATIONAL: self.operational_s}
+        return next((status for status, seconds in spent.items() if seconds > 0), None)
+
+    def plus(self, status: ComponentStatus, seconds: float) -> DayUptime:
+        """This day with `seconds` more spent in `status`."""
+        # Built directly rather than with dataclasses.replace: a page adds up thousands of these.
+        spent = [self.major_s, self.partial_s, self.degraded_s, self.maintenance_s, self.operational_s]
+        spent[_SPENT_INDEX[status]] += seconds
+        return DayUptime(self.day, *spent, self.checks, self.failures)
+
+
+_SPENT_INDEX = {ComponentStatus.MAJOR_OUTAGE: 0, ComponentStatus.PARTIAL_OUTAGE: 1,
+                ComponentStatus.DEGRADED_PERFORMANCE: 2, ComponentStatus.UNDER_MAINTENANCE: 3,
+                ComponentStatus.OPERATIONAL: 4}
+
+STATUS_SECONDS_FIELD: dict[ComponentStatus, str] = {
+    ComponentStatus.OPERATIONAL: "operational_s",
+    ComponentStatus.UNDER_MAINTENANCE: "maintenance_s",
+    ComponentStatus.DEGRADED_PERFORMANCE: "degraded_s",
+    ComponentStatus.PARTIAL_OUTAGE: "partial_s",
+    ComponentStatus.MAJOR_OUTAGE: "major_s",
+}
+"""The DayUptime field (and rollup column) that holds the seconds spent in each status."""
+
+
+def uptime_ratio(days: Iterable[DayUptime]) -> float | None:
+    """Uptime over several days (time-weighted, see DayUptime), or None when no time counts."""
+    counted = downtime = 0.0
+    for day in days:
+        counted += day.counted_s
+        downtime += day.downtime_s
+    if counted <= 0:
+        return None
+    return min(1.0, max(0.0, 1.0 - downtime / counted))
+
+
+def utc_day_spans(start: datetime, end: datetime) -> Iterator[tuple[date, float]]:
+    """Split [start, end) at UTC midnights into (UTC day, seconds) pieces; nothing when end <= start."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    while start < end:
+        midnight = datetime.combine(start.date() + timedelta(days=1), datetime.min.time(), UTC)
+        piece_end = min(end, midnight)
+        yield start.date(), (piece_end - start).total_seconds()
+        start = piece_end
+
+
+def uptime_window(days: int, now: datetime, recorded: Iterable[DayUptime], status: ComponentStatus,
+                  since: datetime | None) -> list[DayUptime]:
+    """The `days` UTC days ending with `now`'s day, oldest first: `recorded` rollups plus the open interval.
+
+    The open interval is the time from `since` (when the current `status` began; None when
+    unknown) until `now`; recorded days outside the window are ignored.
+    """
+    if days <= 0:
+        return []
+    first = now.astimezone(UTC).date() - timedelta(days=days - 1)
+    by_day = {d.day: d for d in recorded}
+    # Seconds of the open interval per day. Past days it covers whole are 86,400 s each, so only
+    # its first and last day need arithmetic (a page of 90 days × many components stays cheap).
+    open_s: dict[date, float] = {}
+    if since is not None:
+        start = max(since.astimezone(UTC), datetime.combine(first, datetime.min.time(), UTC))
+        if start < now:
+            last = now.astimezone(UTC).date()
+            if start.date() == last:
+                open_s[last] = (now - start).total_seconds()
+            else:
+                open_s[start.date()] = (datetime.combine(start.date() + timedelta(days=1), datetime.min.time(), UTC)
+                                        - start).total_seconds()
+                day = start.date() + timedelta(days=1)
+                while day < last:
+                    open_s[day] = 86_400.0
+                    day += timedelta(days=1)
+                open_s[last] = (now - datetime.combine(last, datetime.min.time(), UTC)).total_seconds()
+    window = []
+    for i in range(days):
+        day = first + timedelta(days=i)
+        seconds = open_s.get(day, 0.0)
+        known = by_day.get(day)
+        if known is None:
+            known = DayUptime(day)
+        window.append(known.plus(status, seconds) if seconds else known)
+    return window
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerReport:
+    """One customer's report of a problem, as stored; `contact` is (notifier name, address) to keep them informed."""
+
+    source: str  # the intake: "api:<token id>" or "form"
+    client_id: str
+    text: str
+    received_at: datetime
+    channel: str = "api"
+    tags: dict[str, str] = field(default_factory=dict)
+    contact: tuple[str, str] | None = None
+    external_id: str | None = None  # the helpdesk's ticket id; (source, external_id) is unique
+    ticket_url: str | None = None
+    created_at: datetime | None = None
+    incident_id: int | None = None
+    id: int | None = None

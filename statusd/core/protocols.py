@@ -14,8 +14,10 @@ from datetime import datetime
 from typing import Protocol
 
 from statusd.core.model import (
+    CustomerReport,
     Component,
     ComponentStatus,
+    DayUptime,
     Incident,
     NewIncident,
     OutboxMessage,
@@ -29,7 +31,10 @@ from statusd.core.model import (
 
 class ComponentRepo(Protocol):
     async def sync(self, components: Sequence[Component], at: datetime) -> None:
-        """Make the stored definitions match config: insert new, update names/groups/order, delete absent. Keeps statuses."""
+        """Make the stored definitions match config: insert new, update names/groups/order, delete absent. Keeps statuses.
+
+        A new component's first status interval starts at `at`; a deleted component's daily rollups are kept.
+        """
         ...
 
     async def list(self) -> list[Component]:
@@ -39,7 +44,20 @@ class ComponentRepo(Protocol):
     async def get(self, component_id: str) -> Component | None: ...
 
     async def set_status(self, component_id: str, status: ComponentStatus, at: datetime) -> bool:
-        """Set a status; returns whether it changed."""
+        """Set a status; returns whether it changed.
+
+        A change closes the previous status interval: the time from when that status began
+        until `at` is added to the component's daily rollups (split at UTC midnights), in the
+        same transaction as the change.
+        """
+        ...
+
+    async def uptime(self, component_ids: Iterable[str], days: int, now: datetime) -> dict[str, list[DayUptime]]:
+        """Per component, one DayUptime for each of the `days` UTC days ending with `now`'s day, oldest first.
+
+        Includes the still-open status interval up to `now`. Reads the daily rollups only,
+        never raw probe results; a day with nothing recorded comes back all zeros.
+        """
         ...
 
 
@@ -74,7 +92,13 @@ class IncidentRepo(Protocol):
 
 
 class ProbeResultRepo(Protocol):
-    async def add(self, result: ProbeResult) -> None: ...
+    async def add(self, result: ProbeResult) -> None:
+        """Store one result; one with a component also counts as a check (and a failure when not ok) in its daily rollup."""
+        ...
+
+    async def add_many(self, results: Sequence[ProbeResult]) -> None:
+        """Store many results exactly as `add` would, in as few statements as the database allows."""
+        ...
 
     async def recent(self, probe: str, limit: int = 20) -> list[ProbeResult]:
         """The newest results of one probe, newest first."""
@@ -82,6 +106,10 @@ class ProbeResultRepo(Protocol):
 
     async def prune(self, before: datetime) -> int:
         """Delete raw results older than `before`; returns how many."""
+        ...
+
+    async def oldest(self) -> datetime | None:
+        """When the oldest stored result was taken, or None when there are none."""
         ...
 
 
@@ -156,6 +184,28 @@ class TimerRepo(Protocol):
         ...
 
 
+class ReportRepo(Protocol):
+    async def add(self, report: CustomerReport) -> tuple[CustomerReport, bool]:
+        """Store a report; the same (source, external_id) again returns the stored one and False."""
+        ...
+
+    async def link(self, report_ids: Iterable[int], incident_id: int) -> list[CustomerReport]:
+        """Link reports not yet linked to any incident; returns the ones newly linked."""
+        ...
+
+    async def for_incident(self, incident_id: int) -> list[CustomerReport]:
+        """Reports linked to the incident, oldest first."""
+        ...
+
+    async def recent(self, since: datetime, limit: int = 100_000) -> list[CustomerReport]:
+        """Reports received since `since`, oldest first (to warm the detector after a restart)."""
+        ...
+
+    async def move(self, from_incident: int, to_incident: int) -> int:
+        """Re-link every report of one incident to another (a merge); returns how many."""
+        ...
+
+
 class Tx(Protocol):
     """Repositories that share one transaction."""
 
@@ -165,6 +215,7 @@ class Tx(Protocol):
     subscribers: SubscriberRepo
     outbox: OutboxRepo
     timers: TimerRepo
+    reports: ReportRepo
 
 
 class Store(Protocol):

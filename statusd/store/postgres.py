@@ -12,14 +12,17 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from statusd.core.model import (
+    CustomerReport,
+    STATUS_SECONDS_FIELD,
     Component,
     ComponentStatus,
+    DayUptime,
     EntryKind,
     Impact,
     Incident,
@@ -31,6 +34,8 @@ from statusd.core.model import (
     Subscriber,
     TimelineEntry,
     Timer,
+    uptime_window,
+    utc_day_spans,
 )
 from statusd.store import migrations
 
@@ -77,11 +82,11 @@ class PostgresComponents(_Repo):
     """Components on one connection."""
 
     async def sync(self, components: Sequence[Component], at: datetime) -> None:
-        """Match config: insert new, update names/groups/order, delete absent; statuses are kept."""
+        """Match config: insert new, update names/groups/order, delete absent; statuses and rollups are kept."""
         if components:
             await self.conn.executemany(
-                "INSERT INTO components (id, name, description, grp, position, status, updated_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                "INSERT INTO components (id, name, description, grp, position, status, updated_at, status_since)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"
                 " ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description,"
                 " grp = excluded.grp, position = excluded.position",
                 [(c.id, c.name, c.description, c.group, c.position, c.status.value, _utc(at)) for c in components],
@@ -102,12 +107,58 @@ class PostgresComponents(_Repo):
         return self._component(row) if row else None
 
     async def set_status(self, component_id: str, status: ComponentStatus, at: datetime) -> bool:
-        """Set a status; returns whether it changed."""
-        tag = await self.conn.execute(
-            "UPDATE components SET status = $1, updated_at = $2 WHERE id = $3 AND status <> $1",
-            status.value, _utc(at), component_id,
-        )
-        return _rowcount(tag) > 0
+        """Set a status; returns whether it changed. A change accrues the closed interval into the daily rollups."""
+        at_utc = _utc(at)
+        assert at_utc is not None
+        # FOR UPDATE: two replicas changing one component queue here, so each interval is accrued once.
+        row = await self.conn.fetchrow("SELECT status, status_since FROM components WHERE id = $1 FOR UPDATE",
+                                       component_id)
+        if row is None or row["status"] == status.value:
+            return False
+        since = _read_utc(row["status_since"])
+        # A change dated before the current interval began closes it empty rather than counting time twice.
+        begins = at_utc if since is None else max(since, at_utc)
+        await self.conn.execute("UPDATE components SET status = $1, updated_at = $2, status_since = $3 WHERE id = $4",
+                                status.value, at_utc, begins, component_id)
+        if since is not None:
+            await self._accrue(component_id, ComponentStatus(row["status"]), since, at_utc)
+        return True
+
+    async def _accrue(self, component_id: str, status: ComponentStatus, start: datetime, end: datetime) -> None:
+        """Add the time from `start` to `end` spent in `status` to the daily rollups it covers."""
+        column = STATUS_SECONDS_FIELD[status]  # from a fixed mapping, never from input
+        rows = [(component_id, day, seconds, end) for day, seconds in utc_day_spans(start, end)]
+        if rows:
+            await self.conn.executemany(
+                f"INSERT INTO component_daily AS d (component, day, {column}, updated_at) VALUES ($1, $2, $3, $4)"
+                f" ON CONFLICT (component, day) DO UPDATE SET {column} = d.{column} + excluded.{column},"
+                " updated_at = GREATEST(d.updated_at, excluded.updated_at)", rows)
+
+    async def uptime(self, component_ids: Iterable[str], days: int, now: datetime) -> dict[str, list[DayUptime]]:
+        """Per component, one DayUptime per UTC day of the window ending with `now`'s day, open interval included."""
+        ids = list(dict.fromkeys(component_ids))
+        if not ids:
+            return {}
+        now_utc = _utc(now)
+        assert now_utc is not None
+        today = now_utc.date()
+        first = today - timedelta(days=max(0, days) - 1)
+        recorded: dict[str, list[DayUptime]] = {cid: [] for cid in ids}
+        for r in await self.conn.fetch("SELECT * FROM component_daily WHERE component = ANY($1::text[])"
+                                       " AND day BETWEEN $2 AND $3", ids, first, today):
+            recorded[r["component"]].append(DayUptime(
+                day=r["day"], major_s=r["major_s"], partial_s=r["partial_s"], degraded_s=r["degraded_s"],
+                maintenance_s=r["maintenance_s"], operational_s=r["operational_s"], checks=r["checks"],
+                failures=r["failures"]))
+        current = {r["id"]: r for r in await self.conn.fetch(
+            "SELECT id, status, status_since FROM components WHERE id = ANY($1::text[])", ids)}
+        out = {}
+        for cid in ids:
+            row = current.get(cid)
+            status = ComponentStatus(row["status"]) if row else ComponentStatus.OPERATIONAL
+            out[cid] = uptime_window(days, now_utc, recorded[cid], status,
+                                     _read_utc(row["status_since"]) if row else None)
+        return out
 
     @staticmethod
     def _component(r: asyncpg.Record) -> Component:
@@ -226,13 +277,32 @@ class PostgresProbeResults(_Repo):
     """Raw probe results on one connection."""
 
     async def add(self, result: ProbeResult) -> None:
-        """Store one result."""
-        await self.conn.execute(
+        """Store one result and count it in its component's daily rollup."""
+        await self.add_many([result])
+
+    async def add_many(self, results: Sequence[ProbeResult]) -> None:
+        """Store many results and count them in their components' daily rollups."""
+        if not results:
+            return
+        await self.conn.executemany(
             "INSERT INTO probe_results (probe, component, at, ok, degraded, latency_s, error, detail)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            result.probe, result.component, _utc(result.at), result.ok, result.degraded,
-            result.latency_s, result.error, result.detail,
+            [(r.probe, r.component, _utc(r.at), r.ok, r.degraded, r.latency_s, r.error, r.detail) for r in results],
         )
+        counts = _daily_checks(results)
+        if counts:
+            await self.conn.executemany(
+                "INSERT INTO component_daily AS d (component, day, checks, failures, updated_at)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (component, day) DO UPDATE SET"
+                " checks = d.checks + excluded.checks, failures = d.failures + excluded.failures,"
+                " updated_at = GREATEST(d.updated_at, excluded.updated_at)",
+                [(component, day, checks, failures, _utc(last))
+                 for (component, day), (checks, failures, last) in counts.items()],
+            )
+
+    async def oldest(self) -> datetime | None:
+        """When the oldest stored result was taken, or None."""
+        return _read_utc(await self.conn.fetchval("SELECT MIN(at) FROM probe_results"))
 
     async def recent(self, probe: str, limit: int = 20) -> list[ProbeResult]:
         """The newest results of one probe, newest first."""
@@ -245,6 +315,18 @@ class PostgresProbeResults(_Repo):
     async def prune(self, before: datetime) -> int:
         """Delete raw results older than `before`; returns how many."""
         return _rowcount(await self.conn.execute("DELETE FROM probe_results WHERE at < $1", _utc(before)))
+
+
+def _daily_checks(results: Iterable[ProbeResult]) -> dict[tuple[str, date], tuple[int, int, datetime]]:
+    """(component, UTC day) → (checks, failures, latest result time) over results that have a component."""
+    counts: dict[tuple[str, date], tuple[int, int, datetime]] = {}
+    for r in results:
+        if r.component is None:
+            continue
+        key = (r.component, r.at.astimezone(UTC).date())
+        checks, failures, last = counts.get(key, (0, 0, r.at))
+        counts[key] = (checks + 1, failures + (not r.ok), max(last, r.at))
+    return counts
 
 
 class PostgresSubscribers(_Repo):
@@ -419,6 +501,59 @@ class PostgresTimers(_Repo):
                      cancelled_at=_read_utc(r["cancelled_at"]))
 
 
+class PostgresReports(_Repo):
+    """Customer reports on one connection."""
+
+    async def add(self, report: CustomerReport) -> tuple[CustomerReport, bool]:
+        """Store a report; the same (source, external_id) again returns the stored one and False."""
+        notifier, address = report.contact or (None, None)
+        row = await self.conn.fetchrow(
+            "INSERT INTO reports (source, external_id, client_id, channel, text, tags, contact_notifier,"
+            " contact_address, ticket_url, received_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            " ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING *",
+            report.source, report.external_id, report.client_id, report.channel, report.text, dict(report.tags),
+            notifier, address, report.ticket_url, _utc(report.received_at),
+            _utc(report.created_at or report.received_at))
+        if row is not None:
+            return self._report(row), True
+        row = await self.conn.fetchrow("SELECT * FROM reports WHERE source = $1 AND external_id = $2",
+                                       report.source, report.external_id)
+        assert row is not None
+        return self._report(row), False
+
+    async def link(self, report_ids: Iterable[int], incident_id: int) -> list[CustomerReport]:
+        """Link reports not linked yet; returns the newly linked ones."""
+        rows = await self.conn.fetch(
+            "UPDATE reports SET incident_id = $1 WHERE id = ANY($2::bigint[]) AND incident_id IS NULL RETURNING *",
+            incident_id, list(report_ids))
+        return sorted((self._report(r) for r in rows), key=lambda r: (r.received_at, r.id or 0))
+
+    async def for_incident(self, incident_id: int) -> list[CustomerReport]:
+        """Reports linked to the incident, oldest first."""
+        rows = await self.conn.fetch("SELECT * FROM reports WHERE incident_id = $1 ORDER BY received_at, id",
+                                     incident_id)
+        return [self._report(r) for r in rows]
+
+    async def recent(self, since: datetime, limit: int = 100_000) -> list[CustomerReport]:
+        """Reports received since `since`, oldest first."""
+        rows = await self.conn.fetch("SELECT * FROM reports WHERE received_at >= $1 ORDER BY received_at, id LIMIT $2",
+                                     _utc(since), limit)
+        return [self._report(r) for r in rows]
+
+    async def move(self, from_incident: int, to_incident: int) -> int:
+        """Re-link every report of one incident to another."""
+        return _rowcount(await self.conn.execute("UPDATE reports SET incident_id = $1 WHERE incident_id = $2",
+                                                 to_incident, from_incident))
+
+    @staticmethod
+    def _report(r: asyncpg.Record) -> CustomerReport:
+        contact = (r["contact_notifier"], r["contact_address"]) if r["contact_notifier"] else None
+        return CustomerReport(id=r["id"], source=r["source"], external_id=r["external_id"], client_id=r["client_id"],
+                              channel=r["channel"], text=r["text"], tags=dict(r["tags"]), contact=contact,
+                              ticket_url=r["ticket_url"], received_at=r["received_at"].astimezone(UTC),
+                              created_at=_read_utc(r["created_at"]), incident_id=r["incident_id"])
+
+
 class PostgresTx:
     """Repositories over one connection."""
 
@@ -429,6 +564,7 @@ class PostgresTx:
         self.subscribers = PostgresSubscribers(conn)
         self.outbox = PostgresOutbox(conn)
         self.timers = PostgresTimers(conn)
+        self.reports = PostgresReports(conn)
 
 
 class PostgresStore:

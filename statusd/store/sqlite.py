@@ -12,15 +12,18 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from statusd.core.model import (
+    CustomerReport,
+    STATUS_SECONDS_FIELD,
     Component,
     ComponentStatus,
+    DayUptime,
     EntryKind,
     Impact,
     Incident,
@@ -32,6 +35,8 @@ from statusd.core.model import (
     Subscriber,
     TimelineEntry,
     Timer,
+    uptime_window,
+    utc_day_spans,
 )
 from statusd.store import dt, migrations, ts
 
@@ -64,11 +69,11 @@ class SqliteComponents(_Repo):
         ids = [c.id for c in components]
         for c in components:
             await self._exec(
-                "INSERT INTO components (id, name, description, grp, position, status, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO components (id, name, description, grp, position, status, updated_at, status_since)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description,"
                 " grp = excluded.grp, position = excluded.position",
-                (c.id, c.name, c.description, c.group, c.position, c.status.value, ts(at)),
+                (c.id, c.name, c.description, c.group, c.position, c.status.value, ts(at), ts(at)),
             )
         marks = ",".join("?" * len(ids))
         await self._exec(f"DELETE FROM components WHERE id NOT IN ({marks})", ids)
@@ -84,16 +89,60 @@ class SqliteComponents(_Repo):
         return self._component(row) if row else None
 
     async def set_status(self, component_id: str, status: ComponentStatus, at: datetime) -> bool:
-        changed = await self._exec(
-            "UPDATE components SET status = ?, updated_at = ? WHERE id = ? AND status != ?",
-            (status.value, ts(at), component_id, status.value),
-        )
-        return changed > 0
+        # Runs inside the writer's BEGIN IMMEDIATE, so nothing changes the row between read and write.
+        row = await self._one("SELECT status, status_since FROM components WHERE id = ?", (component_id,))
+        if row is None or row["status"] == status.value:
+            return False
+        since = dt(row["status_since"])
+        # A change dated before the current interval began closes it empty rather than counting time twice.
+        begins = at if since is None else max(since, at)
+        await self._exec("UPDATE components SET status = ?, updated_at = ?, status_since = ? WHERE id = ?",
+                         (status.value, ts(at), ts(begins), component_id))
+        if since is not None:
+            await self._accrue(component_id, ComponentStatus(row["status"]), since, at)
+        return True
+
+    async def _accrue(self, component_id: str, status: ComponentStatus, start: datetime, end: datetime) -> None:
+        """Add the time from `start` to `end` spent in `status` to the daily rollups it covers."""
+        column = STATUS_SECONDS_FIELD[status]  # from a fixed mapping, never from input
+        rows = [(component_id, day.isoformat(), seconds, ts(end)) for day, seconds in utc_day_spans(start, end)]
+        if rows:
+            async with self.db.executemany(
+                f"INSERT INTO component_daily (component, day, {column}, updated_at) VALUES (?, ?, ?, ?)"
+                f" ON CONFLICT (component, day) DO UPDATE SET {column} = {column} + excluded.{column},"
+                " updated_at = max(updated_at, excluded.updated_at)", rows):
+                pass
+
+    async def uptime(self, component_ids: Iterable[str], days: int, now: datetime) -> dict[str, list[DayUptime]]:
+        ids = list(dict.fromkeys(component_ids))
+        if not ids:
+            return {}
+        today = now.astimezone(UTC).date()
+        first = today - timedelta(days=max(0, days) - 1)
+        marks = ",".join("?" * len(ids))
+        recorded: dict[str, list[DayUptime]] = {cid: [] for cid in ids}
+        for r in await self._all(f"SELECT * FROM component_daily WHERE component IN ({marks})"
+                                 " AND day >= ? AND day <= ?", (*ids, first.isoformat(), today.isoformat())):
+            recorded[r["component"]].append(_day_uptime(r, date.fromisoformat(r["day"])))
+        current = {r["id"]: r for r in await self._all(
+            f"SELECT id, status, status_since FROM components WHERE id IN ({marks})", ids)}
+        out = {}
+        for cid in ids:
+            row = current.get(cid)
+            status = ComponentStatus(row["status"]) if row else ComponentStatus.OPERATIONAL
+            out[cid] = uptime_window(days, now, recorded[cid], status, dt(row["status_since"]) if row else None)
+        return out
 
     @staticmethod
     def _component(r: aiosqlite.Row) -> Component:
         return Component(id=r["id"], name=r["name"], description=r["description"], group=r["grp"],
                          position=r["position"], status=ComponentStatus(r["status"]), updated_at=dt(r["updated_at"]))
+
+
+def _day_uptime(r: Any, day: date) -> DayUptime:
+    return DayUptime(day=day, major_s=r["major_s"], partial_s=r["partial_s"], degraded_s=r["degraded_s"],
+                     maintenance_s=r["maintenance_s"], operational_s=r["operational_s"], checks=r["checks"],
+                     failures=r["failures"])
 
 
 class SqliteIncidents(_Repo):
@@ -198,12 +247,30 @@ def _fields(obj: Any) -> dict[str, Any]:
 
 class SqliteProbeResults(_Repo):
     async def add(self, result: ProbeResult) -> None:
-        await self._exec(
+        await self.add_many([result])
+
+    async def add_many(self, results: Sequence[ProbeResult]) -> None:
+        if not results:
+            return
+        async with self.db.executemany(
             "INSERT INTO probe_results (probe, component, at, ok, degraded, latency_s, error, detail)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (result.probe, result.component, ts(result.at), int(result.ok), int(result.degraded),
-             result.latency_s, result.error, _json(result.detail)),
-        )
+            [(r.probe, r.component, ts(r.at), int(r.ok), int(r.degraded), r.latency_s, r.error, _json(r.detail))
+             for r in results]):
+            pass
+        counts = _daily_checks(results)
+        if counts:
+            async with self.db.executemany(
+                "INSERT INTO component_daily (component, day, checks, failures, updated_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (component, day) DO UPDATE SET checks = checks + excluded.checks,"
+                " failures = failures + excluded.failures, updated_at = max(updated_at, excluded.updated_at)",
+                [(component, day.isoformat(), checks, failures, ts(last))
+                 for (component, day), (checks, failures, last) in counts.items()]):
+                pass
+
+    async def oldest(self) -> datetime | None:
+        row = await self._one("SELECT MIN(at) AS at FROM probe_results")
+        return dt(row["at"]) if row and row["at"] else None
 
     async def recent(self, probe: str, limit: int = 20) -> list[ProbeResult]:
         rows = await self._all("SELECT * FROM probe_results WHERE probe = ? ORDER BY at DESC, id DESC LIMIT ?",
@@ -214,6 +281,18 @@ class SqliteProbeResults(_Repo):
 
     async def prune(self, before: datetime) -> int:
         return await self._exec("DELETE FROM probe_results WHERE at < ?", (ts(before),))
+
+
+def _daily_checks(results: Iterable[ProbeResult]) -> dict[tuple[str, date], tuple[int, int, datetime]]:
+    """(component, UTC day) → (checks, failures, latest result time) over results that have a component."""
+    counts: dict[tuple[str, date], tuple[int, int, datetime]] = {}
+    for r in results:
+        if r.component is None:
+            continue
+        key = (r.component, r.at.astimezone(UTC).date())
+        checks, failures, last = counts.get(key, (0, 0, r.at))
+        counts[key] = (checks + 1, failures + (not r.ok), max(last, r.at))
+    return counts
 
 
 class SqliteSubscribers(_Repo):
@@ -349,6 +428,53 @@ class SqliteTimers(_Repo):
                      cancelled_at=dt(r["cancelled_at"]))
 
 
+class SqliteReports(_Repo):
+    async def add(self, report: CustomerReport) -> tuple[CustomerReport, bool]:
+        notifier, address = report.contact or (None, None)
+        created = await self._exec(
+            "INSERT INTO reports (source, external_id, client_id, channel, text, tags, contact_notifier,"
+            " contact_address, ticket_url, received_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING",
+            (report.source, report.external_id, report.client_id, report.channel, report.text, _json(report.tags),
+             notifier, address, report.ticket_url, ts(report.received_at), ts(report.created_at or report.received_at)))
+        if created:
+            row = await self._one("SELECT * FROM reports WHERE id = last_insert_rowid()")
+        else:
+            row = await self._one("SELECT * FROM reports WHERE source = ? AND external_id = ?",
+                                  (report.source, report.external_id))
+        assert row is not None
+        return self._report(row), bool(created)
+
+    async def link(self, report_ids: Iterable[int], incident_id: int) -> list[CustomerReport]:
+        ids = list(report_ids)
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = await self._all(f"UPDATE reports SET incident_id = ? WHERE id IN ({marks}) AND incident_id IS NULL"
+                               " RETURNING *", (incident_id, *ids))
+        return sorted((self._report(r) for r in rows), key=lambda r: (r.received_at, r.id or 0))
+
+    async def for_incident(self, incident_id: int) -> list[CustomerReport]:
+        rows = await self._all("SELECT * FROM reports WHERE incident_id = ? ORDER BY received_at, id", (incident_id,))
+        return [self._report(r) for r in rows]
+
+    async def recent(self, since: datetime, limit: int = 100_000) -> list[CustomerReport]:
+        rows = await self._all("SELECT * FROM reports WHERE received_at >= ? ORDER BY received_at, id LIMIT ?",
+                               (ts(since), limit))
+        return [self._report(r) for r in rows]
+
+    async def move(self, from_incident: int, to_incident: int) -> int:
+        return await self._exec("UPDATE reports SET incident_id = ? WHERE incident_id = ?", (to_incident, from_incident))
+
+    @staticmethod
+    def _report(r: aiosqlite.Row) -> CustomerReport:
+        contact = (r["contact_notifier"], r["contact_address"]) if r["contact_notifier"] else None
+        return CustomerReport(id=r["id"], source=r["source"], external_id=r["external_id"], client_id=r["client_id"],
+                              channel=r["channel"], text=r["text"], tags=json.loads(r["tags"]), contact=contact,
+                              ticket_url=r["ticket_url"], received_at=dt(r["received_at"]),  # type: ignore[arg-type]
+                              created_at=dt(r["created_at"]), incident_id=r["incident_id"])
+
+
 class SqliteTx:
     """Repositories over one connection."""
 
@@ -359,6 +485,7 @@ class SqliteTx:
         self.subscribers = SqliteSubscribers(db)
         self.outbox = SqliteOutbox(db)
         self.timers = SqliteTimers(db)
+        self.reports = SqliteReports(db)
 
 
 class SqliteStore:

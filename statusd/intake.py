@@ -1,0 +1,347 @@
+"""Customer reports in: the token API for helpdesks, chat and phone systems, and the public form.
+
+Every accepted report is stored first (idempotent on source + external id), then folded
+into the report detector. A surge becomes a Signal for the coordinator; every report of
+the surging group is linked to the incident, and so is every later report of the group
+while it is active. Linked clients hear from the coordinator's outbox: an
+acknowledgement with the latest state, then every public update, then the resolution.
+A whole request is validated before anything is stored: a batch with one bad item is
+refused whole, naming the item and field.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import time as _time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from yarl import URL
+
+from statusd.api import Body, Token, WriteApi, error_response
+from statusd.coordinator import Coordinator
+from statusd.core.clock import Clock
+from statusd.core.errors import NotFound, ValidationError
+from statusd.core.model import CustomerReport
+from statusd.core.protocols import Store
+from statusd.reports import Report
+from statusd.surge import ReportDetector
+
+log = logging.getLogger(__name__)
+
+REPORT_FIELDS = {"client_id", "text", "channel", "contact", "tags", "received_at", "external_id", "ticket_url"}
+TAG_KEYS = ("component", "region", "category")
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeLimits:
+    """Bounds on what one report may carry (from `[reports]` in config)."""
+
+    max_text_chars: int = 5000
+    max_batch: int = 500
+    max_future_s: float = 300.0
+    max_age_days: float = 30.0
+    form_notifier: str | None = None
+    form_rate_per_min: int = 5
+
+
+class ReportIntake:
+    """Stores, detects and links customer reports; the only writer of reports."""
+
+    def __init__(self, store: Store, coordinator: Coordinator, detector: ReportDetector, clock: Clock, *,
+                 components: Sequence[str], notifiers: Mapping[str, Any], limits: IntakeLimits = IntakeLimits()) -> None:
+        self.store = store
+        self.coordinator = coordinator
+        self.detector = detector
+        self.clock = clock
+        self.components = set(components)
+        self.notifiers = dict(notifiers)  # name → config, for check_recipient
+        self.limits = limits
+        self._incident_by_key: dict[str, int] = {}
+
+    # --- validation ------------------------------------------------------------------------
+
+    def parse(self, data: Any, path: str, source: str) -> CustomerReport:
+        """One report from a JSON object, or ValidationError naming `path.field`."""
+        if not isinstance(data, dict):
+            raise ValidationError(path or "body", "must be a JSON object")
+        body = _Prefixed(data, REPORT_FIELDS, path)
+        now = self.clock.now()
+        client_id = body.text("client_id", required=True, max_len=200)
+        text = body.text("text", required=True, max_len=self.limits.max_text_chars)
+        channel = body.text("channel", max_len=50) or "api"
+        external_id = body.text("external_id", max_len=200)
+        ticket_url = body.text("ticket_url", max_len=2000)
+        if ticket_url is not None and (URL(ticket_url).scheme not in ("http", "https") or not URL(ticket_url).host):
+            raise ValidationError(body.key("ticket_url"), "expected an absolute http(s) URL")
+        contact = self._contact(data.get("contact"), body.key("contact"))
+        tags = self._tags(data.get("tags"), body.key("tags"))
+        received_at = now
+        if data.get("received_at") is not None:
+            received_at = _timestamp(data["received_at"], body.key("received_at"))
+            if received_at > now + timedelta(seconds=self.limits.max_future_s):
+                raise ValidationError(body.key("received_at"), "is in the future")
+            if received_at < now - timedelta(days=self.limits.max_age_days):
+                raise ValidationError(body.key("received_at"), f"is older than {self.limits.max_age_days:g} days")
+        return CustomerReport(source=source, client_id=client_id or "", text=text or "", channel=channel,
+                              received_at=received_at, tags=tags, contact=contact, external_id=external_id,
+                              ticket_url=ticket_url, created_at=now)
+
+    def _contact(self, value: Any, key: str) -> tuple[str, str] | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict) or set(value) - {"notifier", "address"}:
+            raise ValidationError(key, 'expected {"notifier": <name>, "address": <address on it>}')
+        notifier, address = value.get("notifier"), value.get("address")
+        if not isinstance(notifier, str) or notifier not in self.notifiers:
+            raise ValidationError(f"{key}.notifier", "expected one of: " + (", ".join(sorted(self.notifiers)) or "none"))
+        if not isinstance(address, str) or not address.strip():
+            raise ValidationError(f"{key}.address", "required")
+        problem = self.notifiers[notifier].check_recipient(address.strip())
+        if problem:
+            raise ValidationError(f"{key}.address", problem)
+        return notifier, address.strip()
+
+    def _tags(self, value: Any, key: str) -> dict[str, str]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ValidationError(key, "must be an object with component, region or category")
+        for tag, tag_value in value.items():
+            if tag not in TAG_KEYS:
+                raise ValidationError(f"{key}.{tag}", "unknown tag (allowed: " + ", ".join(TAG_KEYS) + ")")
+            if not isinstance(tag_value, str) or not tag_value or len(tag_value) > 100:
+                raise ValidationError(f"{key}.{tag}", "must be a non-empty string of at most 100 characters")
+        if "component" in value and value["component"] not in self.components:
+            raise ValidationError(f"{key}.component", f"no component {value['component']!r}")
+        return dict(value)
+
+    # --- processing ------------------------------------------------------------------------
+
+    async def ingest(self, reports: Sequence[CustomerReport]) -> list[dict[str, Any]]:
+        """Store a validated batch in one transaction, then detect; returns one result per report."""
+        async with self.store.transaction() as tx:
+            stored = [await tx.reports.add(report) for report in reports]
+        results = []
+        for report, created in stored:
+            result: dict[str, Any] = {"id": report.id, "duplicate": not created, "incident_id": report.incident_id}
+            if created:
+                result.update(await self._detect(report))
+            results.append(result)
+        return results
+
+    async def _detect(self, report: CustomerReport) -> dict[str, Any]:
+        assert report.id is not None
+        outcome = self.detector.observe(_for_detector(report))
+        incident_id = None
+        if outcome.signal is not None:
+            incident = await self.coordinator.handle(outcome.signal)
+            if incident is not None:
+                incident_id = incident.id
+                if outcome.incident_key:
+                    self._incident_by_key[outcome.incident_key] = incident.id
+        if outcome.incident_key and outcome.link_report_ids:
+            incident_id = incident_id or await self._incident_for(outcome.incident_key)
+            if incident_id is not None:
+                await self.coordinator.link_reports(incident_id, [int(i) for i in outcome.link_report_ids])
+        return {"group": outcome.group_key, "incident_id": incident_id}
+
+    async def _incident_for(self, key: str) -> int | None:
+        """The open incident a surge belongs to: remembered, or found by its dedup key (e.g. after a restart)."""
+        known = self._incident_by_key.get(key)
+        async with self.store.read() as r:
+            if known is not None:
+                incident = await r.incidents.get(known)
+                if incident is not None and incident.status.is_open:
+                    return incident.id
+            incident = await r.incidents.find_open_by_dedup_key(key)
+        return incident.id if incident else None
+
+    async def rebuild(self, hours: float) -> int:
+        """Warm the detector with the last `hours` of stored reports (after a restart); their surges are not re-sent."""
+        async with self.store.read() as r:
+            recent = await r.reports.recent(self.clock.now() - timedelta(hours=hours))
+        self.detector.rebuild(_for_detector(report) for report in recent)
+        return len(recent)
+
+    # --- HTTP ----------------------------------------------------------------------------------
+
+    def add_routes(self, app: web.Application, api: WriteApi) -> None:
+        """The token API (`reports:write`) and the public form."""
+        self._api = api
+        app.router.add_post("/api/v1/reports", self.post_report)
+        app.router.add_post("/api/v1/reports/batch", self.post_batch)
+        app.router.add_get("/api/v1/incidents/{id}/reports", self.incident_reports)
+        app.router.add_get("/report", self.form)
+        app.router.add_post("/report", self.submit_form)
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def _token(self, request: web.Request) -> Token:
+        return self._api.authorize(request, "reports:write")
+
+    async def post_report(self, request: web.Request) -> web.Response:
+        token = self._token(request)
+        body = await Body.read(request, REPORT_FIELDS)
+        report = self.parse(body.data, "", f"api:{token.id}")
+        [result] = await self.ingest([report])
+        return web.json_response({"report": result}, status=200 if result["duplicate"] else 202)
+
+    async def post_batch(self, request: web.Request) -> web.Response:
+        token = self._token(request)
+        body = await Body.read(request, {"reports"})
+        items = body.data.get("reports")
+        if not isinstance(items, list) or not items:
+            raise ValidationError("reports", "must be a non-empty list of reports")
+        if len(items) > self.limits.max_batch:
+            raise ValidationError("reports", f"at most {self.limits.max_batch} reports per batch")
+        reports = [self.parse(item, f"reports[{i}]", f"api:{token.id}") for i, item in enumerate(items)]
+        seen: dict[str, int] = {}
+        for i, report in enumerate(reports):
+            if report.external_id is not None:
+                if report.external_id in seen:
+                    raise ValidationError(f"reports[{i}].external_id",
+                                          f"repeats reports[{seen[report.external_id]}].external_id")
+                seen[report.external_id] = i
+        results = await self.ingest(reports)
+        return web.json_response({"reports": results}, status=202)
+
+    async def incident_reports(self, request: web.Request) -> web.Response:
+        """The reports linked to an incident and the distinct clients affected."""
+        self._api.authorize(request, None)
+        try:
+            incident_id = int(request.match_info["id"])
+        except ValueError:
+            raise ValidationError("id", "must be an integer") from None
+        async with self.store.read() as r:
+            if await r.incidents.get(incident_id) is None:
+                raise NotFound("incident", incident_id)
+            linked = await r.reports.for_incident(incident_id)
+        clients: dict[str, dict[str, Any]] = {}
+        for report in linked:
+            entry = clients.setdefault(report.client_id, {"client_id": report.client_id, "reports": 0,
+                                                          "contacts": [], "first_report_at": report.received_at})
+            entry["reports"] += 1
+            if report.contact and list(report.contact) not in entry["contacts"]:
+                entry["contacts"].append(list(report.contact))
+        return web.json_response({
+            "incident_id": incident_id,
+            "clients": [{**c, "first_report_at": c["first_report_at"].isoformat()} for c in clients.values()],
+            "reports": [{"id": r.id, "client_id": r.client_id, "channel": r.channel, "text": r.text,
+                         "received_at": r.received_at.isoformat(), "tags": r.tags, "external_id": r.external_id,
+                         "ticket_url": r.ticket_url} for r in linked],
+        })
+
+    # --- the public form ---------------------------------------------------------------------
+
+    async def form(self, request: web.Request) -> web.Response:
+        return _page("Report a problem", _FORM.format(
+            max=self.limits.max_text_chars,
+            email=_EMAIL_FIELD if self.limits.form_notifier else "",
+            options="".join(f'<option value="{html.escape(c)}">{html.escape(c)}</option>'
+                            for c in sorted(self.components))))
+
+    async def submit_form(self, request: web.Request) -> web.Response:
+        """A visitor's report: rate-limited per address, size-limited, with a honeypot against bots."""
+        if not self._allow(request.remote or "unknown"):
+            return _page("Too many reports", "<p>Thank you — we already have your reports. Please try again in a "
+                         "few minutes.</p>", status=429)
+        form = await request.post()
+        if form.get("website"):  # the hidden honeypot: people leave it empty, bots fill it in
+            return _page("Thank you", "<p>Thank you for your report.</p>")
+        data: dict[str, Any] = {"client_id": f"form:{request.remote or 'unknown'}", "channel": "form",
+                                "text": str(form.get("text", ""))}
+        email = str(form.get("email", "")).strip()
+        if email and self.limits.form_notifier:
+            data["client_id"] = f"form:{email.lower()}"
+            data["contact"] = {"notifier": self.limits.form_notifier, "address": email}
+        component = str(form.get("component", "")).strip()
+        if component:
+            data["tags"] = {"component": component}
+        try:
+            report = self.parse(data, "", "form")
+        except ValidationError as exc:
+            field = {"contact.address": "email", "tags.component": "component"}.get(exc.field, exc.field)
+            return _page("Please check your report", f"<p>{html.escape(field)}: {html.escape(exc.message)}</p>"
+                         '<p><a href="/report">Back to the form</a></p>', status=400)
+        await self.ingest([report])
+        kept = " We will e-mail you about it." if "contact" in data else ""
+        return _page("Thank you", f"<p>Thank you — your report reached our team.{kept}</p>"
+                     '<p><a href="/">Back to the status page</a></p>')
+
+    def _allow(self, remote: str) -> bool:
+        """A token bucket per address: `form_rate_per_min` reports a minute, refilled continuously."""
+        rate = self.limits.form_rate_per_min
+        now = _time.monotonic()
+        tokens, last = self._buckets.get(remote, (float(rate), now))
+        tokens = min(float(rate), tokens + (now - last) * rate / 60.0)
+        if tokens < 1:
+            self._buckets[remote] = (tokens, now)
+            return False
+        self._buckets[remote] = (tokens - 1, now)
+        if len(self._buckets) > 100_000:  # bounded memory under a flood of addresses
+            self._buckets.clear()
+        return True
+
+
+class _Prefixed(Body):
+    """A Body whose field errors carry a prefix (`reports[3].text`)."""
+
+    def __init__(self, data: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
+        self.prefix = prefix
+        for key in data:
+            if key not in allowed:
+                raise ValidationError(self.key(key), f"unknown field (allowed: {', '.join(sorted(allowed))})")
+        self.data = data
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def text(self, key: str, *, required: bool = False, max_len: int = 10_000, default: str | None = None) -> str | None:
+        try:
+            return super().text(key, required=required, max_len=max_len, default=default)
+        except ValidationError as exc:
+            raise ValidationError(self.key(exc.field), exc.message) from None
+
+
+def _timestamp(value: Any, key: str) -> datetime:
+    if not isinstance(value, str):
+        raise ValidationError(key, "expected an ISO-8601 time with offset")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(key, "expected an ISO-8601 time with offset, e.g. 2026-03-02T09:00:00Z") from None
+    if parsed.tzinfo is None:
+        raise ValidationError(key, "needs a UTC offset, e.g. Z or +03:00")
+    return parsed
+
+
+def _for_detector(report: CustomerReport) -> Report:
+    return Report(id=str(report.id), client_id=report.client_id, text=report.text, received_at=report.received_at,
+                  channel=report.channel, tags=dict(report.tags),
+                  contact=":".join(report.contact) if report.contact else None)
+
+
+def _page(title: str, body: str, status: int = 200) -> web.Response:
+    return web.Response(status=status, content_type="text/html", text=(
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<title>{html.escape(title)}</title><link rel="stylesheet" href="/static/style.css"></head>'
+        f'<body><main class="container"><h1>{html.escape(title)}</h1>{body}</main></body></html>'))
+
+
+_EMAIL_FIELD = ('<p><label for="email">Your e-mail (optional): we will tell you when it is fixed</label><br>'
+                '<input id="email" name="email" type="email" maxlength="254" autocomplete="email"></p>')
+_FORM = """<form method="post" action="/report">
+<p><label for="text">What is not working?</label><br>
+<textarea id="text" name="text" rows="5" cols="60" maxlength="{max}" required></textarea></p>
+<p><label for="component">Which service (optional)</label><br>
+<select id="component" name="component"><option value="">Not sure</option>{options}</select></p>
+{email}
+<p class="hp" aria-hidden="true" style="position:absolute;left:-10000px"><label for="website">Leave this empty</label>
+<input id="website" name="website" tabindex="-1" autocomplete="off"></p>
+<p><button type="submit">Send report</button></p>
+</form>"""

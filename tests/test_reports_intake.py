@@ -1,0 +1,155 @@
+"""Customer reports through the composed app: intake, surge → incident, linked clients informed once each."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from statusd.app import RUNTIME, build_app
+from statusd.config import parse_config
+
+TOKEN = "helpdesk-token-0123456789"
+SUPPORT = "support-token-0123456789a"
+
+
+def config(tmp_path, **reports: Any):
+    return parse_config({
+        "store": {"path": str(tmp_path / "statusd.db")},
+        "page": {"cache_s": 0},
+        "components": {"payments": {"name": "Card payments"}, "web": {"name": "Website"}},
+        "notifiers": {"mail": {"type": "email", "port": 2525}},
+        "reports": {"min_clients": 5, "form_notifier": "mail", "form_rate_per_min": 3, **reports},
+        "tokens": {"helpdesk": {"name": "Helpdesk", "secret": TOKEN, "scopes": ["reports:write"]},
+                   "support": {"name": "Support", "secret": SUPPORT, "scopes": ["incidents:write"]}},
+    }, {})
+
+
+@pytest.fixture
+async def client(tmp_path, aiohttp_client):
+    return await aiohttp_client(build_app(config(tmp_path), run_probes=False, run_worker=False))
+
+
+def auth(token: str = TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def report(i: int, text: str = "card payment declined at checkout", **extra: Any) -> dict[str, Any]:
+    return {"client_id": f"client-{i}", "text": f"{text} ({i})", "channel": "chat",
+            "contact": {"notifier": "mail", "address": f"client{i}@example.com"}, **extra}
+
+
+async def outbox(client, template: str) -> list[str]:
+    async with client.app[RUNTIME].store.read() as r:
+        return sorted(m.recipient for m in await r.outbox.list(1000) if m.template == template)
+
+
+async def test_a_surge_opens_an_incident_and_every_reporter_is_linked_and_informed(client) -> None:
+    results = []
+    for i in range(8):  # eight distinct clients with the same complaint within minutes
+        r = await client.post("/api/v1/reports", headers=auth(), json=report(i, tags={"component": "payments"}))
+        assert r.status == 202, await r.text()
+        results.append((await r.json())["report"])
+    incident_ids = {res["incident_id"] for res in results if res["incident_id"]}
+    assert len(incident_ids) == 1
+    [incident_id] = incident_ids
+    linked = await (await client.get(f"/api/v1/incidents/{incident_id}/reports", headers=auth(SUPPORT))).json()
+    assert len(linked["clients"]) == 8 and len(linked["reports"]) == 8
+    # Each client got one acknowledgement with the latest state, whether linked at the surge or after it.
+    assert await outbox(client, "report_ack") == sorted(f"client{i}@example.com" for i in range(8))
+    summary = await (await client.get("/api/v2/summary.json")).json()
+    assert [c["status"] for c in summary["components"] if c["id"] == "payments"] != ["operational"]
+
+    # Every public update reaches every linked client exactly once, and so does the resolution.
+    r = await client.post(f"/api/v1/incidents/{incident_id}/updates", headers=auth(SUPPORT),
+                          json={"body": "The card processor is failing over.", "status": "identified"})
+    assert r.status == 201
+    await client.post(f"/api/v1/incidents/{incident_id}/resolve", headers=auth(SUPPORT), json={"body": "Fixed."})
+    updates = await outbox(client, "update")
+    for i in range(8):
+        assert updates.count(f"client{i}@example.com") >= 2  # the update and the resolution (and the first one)
+    async with client.app[RUNTIME].store.read() as r:
+        messages = await r.outbox.list(1000)
+    keys = [m.key for m in messages]
+    assert len(keys) == len(set(keys))
+
+
+async def test_a_late_report_joins_the_open_incident_and_gets_a_catch_up(client) -> None:
+    for i in range(6):
+        await client.post("/api/v1/reports", headers=auth(), json=report(i, tags={"component": "payments"}))
+    late = await client.post("/api/v1/reports", headers=auth(), json=report(99, tags={"component": "payments"}))
+    result = (await late.json())["report"]
+    assert result["incident_id"] is not None
+    assert "client99@example.com" in await outbox(client, "report_ack")
+
+
+async def test_idempotent_on_source_and_external_id(client) -> None:
+    first = await client.post("/api/v1/reports", headers=auth(), json=report(1, external_id="T-1"))
+    again = await client.post("/api/v1/reports", headers=auth(), json=report(1, external_id="T-1"))
+    assert first.status == 202 and again.status == 200
+    assert (await first.json())["report"]["id"] == (await again.json())["report"]["id"]
+    assert (await again.json())["report"]["duplicate"] is True
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    pytest.param({"text": "x"}, "client_id", id="missing-client"),
+    pytest.param({"client_id": "c"}, "text", id="missing-text"),
+    pytest.param({"client_id": "c", "text": "   "}, "text", id="empty-text"),
+    pytest.param({"client_id": "c", "text": "x" * 5001}, "text", id="huge-text"),
+    pytest.param({"client_id": "c", "text": "x", "mood": "angry"}, "mood", id="unknown-field"),
+    pytest.param({"client_id": "c", "text": "x", "received_at": "2099-01-01T00:00:00Z"}, "received_at",
+                 id="far-future"),
+    pytest.param({"client_id": "c", "text": "x", "received_at": "2026-03-02T09:00:00"}, "received_at",
+                 id="no-offset"),
+    pytest.param({"client_id": "c", "text": "x", "tags": {"component": "nope"}}, "tags.component",
+                 id="unknown-component"),
+    pytest.param({"client_id": "c", "text": "x", "tags": {"colour": "red"}}, "tags.colour", id="unknown-tag"),
+    pytest.param({"client_id": "c", "text": "x", "contact": {"notifier": "sms", "address": "1"}},
+                 "contact.notifier", id="unknown-notifier"),
+    pytest.param({"client_id": "c", "text": "x", "contact": {"notifier": "mail", "address": "nope"}},
+                 "contact.address", id="bad-address"),
+    pytest.param({"client_id": "c", "text": "x", "ticket_url": "javascript:alert(1)"}, "ticket_url",
+                 id="bad-ticket-url"),
+])
+async def test_bad_reports_name_the_field_and_store_nothing(client, body, field) -> None:
+    r = await client.post("/api/v1/reports", headers=auth(), json=body)
+    assert r.status == 400, await r.text()
+    assert (await r.json())["error"]["field"] == field
+    async with client.app[RUNTIME].store.read() as rd:
+        assert await rd.reports.recent(client.app[RUNTIME].clock.now() - timedelta(days=1)) == []
+
+
+async def test_a_batch_with_one_bad_item_is_refused_whole(client) -> None:
+    items = [report(1), report(2), {"client_id": "c3", "text": ""}]
+    r = await client.post("/api/v1/reports/batch", headers=auth(), json={"reports": items})
+    assert r.status == 400 and (await r.json())["error"]["field"] == "reports[2].text"
+    async with client.app[RUNTIME].store.read() as rd:
+        assert await rd.reports.recent(client.app[RUNTIME].clock.now() - timedelta(days=1)) == []
+    ok = await client.post("/api/v1/reports/batch", headers=auth(), json={"reports": items[:2]})
+    assert ok.status == 202 and len((await ok.json())["reports"]) == 2
+
+
+async def test_invalid_utf8_and_auth(client) -> None:
+    r = await client.post("/api/v1/reports", headers={**auth(), "Content-Type": "application/json"},
+                          data=b'{"client_id": "c", "text": "\xff"}')
+    assert r.status == 400 and (await r.json())["error"]["field"] == "body"
+    assert (await client.post("/api/v1/reports", json=report(1))).status == 401
+    assert (await client.post("/api/v1/reports", headers=auth(SUPPORT), json=report(1))).status == 403
+
+
+async def test_public_form_rate_limit_honeypot_and_contact(client) -> None:
+    page = await client.get("/report")
+    assert page.status == 200 and 'name="website"' in await page.text()
+    bot = await client.post("/report", data={"text": "buy pills", "website": "http://spam"})
+    assert bot.status == 200
+    ok = await client.post("/report", data={"text": "Checkout fails", "email": "visitor@example.com",
+                                            "component": "payments"})
+    assert ok.status == 200 and "e-mail you" in await ok.text()
+    bad = await client.post("/report", data={"text": "x", "email": "not-an-email"})
+    assert bad.status == 400 and "email" in await bad.text()
+    limited = await client.post("/report", data={"text": "again"})
+    assert limited.status == 429
+    async with client.app[RUNTIME].store.read() as rd:
+        stored = await rd.reports.recent(client.app[RUNTIME].clock.now() - timedelta(days=1))
+    assert [(r.channel, r.contact) for r in stored] == [("form", ("mail", "visitor@example.com"))]
