@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,9 +35,10 @@ from status_page.api_v2 import (
     public_updates,
     status_object,
 )
+from status_page.uptime import MAX_API_DAYS, PAGE_DAYS, component_uptime_objects, parse_days, views
 from statusd.config import Config
 from statusd.core.clock import Clock
-from statusd.core.model import Component, Incident, TimelineEntry
+from statusd.core.model import Component, DayUptime, Incident, TimelineEntry
 from statusd.core.protocols import Store
 
 _INCIDENT_ID = re.compile(r"[0-9]{1,18}")  # fits SQLite's signed 64-bit INTEGER; rejects '+5', ' 5', '٥'
@@ -135,6 +137,8 @@ class _Snapshot:
     recent: list[Incident]  # open or not, newest first, within history_days
     updates: dict[int, list[TimelineEntry]]  # public updates per incident, oldest first
     since: datetime
+    uptime: dict[str, list[DayUptime]]  # per component, oldest day first (empty unless asked for)
+    now: datetime  # when it was read
 
     @property
     def resolved(self) -> list[Incident]:
@@ -186,7 +190,7 @@ class StatusPage:
         self._env.globals["page"] = config.page
 
     def add_routes(self, app: web.Application) -> None:
-        """Register the page, incident pages, the stylesheet and `/api/v2/*.json` on `app`."""
+        """Register the page, incident pages, the stylesheet, `/api/v2/*.json` and `/api/v1/uptime` on `app`."""
         api: dict[str, Callable[[_Snapshot], JSON]] = {
             "summary": self._summary,
             "status": lambda s: {"page": self._page(s), "status": status_object(indicator(s.components, s.open))},
@@ -203,6 +207,8 @@ class StatusPage:
         app.router.add_get("/static/style.css", self._stylesheet)
         for name, build in api.items():
             app.router.add_get(f"/api/v2/{name}.json", self._api_handler(name, build))
+        # Ours, not Statuspage's: uptime stays out of /api/v2 so its shapes remain exactly Statuspage's.
+        app.router.add_get("/api/v1/uptime", self._uptime)
 
     def invalidate(self) -> None:
         """Drop every cached body, so the next request reads the store again."""
@@ -239,6 +245,23 @@ class StatusPage:
 
         return handler
 
+    async def _uptime(self, request: web.Request) -> web.StreamResponse:
+        days = parse_days(request.query.get("days"))
+        if days is None:
+            error = {"error": {"field": "days", "message": f"expected a whole number of days from 1 to {MAX_API_DAYS}"}}
+            return self._respond(request, Rendered(400, json.dumps(error).encode(), "application/json"))
+
+        async def render() -> Rendered:
+            snapshot = await self._load(updates=False, uptime_days=days)
+            today = snapshot.now.date()
+            body = {"page": self._page(snapshot), "days": days,
+                    "from": (today - timedelta(days=days - 1)).isoformat(), "to": today.isoformat(),
+                    "components": component_uptime_objects(snapshot.components, snapshot.uptime)}
+            return Rendered(200, json.dumps(body, separators=(",", ":")).encode(), "application/json")
+
+        # `days` is validated, so the cache holds at most MAX_API_DAYS keys.
+        return self._respond(request, await self._cache.get(f"api:uptime:{days}", render))
+
     def _respond(self, request: web.Request, rendered: Rendered, *, cache_control: str | None = None) -> web.StreamResponse:
         headers = {
             "ETag": rendered.etag,
@@ -255,9 +278,10 @@ class StatusPage:
 
     # --- reading ----------------------------------------------------------------------
 
-    async def _load(self, *, updates: bool) -> _Snapshot:
-        since = self._clock.now() - timedelta(days=self._config.page.history_days)
-        async with self._store.read() as tx:
+    async def _load(self, *, updates: bool, uptime_days: int = 0) -> _Snapshot:
+        now = self._clock.now()
+        since = now - timedelta(days=self._config.page.history_days)
+        async with self._store.read() as tx:  # one read per render, uptime included
             components = await tx.components.list()
             open_incidents = await tx.incidents.list_open()
             recent = await tx.incidents.list_recent(since, _API_INCIDENT_LIMIT)
@@ -265,8 +289,11 @@ class StatusPage:
             if updates:
                 ids = {i.id for i in open_incidents + recent}
                 entries = await tx.incidents.entries(sorted(ids), public_only=True)
+            uptime: dict[str, list[DayUptime]] = {}
+            if uptime_days:
+                uptime = await tx.components.uptime([c.id for c in components], uptime_days, now)
         return _Snapshot(components, open_incidents, recent,
-                         {k: public_updates(v) for k, v in entries.items()}, since)
+                         {k: public_updates(v) for k, v in entries.items()}, since, uptime, now)
 
     # --- JSON -------------------------------------------------------------------------
 
@@ -302,7 +329,7 @@ class StatusPage:
         return self._html("404.html", 404)
 
     async def _render_index(self) -> Rendered:
-        snapshot = await self._load(updates=True)
+        snapshot = await self._load(updates=True, uptime_days=PAGE_DAYS)
         names = {c.id: c.name for c in snapshot.components}
         level = indicator(snapshot.components, snapshot.open)
         return self._html(
@@ -314,6 +341,8 @@ class StatusPage:
             resolved_incidents=[_IncidentView.of(i, snapshot.updates.get(i.id, []), names)
                                 for i in snapshot.resolved],
             updated_at=snapshot.updated_at,
+            uptime=views(snapshot.uptime),
+            uptime_days=PAGE_DAYS,
         )
 
     async def _render_incident(self, incident_id: int) -> Rendered:

@@ -161,7 +161,10 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
         await store.open()
         async with store.transaction() as tx:
             await tx.components.sync(components_from(config), clock.now())
-        runtime.http = aiohttp.ClientSession(headers={"User-Agent": "statusd"})
+        # No connection cap: with hundreds of hanging targets, aiohttp's default of 100 would make
+        # healthy checks queue behind them (measured in bench/probes_at_scale.py).
+        runtime.http = aiohttp.ClientSession(headers={"User-Agent": "statusd"},
+                                             connector=aiohttp.TCPConnector(limit=0))
         notifier_kinds = notifier_plugins.builtin_kinds()
         runtime.notifiers = {name: notifier_kinds[cfg.type].notifier(cfg, runtime.http)
                              for name, cfg in config.notifiers.items()}
@@ -179,7 +182,8 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
                                people, config.server.base_url, wake=runtime.worker.wake)
         probe_kinds = probe_plugins.builtin_kinds()
         probes = {name: probe_kinds[cfg.type].probe(cfg, runtime.http) for name, cfg in config.probes.items()}
-        runtime.monitor = Monitor(store, coordinator, clock, probes, config.probes, observer=metrics)
+        runtime.monitor = Monitor(store, coordinator, clock, probes, config.probes, observer=metrics,
+                                  retention=timedelta(days=config.store.probe_retention_days))
         await runtime.monitor.restore()
         replayed = await intake.rebuild(config.reports.rebuild_hours)
         if replayed:

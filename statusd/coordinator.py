@@ -432,16 +432,18 @@ class Coordinator:
             incident = await tx.incidents.get(incident_id)
             if incident is None:
                 raise NotFound("incident", incident_id)
-            before = {r.contact for r in await tx.reports.for_incident(incident_id) if r.contact}
             linked = await tx.reports.link(ids, incident_id)
             if not linked:
                 return 0
-            new_contacts = list(dict.fromkeys(r.contact for r in linked if r.contact and r.contact not in before))
+            # The acknowledgement's outbox key names the incident and the address, so a client
+            # who reports again is not acknowledged again — no need to read earlier links.
+            new_contacts = list(dict.fromkeys(r.contact for r in linked if r.contact))
             clients = len({r.client_id for r in linked})
-            await tx.incidents.add_entry(TimelineEntry(
-                incident.id, now, EntryKind.NOTE, author=AUTOMATED_AUTHOR,
-                data={"reports": [r.id for r in linked], "clients": clients},
-                body=f"Linked {len(linked)} customer report(s) from {clients} client(s)"))
+            if len(linked) > 1:  # the surge itself; single late reports are listed by the API, not the timeline
+                await tx.incidents.add_entry(TimelineEntry(
+                    incident.id, now, EntryKind.NOTE, author=AUTOMATED_AUTHOR,
+                    data={"reports": [r.id for r in linked], "clients": clients},
+                    body=f"Linked {len(linked)} customer reports from {clients} clients"))
             if new_contacts and incident.status.is_open:
                 latest = await self._latest_public(tx, incident)
                 context = self._context(await self._snapshot(tx, incident), latest)

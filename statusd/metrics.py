@@ -30,6 +30,15 @@ class Metrics:
                                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
         self.probe_checks = Counter("statusd_probe_checks_total", "Probe checks by outcome.",
                                     ["probe", "outcome"], registry=registry)
+        # No probe label: ten thousand probes times fifteen buckets would be too many series.
+        self.probe_schedule_lag = Histogram("statusd_probe_schedule_lag_seconds",
+                                            "From when a check was due to when it started (after waiting for a "
+                                            "free slot).", registry=registry,
+                                            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                                     2.5, 5, 10, 30, 60))
+        self.probe_results_pruned_total = Counter("statusd_probe_results_pruned_total",
+                                                  "Raw probe results deleted after the retention window.",
+                                                  registry=registry)
         self.incidents_opened = Counter("statusd_incidents_opened_total", "Incidents opened, by source and impact.",
                                         ["source", "impact"], registry=registry)
         self.incidents_resolved = Counter("statusd_incidents_resolved_total", "Incidents resolved, by impact.",
@@ -74,6 +83,12 @@ class Metrics:
         self.probe_up.labels(result.probe).set(1 if result.ok else 0)
         self.probe_duration.labels(result.probe).observe(result.latency_s)
         self.probe_checks.labels(result.probe, outcome).inc()
+
+    def probe_lag(self, probe: str, lag_s: float) -> None:
+        self.probe_schedule_lag.observe(lag_s)  # not by probe: see the histogram's definition
+
+    def probe_results_pruned(self, count: int) -> None:
+        self.probe_results_pruned_total.inc(count)
 
     def incident_opened(self, incident: Incident) -> None:
         self.incidents_opened.labels(incident.source, incident.impact.value).inc()

@@ -1,38 +1,158 @@
 """Runs probes on their intervals and feeds their results through detection to the coordinator.
 
-Scheduling is APScheduler's: one interval job per probe, first runs spread over the
-interval by a stable hash of the probe's name (no herd at :00), interval triggers anchored
-to a start time (no drift), at most one run of a probe at a time, and a semaphore bounding
-how many checks are in flight. A hanging target costs only its own timeout.
+Scheduling is APScheduler's: one interval job per probe. Each probe has a stable phase in
+its interval, from a hash of its name, on a grid anchored to a fixed epoch: ten thousand
+probes at 60 s spread evenly over the whole minute (no herd at :00), each keeps its second
+across restarts and replicas, and the interval trigger counts from that anchor, never from
+the last run, so nothing drifts. At most one run of a probe at a time; a semaphore bounds
+how many checks are in flight; every check has a deadline just past its own timeout, so a
+hanging target costs its own slot for its own timeout and nothing else — provided the
+probes' HTTP connection pool is no smaller than `concurrency` (aiohttp's default cap of 100
+connections is: a thousand hung requests then starve the healthy probes, see bench/README.md).
+The lag histogram shows it: a check's lag runs from when it was due to when it got a slot.
+
+Results reach the store through a write-behind buffer flushed in one transaction every
+`flush_s` (10,000 results a minute become four small transactions a second instead of 170).
+A result that flips a probe's state flushes the buffer before the coordinator hears of it,
+so the store never holds an incident without the results that opened it.
+
+Raw results older than the retention window are pruned every `prune_every_s`, oldest first
+and a slice at a time, so no single transaction holds the writer for long.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import logging
-import zlib
-from collections.abc import Mapping
-from datetime import timedelta
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from statusd.coordinator import Coordinator
-from statusd.core.clock import Clock
+from statusd.core.clock import Clock, sleep_until_due_or_woken
 from statusd.core.model import ComponentStatus, ProbeResult
 from statusd.core.protocols import Probe, Store
 from statusd.detection import ProbeState, Thresholds, dedup_key, observe, rebuild
 
 log = logging.getLogger(__name__)
 
+GRID_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # every probe's grid is anchored here, so phases survive restarts
+DEADLINE_GRACE_S = 1.0  # a check gets its own timeout plus this before the monitor gives up on it
+
+
+class MonitorObserver(Protocol):
+    """What the monitor reports (statusd.metrics.Metrics implements it)."""
+
+    def probe_result(self, result: ProbeResult) -> None: ...
+
+    def probe_lag(self, probe: str, lag_s: float) -> None: ...
+
+    def probe_results_pruned(self, count: int) -> None: ...
+
+
+def phase_s(name: str, interval_s: float) -> float:
+    """A stable offset in [0, interval_s) for a probe: the same on every start and every replica."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 * interval_s
+
+
+def first_run(name: str, interval_s: float, now: datetime) -> datetime:
+    """The first time at or after `now` on the probe's grid: GRID_EPOCH + phase + k × interval."""
+    interval = timedelta(seconds=interval_s)
+    origin = GRID_EPOCH + timedelta(seconds=phase_s(name, interval_s))
+    return origin - ((origin - now) // interval) * interval  # origin + ceil((now - origin) / interval) × interval
+
+
+def scheduled_at(anchor: datetime, interval_s: float, now: datetime) -> datetime:
+    """The latest grid time at or before `now` (the run `now` belongs to) on a grid through `anchor`."""
+    interval = timedelta(seconds=interval_s)
+    return anchor + ((now - anchor) // interval) * interval
+
+
+class ResultWriter:
+    """A write-behind buffer of probe results: `add` never waits; batches are stored in one transaction each.
+
+    A batch that fails to store is kept for the next flush (at most `max_pending` results;
+    the oldest are dropped beyond that), so a short store outage loses nothing.
+    """
+
+    def __init__(self, store: Store, clock: Clock, *, flush_s: float = 0.25, max_batch: int = 2000,
+                 max_pending: int = 100_000) -> None:
+        self.store = store
+        self.clock = clock
+        self.flush_s = flush_s
+        self.max_batch = max_batch
+        self.max_pending = max_pending
+        self._pending: list[ProbeResult] = []
+        self._wakeup = asyncio.Event()
+        self._flushing = asyncio.Lock()  # one batch at a time keeps results in the order they came
+        self._closing = False
+
+    @property
+    def pending(self) -> int:
+        """Results waiting to be stored."""
+        return len(self._pending)
+
+    def add(self, result: ProbeResult) -> None:
+        """Queue a result; a full batch wakes the writer early."""
+        self._pending.append(result)
+        if len(self._pending) >= self.max_batch:
+            self._wakeup.set()
+
+    async def flush(self) -> int:
+        """Store everything queued so far in one transaction; returns how many results."""
+        async with self._flushing:
+            batch, self._pending = self._pending, []
+            if not batch:
+                return 0
+            try:
+                async with self.store.transaction() as tx:
+                    await tx.probe_results.add_many(batch)
+            except BaseException:
+                kept = (batch + self._pending)[-self.max_pending:]
+                if len(kept) < len(batch) + len(self._pending):
+                    log.warning("probe result buffer full: dropped %d oldest results",
+                                len(batch) + len(self._pending) - len(kept))
+                self._pending = kept
+                raise
+            return len(batch)
+
+    async def run(self) -> None:
+        """Flush every `flush_s` (or when a batch fills) until `close()`, then flush what is left."""
+        while not self._closing:
+            await sleep_until_due_or_woken(self.clock, None, self._wakeup, self.flush_s)
+            # Cleared after waking, not before sleeping: a batch that filled meanwhile is not missed.
+            self._wakeup.clear()
+            await self.try_flush()
+        await self.try_flush()
+
+    def close(self) -> None:
+        """Ask `run()` to flush once more and return."""
+        self._closing = True
+        self._wakeup.set()
+
+    async def try_flush(self) -> bool:
+        """`flush()`, logging a failure instead of raising it; returns whether it succeeded."""
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("storing %d probe results failed; keeping them for the next flush", self.pending)
+            return False
+        return True
+
 
 class Monitor:
-    """Owns the probes, their detector state and their schedule."""
+    """Owns the probes, their detector state, their schedule, the result buffer and retention."""
 
     def __init__(self, store: Store, coordinator: Coordinator, clock: Clock, probes: Mapping[str, Probe],
-                 settings: Mapping[str, Any], *, concurrency: int = 256, observer: Any = None) -> None:
+                 settings: Mapping[str, Any], *, concurrency: int = 256, observer: MonitorObserver | None = None,
+                 retention: timedelta = timedelta(days=7), prune_every_s: float = 3600.0,
+                 prune_slice: timedelta = timedelta(seconds=15), flush_s: float = 0.25) -> None:
         self.store = store
         self.coordinator = coordinator
         self.clock = clock
@@ -44,9 +164,18 @@ class Monitor:
         }
         self.states: dict[str, ProbeState] = {}
         self.observer = observer
+        if prune_slice <= timedelta(0) or prune_every_s <= 0:
+            raise ValueError("prune_slice and prune_every_s must be positive")
+        self.retention = retention
+        self.prune_every_s = prune_every_s
+        self.prune_slice = prune_slice
+        # flush_s = 0 stores each result in its own transaction as it comes (no buffer).
+        self.results = ResultWriter(store, clock, flush_s=flush_s) if flush_s > 0 else None
         self._slots = asyncio.Semaphore(concurrency)
         self._scheduler: AsyncIOScheduler | None = None
-        self._running: set[asyncio.Task[Any]] = set()
+        self._anchors: dict[str, datetime] = {}  # probe name → the first run on its grid
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # checks (and the pruning) in flight, by job id
+        self._writer: asyncio.Task[None] | None = None
 
     async def restore(self) -> None:
         """Rebuild detector state from the store: open incidents and the latest results."""
@@ -77,54 +206,122 @@ class Monitor:
                 return name
         return None
 
-    async def run_once(self, name: str) -> None:
-        """Check one probe now and act on the result."""
+    async def run_once(self, name: str, scheduled: datetime | None = None) -> ProbeResult:
+        """Check one probe now, act on the result and return it; `scheduled` is when the run was due (for lag)."""
         probe = self.probes[name]
+        deadline_s = float(self.settings[name].timeout_s) + DEADLINE_GRACE_S
         async with self._slots:
-            result = await probe.check(self.clock.now())
+            started = self.clock.now()
+            if scheduled is not None and self.observer is not None:
+                self.observer.probe_lag(name, max(0.0, (started - scheduled).total_seconds()))
+            try:
+                # The probe's own timeout should end it first; this bounds a plugin that forgets to.
+                async with asyncio.timeout(deadline_s):
+                    result = await probe.check(started)
+            except TimeoutError:
+                result = ProbeResult(probe=name, component=probe.component, at=started, ok=False,
+                                     latency_s=deadline_s, error=f"no result within {deadline_s:g}s")
         state, signal = observe(self.states.get(name, ProbeState()), result, self.thresholds[name])
         self.states[name] = state
-        async with self.store.transaction() as tx:
-            await tx.probe_results.add(result)
-        if self.observer:
+        if self.results is not None and self._writer is not None:
+            self.results.add(result)
+        else:
+            async with self.store.transaction() as tx:
+                await tx.probe_results.add(result)
+        if self.observer is not None:
             self.observer.probe_result(result)
         if signal is not None:
             log.info("probe %s %s", name, "fired" if signal.firing else "recovered")
+            if self.results is not None:
+                await self.results.try_flush()  # a store hiccup here must not swallow the signal
             await self.coordinator.handle(signal)
+        return result
 
-    async def _run_safely(self, name: str) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._running.add(task)
-        try:
-            await self.run_once(name)
-        except Exception:  # one broken probe must not stop the others
-            log.exception("probe %s failed to run", name)
-        finally:
-            self._running.discard(task)  # type: ignore[arg-type]
+    async def prune(self) -> int:
+        """Delete raw results older than the retention window, a slice at a time; returns how many."""
+        cutoff = self.clock.now() - self.retention
+        deleted = 0
+        while True:
+            async with self.store.read() as r:
+                oldest = await r.probe_results.oldest()
+            if oldest is None or oldest >= cutoff:
+                break
+            async with self.store.transaction() as tx:
+                deleted += await tx.probe_results.prune(min(cutoff, oldest + self.prune_slice))
+            await self.clock.sleep(0)  # let waiting writers (the result buffer, the coordinator) in between slices
+        if deleted:
+            log.info("pruned %d probe results older than %s", deleted, cutoff.isoformat())
+        if self.observer is not None:
+            self.observer.probe_results_pruned(deleted)
+        return deleted
+
+    # APScheduler's jobs only start monitor-owned tasks and return: stop() can then cancel and
+    # await every check itself, and a check cancelled at shutdown is not logged as a job error.
+
+    async def _run_scheduled(self, name: str) -> None:
+        anchor = self._anchors[name]
+        due = scheduled_at(anchor, float(self.settings[name].interval_s), self.clock.now())
+        if not self._spawn(f"probe:{name}", lambda: self.run_once(name, due)):
+            log.warning("probe %s skipped a run: its previous check is still going", name)
+
+    async def _prune_scheduled(self) -> None:
+        self._spawn("retention", self.prune)
+
+    def _spawn(self, key: str, work: Callable[[], Awaitable[Any]]) -> bool:
+        """Start `work()` as an owned task unless the one under `key` is still running; returns whether it started."""
+        running = self._tasks.get(key)
+        if running is not None and not running.done():
+            return False
+
+        async def logged() -> None:
+            try:
+                await work()
+            except Exception:  # one broken probe must not stop the others
+                log.exception("%s failed to run", key)
+
+        task = asyncio.create_task(logged(), name=key)
+        self._tasks[key] = task
+        task.add_done_callback(lambda done: self._tasks.pop(key) if self._tasks.get(key) is done else None)
+        return True
 
     def start(self) -> None:
-        """Schedule every probe on the running event loop."""
+        """Schedule every probe and the retention job on the running event loop, and start the result writer."""
         scheduler = AsyncIOScheduler(timezone="UTC")
         now = self.clock.now()
         for name, settings in self.settings.items():
             interval = float(settings.interval_s)
-            offset = (zlib.crc32(name.encode()) % 1000) / 1000 * min(interval, 60.0)
+            anchor = first_run(name, interval, now)
+            self._anchors[name] = anchor
             scheduler.add_job(
-                self._run_safely, IntervalTrigger(seconds=interval, start_date=now + timedelta(seconds=offset),
-                                                  timezone="UTC"),
+                self._run_scheduled, IntervalTrigger(seconds=interval, start_date=anchor, timezone="UTC"),
                 args=[name], id=f"probe:{name}", max_instances=1, coalesce=True,
                 misfire_grace_time=max(1, int(interval)),
             )
+        scheduler.add_job(
+            self._prune_scheduled, IntervalTrigger(seconds=self.prune_every_s, timezone="UTC",
+                                                   start_date=now + timedelta(seconds=min(60.0, self.prune_every_s))),
+            id="retention", max_instances=1, coalesce=True, misfire_grace_time=int(self.prune_every_s),
+        )
+        if self.results is not None:
+            self._writer = asyncio.create_task(self.results.run(), name="probe-result-writer")
         scheduler.start()
         self._scheduler = scheduler
 
     async def stop(self) -> None:
-        """Stop scheduling, cancel checks in flight and wait until they have ended."""
+        """Stop scheduling, cancel checks in flight, wait until they have ended, then store buffered results."""
         if self._scheduler is not None:
+            # Job wrappers APScheduler has already started only hand a check over to us; let them
+            # finish, so that shutdown has none of its own to cancel (and log as failed jobs).
+            self._scheduler.pause()
+            for _ in range(2):
+                await self.clock.sleep(0)
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
-        running = list(self._running)
+        running = list(self._tasks.values())
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+        if self._writer is not None and self.results is not None:
+            self.results.close()
+            await self._writer
+            self._writer = None

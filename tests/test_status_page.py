@@ -800,3 +800,243 @@ async def test_page_renders_in_chromium_without_javascript(store: SqliteStore, c
                      "Databases", "EU Database", "Degraded performance", "Elevated API errors",
                      "A failing database node was found.", "— signed Dana (SRE)"):
         assert expected in text, expected
+
+
+# --- 90-day uptime ---------------------------------------------------------------------------
+#
+# Served from the daily rollups that set_status keeps; the page shows one bar per day per
+# component, coloured by the day's worst status, with the date and uptime in words on each bar.
+
+from statusd.core.model import DayUptime  # noqa: E402  (appended section)
+
+DAY_BAR = re.compile(r'<li class="uptime-day level-([a-z]+)"><span class="uptime-tip">([^<]+)</span></li>')
+
+
+def day_bars(html: str, component: str) -> list[tuple[str, str]]:
+    """(level, text) of every bar in `component`'s uptime list, oldest first."""
+    start = html.index(f'aria-label="{component}: uptime per day')
+    end = html.index("</ol>", start)
+    return DAY_BAR.findall(html[start:end])
+
+
+async def seed_history(store: SqliteStore) -> None:
+    """Four components known for 120 days (US Database only for 10), with a few bad days behind them."""
+    async with store.transaction() as tx:
+        await tx.components.sync(COMPONENTS[:3], NOW - timedelta(days=120))
+        await tx.components.sync(COMPONENTS, NOW - timedelta(days=9, hours=9))  # db-us arrives on 27 Dec
+    changes = [
+        # 20 Dec 2025: a 36-minute major outage of the API (1 h 20 min after midnight).
+        ("api", ComponentStatus.MAJOR_OUTAGE, datetime(2025, 12, 20, 1, 20, tzinfo=UTC)),
+        ("api", ComponentStatus.OPERATIONAL, datetime(2025, 12, 20, 1, 56, tzinfo=UTC)),
+        # From 22:00 on 1 Jan to 02:00 on 2 Jan: a partial outage across midnight.
+        ("api", ComponentStatus.PARTIAL_OUTAGE, datetime(2026, 1, 1, 22, 0, tzinfo=UTC)),
+        ("api", ComponentStatus.OPERATIONAL, datetime(2026, 1, 2, 2, 0, tzinfo=UTC)),
+        # 30 Dec: two hours of planned maintenance on the website.
+        ("web", ComponentStatus.UNDER_MAINTENANCE, datetime(2025, 12, 30, 8, 0, tzinfo=UTC)),
+        ("web", ComponentStatus.OPERATIONAL, datetime(2025, 12, 30, 10, 0, tzinfo=UTC)),
+        # Still degraded: since 06:00 today.
+        ("db-eu", ComponentStatus.DEGRADED_PERFORMANCE, NOW - timedelta(hours=3)),
+    ]
+    for cid, status, at in changes:
+        async with store.transaction() as tx:
+            assert await tx.components.set_status(cid, status, at)
+
+
+async def test_page_shows_90_days_of_uptime_per_component(site: SiteFactory, store: SqliteStore) -> None:
+    await seed_history(store)
+    _, html = await (await site()).get("/")
+
+    api = day_bars(html, "Public API")
+    assert len(api) == 90
+    assert api[0][1].startswith("8 Oct 2025: ") and api[-1][1].startswith("5 Jan 2026: ")
+    by_date = {text.split(":")[0]: (level, text) for level, text in api}
+    assert by_date["20 Dec 2025"] == ("major", "20 Dec 2025: 97.50 % uptime (major outage 36 min)")
+    # The partial outage across midnight colours both days; 2 h at 30 % each.
+    assert by_date["1 Jan 2026"] == ("partial", "1 Jan 2026: 97.50 % uptime (partial outage 2 h)")
+    assert by_date["2 Jan 2026"] == ("partial", "2 Jan 2026: 97.50 % uptime (partial outage 2 h)")
+    assert by_date["3 Jan 2026"] == ("operational", "3 Jan 2026: 100 % uptime")
+    assert sum(level == "operational" for level, _ in api) == 87
+
+    # Maintenance is coloured, but not counted against uptime.
+    web = {text.split(":")[0]: (level, text) for level, text in day_bars(html, "Website")}
+    assert web["30 Dec 2025"] == ("maintenance", "30 Dec 2025: 100 % uptime (under maintenance 2 h)")
+    # Today's bar covers today so far: degraded for 3 of 9 hours, which costs no uptime.
+    assert day_bars(html, "EU Database")[-1] == ("degraded",
+                                                 "5 Jan 2026: 100 % uptime (degraded performance 3 h)")
+    # A component added 10 days ago has no data before that.
+    us = day_bars(html, "US Database")
+    assert [level for level, _ in us[:80]] == ["none"] * 80 and us[0][1] == "8 Oct 2025: no data"
+    assert [level for level, _ in us[80:]] == ["operational"] * 10
+
+    text = text_of(html)
+    # 0.6 h of major and 4 h of partial outage (1.8 h down) in 2,145 h observed: 99.916 %, rounded down.
+    assert "90 days ago 99.91 % uptime Today" in text
+    assert "Public API: 99.91 % uptime over the last 90 days." in text
+    assert "Website: 100 % uptime over the last 90 days." in text
+    # Status words still follow each name, before the bars.
+    assert "Public API REST and GraphQL Operational" in text
+    assert "EU Database Degraded performance" in text
+
+
+async def test_each_day_is_described_in_words_once(site: SiteFactory, store: SqliteStore) -> None:
+    await seed_history(store)
+    s = await site()
+    _, html = await s.get("/")
+    # One sentence per bar, in the markup once: screen readers read it, CSS shows it on hover.
+    assert len(DAY_BAR.findall(html)) == 4 * 90
+    assert "title=" not in html.split('<section aria-labelledby="components-title">')[1]
+    assert re.search(r'<ol class="uptime-bars" aria-label="Public API: uptime per day, last 90 days, oldest first">',
+                     html)
+    _, css = await s.get("/static/style.css")
+    hidden = re.search(r"\.uptime-tip \{([^}]+)\}", css)
+    assert hidden is not None and "clip: rect(0 0 0 0)" in hidden.group(1), "visually hidden, not display: none"
+    assert ".uptime-day:hover .uptime-tip" in css and ".uptime-day.level-major" in css
+
+
+async def test_statuspage_v2_shapes_carry_no_uptime(site: SiteFactory, store: SqliteStore) -> None:
+    await seed_history(store)
+    s = await site()
+    for path in ("/api/v2/components.json", "/api/v2/summary.json"):
+        body = await s.json(path)
+        for c in body["components"]:
+            assert set(c) == (GROUP_KEYS if c["group"] else COMPONENT_KEYS), path
+
+
+async def test_api_v1_uptime(site: SiteFactory, store: SqliteStore) -> None:
+    await seed_history(store)
+    s = await site()
+    async with s.client.get("/api/v1/uptime?days=7") as resp:
+        assert resp.status == 200
+        assert resp.headers["Cache-Control"] == "public, max-age=5"
+        assert resp.headers["Access-Control-Allow-Origin"] == "*"
+        body = await resp.json()
+    assert set(body) == {"page", "days", "from", "to", "components"}
+    assert set(body["page"]) == PAGE_KEYS
+    assert (body["days"], body["from"], body["to"]) == (7, "2025-12-30", "2026-01-05")
+    by_id = {c["id"]: c for c in body["components"]}
+    assert list(by_id) == ["api", "web", "db-eu", "db-us"]
+    api = by_id["api"]
+    assert (api["name"], api["group"], api["status"]) == ("Public API", None, "operational")
+    days = {d["date"]: d for d in api["uptime"]["days"]}
+    assert list(days) == [f"2025-12-{d}" for d in (30, 31)] + [f"2026-01-0{d}" for d in range(1, 6)]
+    assert days["2026-01-01"] == {"date": "2026-01-01", "uptime": pytest.approx(0.975),
+                                  "worst_status": "partial_outage",
+                                  "seconds": {"major_outage": 0.0, "partial_outage": 7200.0,
+                                              "degraded_performance": 0.0, "under_maintenance": 0.0,
+                                              "operational": 79200.0},
+                                  "checks": 0, "failures": 0}
+    assert days["2026-01-05"]["seconds"]["operational"] == 9 * 3600
+    observed = 6 * 86400 + 9 * 3600
+    assert api["uptime"]["ratio"] == pytest.approx(1 - 2 * 7200 * 0.3 / observed)
+    assert api["uptime"]["percent"] == round(100 * api["uptime"]["ratio"], 4)
+    assert by_id["db-eu"]["group"] == "Databases"
+
+    default = await s.json("/api/v1/uptime")
+    assert default["days"] == 90 and all(len(c["uptime"]["days"]) == 90 for c in default["components"])
+
+
+@pytest.mark.parametrize("raw", ["0", "367", "abc", "-1", "1.5", "%D9%A5", "", "99999999"],
+                         ids=["zero", "too-many", "word", "negative", "fraction", "arabic-digit", "empty", "huge"])
+async def test_api_v1_uptime_refuses_bad_days_naming_the_field(site: SiteFactory, store: SqliteStore,
+                                                              raw: str) -> None:
+    await set_components(store)
+    s = await site()
+    async with s.client.get(f"/api/v1/uptime?days={raw}") as resp:
+        assert resp.status == 400
+        assert resp.headers["Cache-Control"] == "no-cache"
+        body = await resp.json()
+    assert body["error"]["field"] == "days"
+    assert "1 to 366" in body["error"]["message"]
+
+
+async def test_uptime_is_rendered_once_per_cache_period(site: SiteFactory, store: SqliteStore,
+                                                       clock: FakeClock) -> None:
+    await seed_history(store)
+    counting = CountingStore(store)
+    s = await site(reader=counting, cache_s=5.0)
+    for _ in range(5):
+        await s.get("/")
+        await s.get("/api/v1/uptime?days=30")
+    assert counting.reads == 2  # one for the page (uptime included), one for the API
+    await clock.advance(5)
+    await s.get("/")
+    assert counting.reads == 3
+
+
+async def test_uptime_follows_status_changes_after_invalidate(site: SiteFactory, store: SqliteStore,
+                                                             clock: FakeClock) -> None:
+    await seed_history(store)
+    s = await site()
+    _, before = await s.get("/")
+    assert day_bars(before, "Website")[-1][0] == "operational"
+    await clock.advance(600)
+    async with store.transaction() as tx:
+        await tx.components.set_status("web", ComponentStatus.MAJOR_OUTAGE, clock.now())
+    s.page.invalidate()
+    await clock.advance(300)
+    _, after = await s.get("/")
+    # 5 minutes of major outage in the 9 h 15 min of today so far.
+    assert day_bars(after, "Website")[-1] == ("major", "5 Jan 2026: 99.09 % uptime (major outage 5 min)")
+
+
+@pytest.mark.parametrize(("day", "uptime", "worst"), [
+    pytest.param(DayUptime(NOW.date(), operational_s=86400), 1.0, ComponentStatus.OPERATIONAL, id="all-up"),
+    pytest.param(DayUptime(NOW.date(), major_s=8640, operational_s=77760), 0.9, ComponentStatus.MAJOR_OUTAGE,
+                 id="major-counts-fully"),
+    pytest.param(DayUptime(NOW.date(), partial_s=86400), 0.7, ComponentStatus.PARTIAL_OUTAGE,
+                 id="partial-counts-30-percent"),
+    pytest.param(DayUptime(NOW.date(), degraded_s=86400), 1.0, ComponentStatus.DEGRADED_PERFORMANCE,
+                 id="degraded-counts-nothing"),
+    pytest.param(DayUptime(NOW.date(), maintenance_s=43200, major_s=4320, operational_s=38880), 0.9,
+                 ComponentStatus.MAJOR_OUTAGE, id="maintenance-left-out"),
+    pytest.param(DayUptime(NOW.date(), maintenance_s=86400), None, ComponentStatus.UNDER_MAINTENANCE,
+                 id="all-maintenance-has-no-figure"),
+    pytest.param(DayUptime(NOW.date()), None, None, id="unobserved"),
+])
+def test_day_uptime_the_statuspage_way(day: DayUptime, uptime: float | None,
+                                       worst: ComponentStatus | None) -> None:
+    assert day.uptime == (None if uptime is None else pytest.approx(uptime))
+    assert day.worst is worst
+
+
+@pytest.mark.parametrize(("ratio", "text"), [
+    pytest.param(1.0, "100 %", id="all"), pytest.param(0.99999, "99.99 %", id="never-rounds-up-to-100"),
+    pytest.param(0.9997, "99.97 %", id="two-decimals"), pytest.param(0.0, "0.00 %", id="nothing"),
+    pytest.param(None, "No data", id="no-data"),
+])
+def test_uptime_percent_text(ratio: float | None, text: str) -> None:
+    from status_page.uptime import percent
+
+    assert percent(ratio) == text
+
+
+@pytest.mark.chromium
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt install chromium)")
+async def test_uptime_bars_render_in_chromium_without_javascript(store: SqliteStore, clock: FakeClock,
+                                                                 tmp_path: Path) -> None:
+    await seed_history(store)
+    status_page = StatusPage(store, make_config(), clock)
+    app = web.Application()
+    status_page.add_routes(app)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        async with asyncio.timeout(90), chromium_without_scripts(tmp_path / "chromium-profile") as browser:
+            dom = await browser.dom(str(server.make_url("/")))
+    finally:
+        await server.close()
+    assert len(re.findall(r'class="uptime-day level-', dom)) == 4 * 90
+    text = text_of(dom)
+    assert "20 Dec 2025: 97.50 % uptime (major outage 36 min)" in text
+    assert "90 days ago 99.91 % uptime Today" in text
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    pytest.param(0.2, "1 s", id="a-moment-is-a-second"), pytest.param(40, "40 s", id="seconds"),
+    pytest.param(89, "1 min", id="minutes-rounded"), pytest.param(3600, "1 h", id="whole-hours"),
+    pytest.param(3 * 3600 + 300, "3 h 5 min", id="hours-and-minutes"),
+])
+def test_uptime_duration_text(seconds: float, text: str) -> None:
+    from status_page.uptime import duration
+
+    assert duration(seconds) == text

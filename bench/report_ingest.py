@@ -1,0 +1,175 @@
+"""Report ingest through the HTTP API with clustering on: sustained reports/s and latency percentiles.
+
+Starts a real `statusd serve` (SQLite in a temp dir) as a separate process, then a load
+generator in this process posts reports at a fixed offered rate over loopback with a
+bounded number of requests in flight, and prints what was achieved. Texts are drawn from
+../shared/data/banking77 when it is there (a realistic vocabulary), otherwise generated.
+
+    python bench/report_ingest.py [--rate 1000] [--seconds 20] [--concurrency 64] [--batch 0]
+
+Goal (issue 4): >= 1,000 reports/s sustained, p99 < 50 ms, on this 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "banking77" / "test.csv"
+TOKEN = "bench-helpdesk-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def texts() -> list[str]:
+    if DATA.exists():
+        with DATA.open(encoding="utf-8") as f:
+            return [row["text"] for row in csv.DictReader(f)]
+    print(f"({DATA} not found: using generated texts)")
+    rng = random.Random(1)
+    words = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=6)) for _ in range(2000)]
+    return [" ".join(rng.sample(words, 8)) for _ in range(3000)]
+
+
+def write_config(folder: Path, port: int) -> Path:
+    path = folder / "statusd.toml"
+    path.write_text(f"""
+[server]
+port = {port}
+max_body_bytes = 4194304
+[store]
+path = "statusd.db"
+[components.payments]
+name = "Payments"
+[reports]
+rebuild_hours = 1.0
+max_batch = 500
+[tokens.helpdesk]
+name = "Bench"
+secret = "{TOKEN}"
+scopes = ["reports:write"]
+""")
+    return path
+
+
+async def wait_up(url: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(200):
+            try:
+                async with http.get(url + "/healthz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise SystemExit("statusd did not come up")
+
+
+async def load(url: str, rate: float, seconds: float, concurrency: int, batch: int, pool: list[str]) -> None:
+    latencies: list[float] = []
+    errors = 0
+    sent = 0
+    slots = asyncio.Semaphore(concurrency)
+    rng = random.Random(7)
+    loop = asyncio.get_running_loop()
+    per_request = max(1, batch)
+    interval = per_request / rate
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        async def one(n: int) -> None:
+            nonlocal errors
+            items = [{"client_id": f"client-{rng.randrange(50_000)}", "text": rng.choice(pool), "channel": "chat"}
+                     for _ in range(per_request)]
+            path, body = ("/api/v1/reports/batch", {"reports": items}) if batch else ("/api/v1/reports", items[0])
+            async with slots:
+                started = loop.time()
+                try:
+                    async with http.post(url + path, json=body, headers=headers) as r:
+                        await r.read()
+                        if r.status not in (200, 202):
+                            errors += 1
+                except aiohttp.ClientError:
+                    errors += 1
+                latencies.append(loop.time() - started)
+
+        tasks = []
+        start = loop.time()
+        n = 0
+        while loop.time() - start < seconds:
+            due = start + n * interval
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(n)))
+            sent += per_request
+            n += 1
+        await asyncio.gather(*tasks)
+        elapsed = loop.time() - start
+    latencies.sort()
+    q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000  # noqa: E731
+    print(f"offered {rate:.0f} reports/s for {seconds:.0f} s in {'batches of ' + str(batch) if batch else 'single requests'}, "
+          f"{concurrency} in flight")
+    print(f"  achieved {sent / elapsed:.0f} reports/s ({len(latencies)} requests, {errors} errors)")
+    print(f"  request latency p50 {q(0.5):.1f} ms, p99 {q(0.99):.1f} ms, max {latencies[-1] * 1000:.1f} ms, "
+          f"mean {statistics.mean(latencies) * 1000:.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=1000.0, help="offered reports per second")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=0, help="reports per batch request (0 = one per request)")
+    args = parser.parse_args()
+    pool = texts()
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        config = write_config(Path(tmp), port)
+        server = subprocess.Popen([sys.executable, "-m", "statusd.cli", "--log-level", "WARNING", "serve", str(config)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            asyncio.run(wait_up(url))
+            cpu_before = _cpu(server.pid)
+            wall = time.monotonic()
+            asyncio.run(load(url, args.rate, args.seconds, args.concurrency, args.batch, pool))
+            cpu = _cpu(server.pid) - cpu_before
+            print(f"  statusd CPU {cpu / (time.monotonic() - wall) * 100:.0f}% of one core, "
+                  f"RSS {_rss_mib(server.pid):.0f} MiB")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def _cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+if __name__ == "__main__":
+    main()
