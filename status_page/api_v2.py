@@ -207,4 +207,7 @@ def incident_object(incident: Incident, updates: Sequence[TimelineEntry], compon
         "page_id": pid,
         "incident_updates": [_update_object(e, iid) for e in reversed(updates)],
         "components": [_component_object(components[cid], pid) for cid in incident.components if cid in components],
+        # Statuspage's names for the postmortem; the body is Markdown as its author wrote it.
+        "postmortem_body": incident.postmortem,
+        "postmortem_published_at": iso(incident.postmortem_at),
     }

@@ -21,6 +21,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from status_page.markdown import render_markdown
 from status_page.api_v2 import (
     INDICATOR_DESCRIPTIONS,
     JSON,
@@ -186,6 +187,7 @@ class StatusPage:
         self._env.filters["human"] = _human
         self._env.filters["iso"] = iso
         self._env.filters["label"] = _label
+        self._env.filters["markdown"] = render_markdown
         self._env.globals["css_url"] = "/static/style.css?v=" + self._css_rendered.etag.strip('"')[:12]
         self._env.globals["page"] = config.page
 

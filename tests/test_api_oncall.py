@@ -133,3 +133,23 @@ async def test_handoff_comms_postmortem_and_kpis(client) -> None:
     assert summary["incidents"] == 1 and summary["by_source"] == {"manual": 1}
     assert summary["time_to_resolve_s"]["count"] == 1
     assert (await client.get("/api/v1/kpis?days=0", headers=auth(SUPPORT))).status == 400
+
+
+async def test_postmortem_is_published_sanitised_on_the_page_and_in_api_v2(client) -> None:
+    incident = await open_incident(client)
+    iid = incident["id"]
+    await client.post(f"/api/v1/incidents/{iid}/resolve", headers=auth(SUPPORT), json={"body": "Fixed."})
+    body = ("# What happened\n\nA **bad deploy** of the API.\n\n<script>alert(1)</script>\n\n"
+            "[details](javascript:alert(2)) and [runbook](https://runbooks.example.com/api)")
+    r = await client.post(f"/api/v1/incidents/{iid}/postmortem", headers=auth(SUPPORT), json={"body": body})
+    assert r.status == 201
+    page = await (await client.get(f"/incidents/{iid}")).text()
+    assert "<h1>What happened</h1>" in page and "<strong>bad deploy</strong>" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown as text, never run
+    assert "<script" not in page.lower()
+    assert 'href="javascript' not in page
+    assert 'href="https://runbooks.example.com/api"' in page
+    incidents = (await (await client.get("/api/v2/incidents.json")).json())["incidents"]
+    [published] = [i for i in incidents if i["id"] == str(iid)]
+    assert published["status"] == "postmortem" and published["postmortem_body"] == body
+    assert published["postmortem_published_at"] is not None

@@ -53,7 +53,8 @@ COMPONENT_KEYS = {"id", "name", "status", "created_at", "updated_at", "position"
                   "start_date", "group_id", "page_id", "group", "only_show_if_degraded"}
 GROUP_KEYS = COMPONENT_KEYS | {"components"}
 INCIDENT_KEYS = {"id", "name", "status", "created_at", "updated_at", "monitoring_at", "resolved_at", "impact",
-                 "shortlink", "started_at", "page_id", "incident_updates", "components"}
+                 "shortlink", "started_at", "page_id", "incident_updates", "components", "postmortem_body",
+                 "postmortem_published_at"}
 UPDATE_KEYS = {"id", "status", "body", "incident_id", "created_at", "updated_at", "display_at",
                "affected_components", "deliver_notifications"}
 COMPONENT_STATUSES = {s.value for s in ComponentStatus}
