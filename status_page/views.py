@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 from aiohttp import web
 
 from status_page.markdown import render_markdown
@@ -326,6 +327,14 @@ class StatusPage:
     def _html(self, template: str, status: int = 200, **context: Any) -> Rendered:
         body = self._env.get_template(template).render(**context).encode("utf-8")
         return Rendered(status, body, "text/html")
+
+    def simple_page(self, heading: str, body_html: str, status: int = 200) -> web.Response:
+        """A page in the status page's layout for other parts of statusd (forms, confirmations).
+
+        `body_html` must already be safe HTML; `heading` is escaped here.
+        """
+        rendered = self._html("simple.html", status, heading=heading, body=Markup(body_html))
+        return web.Response(status=rendered.status, body=rendered.body, content_type="text/html", charset="utf-8")
 
     def _not_found(self) -> Rendered:
         return self._html("404.html", 404)

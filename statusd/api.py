@@ -198,6 +198,7 @@ class WriteApi:
         self.schedules = dict(schedules or {})
         self.signer = signer
         self.base_url = base_url
+        self.render_page: Callable[[str, str, int], web.Response] | None = None  # the status page's layout, if any
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/api/v1/incidents", self.open_incident)
@@ -484,9 +485,14 @@ class WriteApi:
         """A confirmation page: mail scanners open links, so only the POST from its button acknowledges."""
         incident_id, person = self._check_ack_link(request)
         name = html.escape(self.coordinator.people[person].name if person in self.coordinator.people else person)
-        return web.Response(content_type="text/html", text=_ACK_PAGE.format(
-            title="Acknowledge incident", body=f"<p>{name}, acknowledge incident #{incident_id} and take ownership?</p>"
-            f'<form method="post"><button type="submit">Acknowledge #{incident_id}</button></form>'))
+        return self._page("Acknowledge incident",
+                          f"<p>{name}, acknowledge incident #{incident_id} and take ownership?</p>"
+                          f'<form method="post"><p><button type="submit">Acknowledge #{incident_id}</button></p></form>')
+
+    def _page(self, title: str, body: str) -> web.Response:
+        if self.render_page is not None:
+            return self.render_page(title, body, 200)
+        return web.Response(content_type="text/html", text=_ACK_PAGE.format(title=html.escape(title), body=body))
 
     async def ack_link(self, request: web.Request) -> web.Response:
         incident_id, person = self._check_ack_link(request)
@@ -496,7 +502,7 @@ class WriteApi:
             text = f"<p>Acknowledged. You own incident #{incident_id}; escalation has stopped.</p>"
         except Conflict as exc:
             text = f"<p>Nothing to do: {html.escape(str(exc))}.</p>"
-        return web.Response(content_type="text/html", text=_ACK_PAGE.format(title="Acknowledged", body=text))
+        return self._page("Acknowledged", text)
 
 
 _ACK_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">

@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import logging
 import time as _time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from statusd.api import Body, Token, WriteApi, error_response
+from statusd.api import Body, Token, WriteApi
 from statusd.coordinator import Coordinator
 from statusd.core.clock import Clock
 from statusd.core.errors import NotFound, ValidationError
@@ -53,12 +53,12 @@ class ReportIntake:
     """Stores, detects and links customer reports; the only writer of reports."""
 
     def __init__(self, store: Store, coordinator: Coordinator, detector: ReportDetector, clock: Clock, *,
-                 components: Sequence[str], notifiers: Mapping[str, Any], limits: IntakeLimits = IntakeLimits()) -> None:
+                 components: Mapping[str, str], notifiers: Mapping[str, Any], limits: IntakeLimits = IntakeLimits()) -> None:
         self.store = store
         self.coordinator = coordinator
         self.detector = detector
         self.clock = clock
-        self.components = set(components)
+        self.components = dict(components)  # id → display name
         self.notifiers = dict(notifiers)  # name → config, for check_recipient
         self.limits = limits
         self._incident_by_key: dict[str, int] = {}
@@ -170,9 +170,11 @@ class ReportIntake:
 
     # --- HTTP ----------------------------------------------------------------------------------
 
-    def add_routes(self, app: web.Application, api: WriteApi) -> None:
-        """The token API (`reports:write`) and the public form."""
+    def add_routes(self, app: web.Application, api: WriteApi,
+                   render_page: Callable[[str, str, int], web.Response] | None = None) -> None:
+        """The token API (`reports:write`) and the public form (in the status page's layout when given)."""
         self._api = api
+        self._render = render_page or _page
         app.router.add_post("/api/v1/reports", self.post_report)
         app.router.add_post("/api/v1/reports/batch", self.post_batch)
         app.router.add_get("/api/v1/incidents/{id}/reports", self.incident_reports)
@@ -238,20 +240,20 @@ class ReportIntake:
     # --- the public form ---------------------------------------------------------------------
 
     async def form(self, request: web.Request) -> web.Response:
-        return _page("Report a problem", _FORM.format(
+        return self._render("Report a problem", _FORM.format(
             max=self.limits.max_text_chars,
             email=_EMAIL_FIELD if self.limits.form_notifier else "",
-            options="".join(f'<option value="{html.escape(c)}">{html.escape(c)}</option>'
-                            for c in sorted(self.components))))
+            options="".join(f'<option value="{html.escape(cid)}">{html.escape(name)}</option>'
+                            for cid, name in self.components.items())), 200)
 
     async def submit_form(self, request: web.Request) -> web.Response:
         """A visitor's report: rate-limited per address, size-limited, with a honeypot against bots."""
         if not self._allow(request.remote or "unknown"):
-            return _page("Too many reports", "<p>Thank you — we already have your reports. Please try again in a "
-                         "few minutes.</p>", status=429)
+            return self._render("Too many reports", "<p>Thank you — we already have your reports. Please try again "
+                                "in a few minutes.</p>", 429)
         form = await request.post()
         if form.get("website"):  # the hidden honeypot: people leave it empty, bots fill it in
-            return _page("Thank you", "<p>Thank you for your report.</p>")
+            return self._render("Thank you", "<p>Thank you for your report.</p>", 200)
         data: dict[str, Any] = {"client_id": f"form:{request.remote or 'unknown'}", "channel": "form",
                                 "text": str(form.get("text", ""))}
         email = str(form.get("email", "")).strip()
@@ -265,12 +267,12 @@ class ReportIntake:
             report = self.parse(data, "", "form")
         except ValidationError as exc:
             field = {"contact.address": "email", "tags.component": "component"}.get(exc.field, exc.field)
-            return _page("Please check your report", f"<p>{html.escape(field)}: {html.escape(exc.message)}</p>"
-                         '<p><a href="/report">Back to the form</a></p>', status=400)
+            return self._render("Please check your report", f"<p>{html.escape(field)}: {html.escape(exc.message)}</p>"
+                                '<p><a href="/report">Back to the form</a></p>', 400)
         await self.ingest([report])
         kept = " We will e-mail you about it." if "contact" in data else ""
-        return _page("Thank you", f"<p>Thank you — your report reached our team.{kept}</p>"
-                     '<p><a href="/">Back to the status page</a></p>')
+        return self._render("Thank you", f"<p>Thank you — your report reached our team.{kept}</p>"
+                            '<p><a href="/">Back to the status page</a></p>', 200)
 
     def _allow(self, remote: str) -> bool:
         """A token bucket per address: `form_rate_per_min` reports a minute, refilled continuously."""
