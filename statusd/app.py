@@ -183,7 +183,8 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
         probe_kinds = probe_plugins.builtin_kinds()
         probes = {name: probe_kinds[cfg.type].probe(cfg, runtime.http) for name, cfg in config.probes.items()}
         runtime.monitor = Monitor(store, coordinator, clock, probes, config.probes, observer=metrics,
-                                  retention=timedelta(days=config.store.probe_retention_days))
+                                  retention=timedelta(days=config.store.probe_retention_days),
+                                  component_policy={cid: c.probe_policy for cid, c in config.components.items()})
         await runtime.monitor.restore()
         replayed = await intake.rebuild(config.reports.rebuild_hours)
         if replayed:

@@ -80,6 +80,9 @@ class ComponentConfig:
     name: str
     description: str = ""
     group: str | None = None
+    # How its probes combine: "any" (each failing probe sets its own severity), "all" (down only when
+    # every probe fails; some failing = degraded) or "quorum" (a majority failing = major, fewer = partial).
+    probe_policy: Literal["any", "all", "quorum"] = "any"
 
 
 @dataclass(frozen=True)

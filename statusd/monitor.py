@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -35,7 +36,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from statusd.coordinator import Coordinator
 from statusd.core.clock import Clock, sleep_until_due_or_woken
-from statusd.core.model import ComponentStatus, ProbeResult
+from statusd.core.model import ComponentStatus, ProbeResult, Signal
 from statusd.core.protocols import Probe, Store
 from statusd.detection import ProbeState, Thresholds, dedup_key, observe, rebuild
 
@@ -53,6 +54,11 @@ class MonitorObserver(Protocol):
     def probe_lag(self, probe: str, lag_s: float) -> None: ...
 
     def probe_results_pruned(self, count: int) -> None: ...
+
+
+def combined_key(component: str) -> str:
+    """The dedup key of a component whose probes are combined (policy all or quorum)."""
+    return f"component:{component}"
 
 
 def phase_s(name: str, interval_s: float) -> float:
@@ -152,7 +158,8 @@ class Monitor:
     def __init__(self, store: Store, coordinator: Coordinator, clock: Clock, probes: Mapping[str, Probe],
                  settings: Mapping[str, Any], *, concurrency: int = 256, observer: MonitorObserver | None = None,
                  retention: timedelta = timedelta(days=7), prune_every_s: float = 3600.0,
-                 prune_slice: timedelta = timedelta(seconds=15), flush_s: float = 0.25) -> None:
+                 prune_slice: timedelta = timedelta(seconds=15), flush_s: float = 0.25,
+                 component_policy: Mapping[str, str] | None = None) -> None:
         self.store = store
         self.coordinator = coordinator
         self.clock = clock
@@ -163,6 +170,9 @@ class Monitor:
             for name, s in self.settings.items()
         }
         self.states: dict[str, ProbeState] = {}
+        # component → "any" (each probe speaks for itself), "all" or "quorum" (its probes are combined)
+        self.component_policy = dict(component_policy or {})
+        self._combined: dict[str, ComponentStatus] = {}
         self.observer = observer
         if prune_slice <= timedelta(0) or prune_every_s <= 0:
             raise ValueError("prune_slice and prune_every_s must be positive")
@@ -184,13 +194,54 @@ class Monitor:
             for name in self.probes:
                 recent = await r.probe_results.recent(name, limit=max(self.thresholds[name].failure_threshold,
                                                                       self.thresholds[name].success_threshold))
-                self.states[name] = rebuild(recent, self.thresholds[name], failing=dedup_key(name) in open_keys)
+                combined = self._policy(name) != "any"
+                state = rebuild(recent, self.thresholds[name], failing=dedup_key(name) in open_keys)
+                if combined:  # no incident per probe here: the latest results say whether it is failing
+                    state = replace(state, failing=state.failures >= self.thresholds[name].failure_threshold)
+                self.states[name] = state
                 probe = self.probes[name]
                 if hasattr(probe, "check_in"):  # a push probe remembers its last check-in across restarts
                     history = await r.probe_results.recent(name, limit=200)
                     last = next((res for res in history if res.detail.get("check_in")), None)
                     if last is not None:
                         probe.check_in(last.at)
+
+        for cid in {s.component for s in self.settings.values() if s.component}:
+            if self.component_policy.get(cid, "any") != "any" and combined_key(cid) in open_keys:
+                self._combined[cid] = self._combine(cid)[0]
+
+    def _policy(self, name: str) -> str:
+        component = self.settings[name].component
+        return self.component_policy.get(component, "any") if component else "any"
+
+    def _combine(self, component: str) -> tuple[ComponentStatus, list[str], list[str]]:
+        """The component's status from its probes under its policy, with the probes failing and all of them."""
+        names = sorted(n for n, s in self.settings.items() if s.component == component)
+        failing = [n for n in names if self.states.get(n, ProbeState()).failing]
+        if not failing:
+            return ComponentStatus.OPERATIONAL, failing, names
+        if self.component_policy.get(component) == "all":  # redundancy: down only when every probe is
+            status = (ComponentStatus.MAJOR_OUTAGE if len(failing) == len(names)
+                      else ComponentStatus.DEGRADED_PERFORMANCE)
+        else:  # quorum: a majority failing is an outage, fewer a partial one
+            status = (ComponentStatus.MAJOR_OUTAGE if len(failing) * 2 > len(names)
+                      else ComponentStatus.PARTIAL_OUTAGE)
+        return status, failing, names
+
+    def _combined_signal(self, component: str, at: datetime) -> Signal | None:
+        """A component-level Signal when the combined status changed, else None."""
+        status, failing, names = self._combine(component)
+        previous = self._combined.get(component, ComponentStatus.OPERATIONAL)
+        if status == previous:
+            return None
+        self._combined[component] = status
+        firing = status != ComponentStatus.OPERATIONAL
+        policy = self.component_policy[component]
+        summary = (f"{len(failing)} of {len(names)} probes of {component} failing ({policy}): {', '.join(failing)}"
+                   if firing else f"probes of {component} recovered")
+        return Signal(source="probe", dedup_key=combined_key(component), components=(component,),
+                      severity=status if firing else previous, summary=summary, at=at, firing=firing,
+                      evidence={"policy": policy, "failing": failing, "probes": names})
 
     async def check_in(self, token: str) -> str | None:
         """A push probe's job checked in: record it (restart-safe) and return the probe's name, or None."""
@@ -234,7 +285,10 @@ class Monitor:
             log.info("probe %s %s", name, "fired" if signal.firing else "recovered")
             if self.results is not None:
                 await self.results.try_flush()  # a store hiccup here must not swallow the signal
-            await self.coordinator.handle(signal)
+            if self._policy(name) == "any":
+                await self.coordinator.handle(signal)
+            elif (combined := self._combined_signal(result.component or "", result.at)) is not None:
+                await self.coordinator.handle(combined)
         return result
 
     async def prune(self) -> int:
