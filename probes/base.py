@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -37,3 +39,13 @@ class ProbeKind(NamedTuple):
 
     config: type[Any]
     probe: type[Any]
+
+
+async def close_quietly(writer: asyncio.StreamWriter, timeout_s: float = 1.0) -> None:
+    """Close a connection a probe is done with; a slow or failed goodbye does not change the result."""
+    writer.close()
+    try:
+        async with asyncio.timeout(timeout_s):
+            await writer.wait_closed()
+    except (OSError, ssl.SSLError):  # OSError includes TimeoutError
+        pass

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from probes.base import ProbeSettings
+from probes.base import ProbeSettings, close_quietly
 from statusd.core.model import ProbeResult
 from statusd.core.schema import Problems, positive
 
@@ -82,7 +82,7 @@ class TcpProbe:
                                 received=received)
         finally:
             if writer is not None:
-                await _close(writer)
+                await close_quietly(writer, _CLOSE_TIMEOUT_S)
         latency = loop.time() - started
         if cfg.expect is not None and cfg.expect.encode() not in received:
             why = "before the peer closed the connection" if closed_by_peer else f"in the first {len(received)} bytes"
@@ -114,15 +114,6 @@ async def _read_until(reader: asyncio.StreamReader, needle: bytes, limit: int, i
             return True
         into += chunk
     return False
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    try:
-        async with asyncio.timeout(_CLOSE_TIMEOUT_S):
-            await writer.wait_closed()
-    except OSError:  # includes TimeoutError: the result is known, a slow goodbye does not change it
-        pass
 
 
 def _text(data: bytearray, limit: int = 200) -> str:

@@ -14,7 +14,7 @@ import aiohttp
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from probes.base import ProbeSettings
+from probes.base import ProbeSettings, close_quietly
 from statusd.core.model import ProbeResult
 from statusd.core.schema import Problems
 
@@ -121,7 +121,7 @@ class TlsProbe:
             # binary_form: the parsed dict is empty whenever verification is off.
             der = ssl_object.getpeercert(binary_form=True)
         finally:
-            await _close(writer)
+            await close_quietly(writer, _CLOSE_TIMEOUT_S)
         return x509.load_der_x509_certificate(der) if der else None
 
     @property
@@ -158,15 +158,6 @@ def _context(*, verify: bool, ca_file: str | None) -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    try:
-        async with asyncio.timeout(_CLOSE_TIMEOUT_S):
-            await writer.wait_closed()
-    except (OSError, ssl.SSLError):  # includes TimeoutError: the certificate is known, a slow goodbye changes nothing
-        pass
 
 
 def _reason(exc: ssl.SSLError) -> str:
