@@ -188,9 +188,11 @@ class WriteApi:
     """/api/v1: open, update, acknowledge and resolve incidents; component status; subscribers."""
 
     def __init__(self, store: Store, coordinator: Coordinator, tokens: Mapping[str, Token],
-                 notifiers: Mapping[str, Any], *, schedules: Mapping[str, Schedule] | None = None,
-                 signer: Signer | None = None, base_url: str = "") -> None:
-        """`notifiers` maps a notifier name to its config, whose `check_recipient` vets subscriber targets."""
+                 notifiers: Mapping[str, Any], *, render_page: Callable[[str, str, int], web.Response],
+                 schedules: Mapping[str, Schedule] | None = None, signer: Signer | None = None,
+                 base_url: str = "") -> None:
+        """`notifiers` maps a notifier name to its config, whose `check_recipient` vets subscriber targets;
+        `render_page(title, safe_body_html, status)` puts a confirmation page in the status page's layout."""
         self.store = store
         self.coordinator = coordinator
         self.tokens = list(tokens.values())
@@ -198,7 +200,7 @@ class WriteApi:
         self.schedules = dict(schedules or {})
         self.signer = signer
         self.base_url = base_url
-        self.render_page: Callable[[str, str, int], web.Response] | None = None  # the status page's layout, if any
+        self.render_page = render_page
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/api/v1/incidents", self.open_incident)
@@ -485,14 +487,9 @@ class WriteApi:
         """A confirmation page: mail scanners open links, so only the POST from its button acknowledges."""
         incident_id, person = self._check_ack_link(request)
         name = html.escape(self.coordinator.people[person].name if person in self.coordinator.people else person)
-        return self._page("Acknowledge incident",
+        return self.render_page("Acknowledge incident",
                           f"<p>{name}, acknowledge incident #{incident_id} and take ownership?</p>"
-                          f'<form method="post"><p><button type="submit">Acknowledge #{incident_id}</button></p></form>')
-
-    def _page(self, title: str, body: str) -> web.Response:
-        if self.render_page is not None:
-            return self.render_page(title, body, 200)
-        return web.Response(content_type="text/html", text=_ACK_PAGE.format(title=html.escape(title), body=body))
+                          f'<form method="post"><p><button type="submit">Acknowledge #{incident_id}</button></p></form>', 200)
 
     async def ack_link(self, request: web.Request) -> web.Response:
         incident_id, person = self._check_ack_link(request)
@@ -502,13 +499,7 @@ class WriteApi:
             text = f"<p>Acknowledged. You own incident #{incident_id}; escalation has stopped.</p>"
         except Conflict as exc:
             text = f"<p>Nothing to do: {html.escape(str(exc))}.</p>"
-        return self._page("Acknowledged", text)
-
-
-_ACK_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
-<link rel="stylesheet" href="/static/style.css"></head><body><main class="container"><h1>{title}</h1>{body}
-</main></body></html>"""
+        return self.render_page("Acknowledged", text, 200)
 
 
 def _quantile(values: list[float], q: float) -> float | None:

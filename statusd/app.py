@@ -227,9 +227,8 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
     app.router.add_post("/telegram/{notifier}/webhook", telegram_webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
-    write_api = WriteApi(store, coordinator, _tokens(config), config.notifiers, schedules=schedules, signer=signer,
-                         base_url=config.server.base_url)
-    write_api.render_page = page.simple_page
+    write_api = WriteApi(store, coordinator, _tokens(config), config.notifiers, render_page=page.simple_page,
+                         schedules=schedules, signer=signer, base_url=config.server.base_url)
     write_api.add_routes(app)
     rc = config.reports
     try:
@@ -243,7 +242,7 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
         limits=IntakeLimits(max_text_chars=rc.max_text_chars, max_batch=rc.max_batch, max_future_s=rc.max_future_s,
                             max_age_days=rc.max_age_days, form_notifier=rc.form_notifier,
                             form_rate_per_min=rc.form_rate_per_min))
-    intake.add_routes(app, write_api, page.simple_page)
+    intake.add_routes(app, write_api)
     runtime.intake = intake
     AlertIntake(config.alerts, coordinator, clock, set(config.components)).add_routes(app)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import logging
 import time as _time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -170,11 +170,10 @@ class ReportIntake:
 
     # --- HTTP ----------------------------------------------------------------------------------
 
-    def add_routes(self, app: web.Application, api: WriteApi,
-                   render_page: Callable[[str, str, int], web.Response] | None = None) -> None:
-        """The token API (`reports:write`) and the public form (in the status page's layout when given)."""
+    def add_routes(self, app: web.Application, api: WriteApi) -> None:
+        """The token API (`reports:write`, authorised by `api`) and the public form, in the page's layout."""
         self._api = api
-        self._render = render_page or _page
+        self._render = api.render_page
         app.router.add_post("/api/v1/reports", self.post_report)
         app.router.add_post("/api/v1/reports/batch", self.post_batch)
         app.router.add_get("/api/v1/incidents/{id}/reports", self.incident_reports)
@@ -325,14 +324,6 @@ def _for_detector(report: CustomerReport) -> Report:
     return Report(id=str(report.id), client_id=report.client_id, text=report.text, received_at=report.received_at,
                   channel=report.channel, tags=dict(report.tags),
                   contact=":".join(report.contact) if report.contact else None)
-
-
-def _page(title: str, body: str, status: int = 200) -> web.Response:
-    return web.Response(status=status, content_type="text/html", text=(
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<title>{html.escape(title)}</title><link rel="stylesheet" href="/static/style.css"></head>'
-        f'<body><main class="container"><h1>{html.escape(title)}</h1>{body}</main></body></html>'))
 
 
 _EMAIL_FIELD = ('<p><label for="email">Your e-mail (optional): we will tell you when it is fixed</label><br>'
