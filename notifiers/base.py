@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import aiohttp
+
 from statusd.core.errors import NotifyError
 
 
@@ -34,3 +36,12 @@ def raise_for_http_status(status: int, body: str, service: str) -> None:
     snippet = body[:200].replace("\n", " ")
     retryable = status in (408, 429) or status >= 500
     raise NotifyError(f"{service} answered HTTP {status}: {snippet}", retryable=retryable)
+
+
+def describe_client_error(exc: aiohttp.ClientError) -> str:
+    """A transport failure in words safe to log: aiohttp's own messages may repeat the URL and its secrets."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect ({exc.strerror or type(exc.os_error).__name__})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    return f"request failed ({type(exc).__name__})"

@@ -34,7 +34,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from notifiers.base import NotifierSettings, raise_for_http_status
+from notifiers.base import NotifierSettings, describe_client_error, raise_for_http_status
 from statusd.core.clock import Clock, SystemClock
 from statusd.core.errors import NotifyError
 from statusd.core.model import Rendered
@@ -272,7 +272,7 @@ class _BotApi:
         except aiohttp.InvalidURL:
             raise NotifyError(f"{where}: api_url or bot_token cannot form a URL", retryable=False) from None
         except aiohttp.ClientError as exc:
-            raise NotifyError(f"{where}: {_describe(exc)}", retryable=True) from None
+            raise NotifyError(f"{where}: {describe_client_error(exc)}", retryable=True) from None
         answer = _json_object(body)
         if 200 <= status < 300 and answer.get("ok") is not False:
             return answer.get("result")
@@ -404,13 +404,6 @@ def _error_response(status: int, field: str, message: str) -> web.Response:
     return web.json_response({"error": {"field": field, "message": message}}, status=status)
 
 
-def _describe(exc: aiohttp.ClientError) -> str:
-    # aiohttp's own messages may repeat the full URL, and the URL holds the token.
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"cannot connect ({exc.strerror or type(exc.os_error).__name__})"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the server closed the connection"
-    return f"request failed ({type(exc).__name__})"
 
 
 def _safe(exc: BaseException) -> str:

@@ -35,7 +35,7 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
-from notifiers.base import NotifierSettings, raise_for_http_status
+from notifiers.base import NotifierSettings, describe_client_error, raise_for_http_status
 from statusd.core.clock import Clock, SystemClock
 from statusd.core.errors import NotifyError
 from statusd.core.model import Rendered
@@ -132,7 +132,7 @@ class WebhookNotifier:
         except aiohttp.InvalidURL:
             raise NotifyError(f"{where}: invalid URL", retryable=False) from None
         except aiohttp.ClientError as exc:
-            raise NotifyError(f"{where}: {_describe(exc)}", retryable=True) from None
+            raise NotifyError(f"{where}: {describe_client_error(exc)}", retryable=True) from None
         raise_for_http_status(status, text, where)
 
 
@@ -147,10 +147,3 @@ def _parse_url(recipient: str) -> URL:
     return url
 
 
-def _describe(exc: aiohttp.ClientError) -> str:
-    # aiohttp's own messages may repeat the full URL, so only safe parts are kept.
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"cannot connect ({exc.strerror or type(exc.os_error).__name__})"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the server closed the connection"
-    return f"request failed ({type(exc).__name__})"
