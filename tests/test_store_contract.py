@@ -982,6 +982,24 @@ async def test_reports_add_is_idempotent_on_source_and_external_id(store: Store)
     assert_utc(first.received_at, first.created_at)
 
 
+async def test_reports_add_many_keeps_input_order_and_marks_repeats(store: Store) -> None:
+    async with store.transaction() as tx:
+        earlier, _ = await tx.reports.add(customer_report("c0", external_id="T-0"))
+    batch = [customer_report("c1"), customer_report("c0", external_id="T-0"), customer_report("c2", external_id="T-2"),
+             customer_report("c3", external_id="T-2"), customer_report("c4", external_id="T-2", source="form"),
+             customer_report("c5")]
+    async with store.transaction() as tx:
+        results = await tx.reports.add_many(batch)
+        assert await tx.reports.add_many([]) == []
+    assert [created for _, created in results] == [True, False, True, False, True, True]
+    assert [r.client_id for r, _ in results] == ["c1", "c0", "c2", "c2", "c4", "c5"]  # a repeat returns the stored one
+    assert results[1][0].id == earlier.id and results[3][0].id == results[2][0].id
+    new_ids = [r.id for r, created in results if created]
+    assert len(set(new_ids)) == 4 and earlier.id not in new_ids
+    async with store.read() as r:
+        assert len(await r.reports.recent(T0 - timedelta(days=1))) == 5
+
+
 async def test_reports_link_once_list_recent_and_move(store: Store) -> None:
     incident = await create(store, new_incident())
     other = await create(store, new_incident("Other", dedup_key="other"))

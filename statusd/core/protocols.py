@@ -8,7 +8,7 @@ rows atomically.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
@@ -189,8 +189,16 @@ class ReportRepo(Protocol):
         """Store a report; the same (source, external_id) again returns the stored one and False."""
         ...
 
+    async def add_many(self, reports: Sequence[CustomerReport]) -> list[tuple[CustomerReport, bool]]:
+        """`add` for each report in order, in as few round trips as the store allows (the intake's group commit)."""
+        ...
+
     async def link(self, report_ids: Iterable[int], incident_id: int) -> list[CustomerReport]:
         """Link reports not yet linked to any incident; returns the ones newly linked."""
+        ...
+
+    async def link_many(self, links: Mapping[int, Sequence[int]]) -> list[CustomerReport]:
+        """`link` for several incidents at once ({incident id: report ids}); returns every newly linked report."""
         ...
 
     async def for_incident(self, incident_id: int) -> list[CustomerReport]:

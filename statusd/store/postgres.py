@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -521,11 +521,26 @@ class PostgresReports(_Repo):
         assert row is not None
         return self._report(row), False
 
+    async def add_many(self, reports: Sequence[CustomerReport]) -> list[tuple[CustomerReport, bool]]:
+        """`add` for each report in order (network round trips are cheap next to SQLite's thread hops)."""
+        return [await self.add(report) for report in reports]
+
     async def link(self, report_ids: Iterable[int], incident_id: int) -> list[CustomerReport]:
         """Link reports not linked yet; returns the newly linked ones."""
         rows = await self.conn.fetch(
             "UPDATE reports SET incident_id = $1 WHERE id = ANY($2::bigint[]) AND incident_id IS NULL RETURNING *",
             incident_id, list(report_ids))
+        return sorted((self._report(r) for r in rows), key=lambda r: (r.received_at, r.id or 0))
+
+    async def link_many(self, links: Mapping[int, Sequence[int]]) -> list[CustomerReport]:
+        """`link` for several incidents in one statement; returns every newly linked report."""
+        pairs = [(report_id, incident_id) for incident_id, ids in links.items() for report_id in ids]
+        if not pairs:
+            return []
+        rows = await self.conn.fetch(
+            "UPDATE reports AS r SET incident_id = v.incident_id FROM unnest($1::bigint[], $2::bigint[])"
+            " AS v(id, incident_id) WHERE r.id = v.id AND r.incident_id IS NULL RETURNING r.*",
+            [p[0] for p in pairs], [p[1] for p in pairs])
         return sorted((self._report(r) for r in rows), key=lambda r: (r.received_at, r.id or 0))
 
     async def for_incident(self, incident_id: int) -> list[CustomerReport]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -51,13 +51,14 @@ class _Repo:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
 
+    # Every aiosqlite call is a hop to the connection's thread and back through the event loop,
+    # so a query is one call (execute_fetchall) rather than three (execute, fetch, close).
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        async with self.db.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        return list(await self.db.execute_fetchall(sql, params))
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
-        async with self.db.execute(sql, params) as cur:
-            return await cur.fetchone()
+        rows = await self.db.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def _exec(self, sql: str, params: Sequence[Any] = ()) -> int:
         async with self.db.execute(sql, params) as cur:
@@ -429,21 +430,49 @@ class SqliteTimers(_Repo):
 
 
 class SqliteReports(_Repo):
-    async def add(self, report: CustomerReport) -> tuple[CustomerReport, bool]:
+    _INSERT = ("INSERT INTO reports (source, external_id, client_id, channel, text, tags, contact_notifier,"
+               " contact_address, ticket_url, received_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+               " ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING")
+
+    @staticmethod
+    def _row(report: CustomerReport) -> tuple[Any, ...]:
         notifier, address = report.contact or (None, None)
-        created = await self._exec(
-            "INSERT INTO reports (source, external_id, client_id, channel, text, tags, contact_notifier,"
-            " contact_address, ticket_url, received_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING",
-            (report.source, report.external_id, report.client_id, report.channel, report.text, _json(report.tags),
-             notifier, address, report.ticket_url, ts(report.received_at), ts(report.created_at or report.received_at)))
-        if created:
-            row = await self._one("SELECT * FROM reports WHERE id = last_insert_rowid()")
-        else:
-            row = await self._one("SELECT * FROM reports WHERE source = ? AND external_id = ?",
-                                  (report.source, report.external_id))
+        return (report.source, report.external_id, report.client_id, report.channel, report.text, _json(report.tags),
+                notifier, address, report.ticket_url, ts(report.received_at), ts(report.created_at or report.received_at))
+
+    async def add(self, report: CustomerReport) -> tuple[CustomerReport, bool]:
+        # One statement for the common case: RETURNING gives the new row, and nothing on a repeat.
+        row = await self._one(self._INSERT + " RETURNING *", self._row(report))
+        if row is not None:
+            return self._report(row), True
+        return await self._existing(report), False
+
+    async def add_many(self, reports: Sequence[CustomerReport]) -> list[tuple[CustomerReport, bool]]:
+        # Each statement is a hop to the connection's thread and back, so a batch is one multi-row
+        # INSERT ... RETURNING. Rowids grow in VALUES order, so the new rows sorted by id come back in
+        # input order, skipping the repeats (which are then read one by one: rare).
+        new: list[aiosqlite.Row] = []
+        for start in range(0, len(reports), 2000):  # 11 parameters a row, under SQLite's 32,766
+            chunk = reports[start:start + 2000]
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+            new += await self._all(self._INSERT.replace("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "VALUES " + values)
+                                   + " RETURNING *", [v for report in chunk for v in self._row(report)])
+        rows = iter(sorted(new, key=lambda r: r["id"]))
+        results: list[tuple[CustomerReport, bool]] = []
+        row = next(rows, None)
+        for report in reports:
+            if row is not None and (row["source"], row["external_id"]) == (report.source, report.external_id):
+                results.append((self._report(row), True))
+                row = next(rows, None)
+            else:
+                results.append((await self._existing(report), False))
+        return results
+
+    async def _existing(self, report: CustomerReport) -> CustomerReport:
+        row = await self._one("SELECT * FROM reports WHERE source = ? AND external_id = ?",
+                              (report.source, report.external_id))
         assert row is not None
-        return self._report(row), bool(created)
+        return self._report(row)
 
     async def link(self, report_ids: Iterable[int], incident_id: int) -> list[CustomerReport]:
         ids = list(report_ids)
@@ -452,6 +481,18 @@ class SqliteReports(_Repo):
         marks = ",".join("?" * len(ids))
         rows = await self._all(f"UPDATE reports SET incident_id = ? WHERE id IN ({marks}) AND incident_id IS NULL"
                                " RETURNING *", (incident_id, *ids))
+        return sorted((self._report(r) for r in rows), key=lambda r: (r.received_at, r.id or 0))
+
+    async def link_many(self, links: Mapping[int, Sequence[int]]) -> list[CustomerReport]:
+        pairs = [(report_id, incident_id) for incident_id, ids in links.items() for report_id in ids]
+        rows: list[aiosqlite.Row] = []
+        for start in range(0, len(pairs), 5000):  # three parameters a pair, under SQLite's 32,766
+            chunk = pairs[start:start + 5000]
+            cases = " ".join("WHEN ? THEN ?" for _ in chunk)
+            marks = ",".join("?" * len(chunk))
+            rows += await self._all(f"UPDATE reports SET incident_id = CASE id {cases} END"
+                                    f" WHERE id IN ({marks}) AND incident_id IS NULL RETURNING *",
+                                    (*(v for pair in chunk for v in pair), *(report_id for report_id, _ in chunk)))
         return sorted((self._report(r) for r in rows), key=lambda r: (r.received_at, r.id or 0))
 
     async def for_incident(self, incident_id: int) -> list[CustomerReport]:
