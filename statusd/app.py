@@ -22,7 +22,6 @@ from statusd.api import Token, WriteApi, error_response, json_errors
 from statusd.config import Config, ScheduleConfig
 from statusd.coordinator import Coordinator, PageInfo, Policy
 from statusd.core.clock import Clock, SystemClock
-from statusd.clustering import ClusteringConfig, EncoderUnavailable, make_encoder
 from statusd.core.errors import ConfigError, Conflict, NotFound
 from statusd.core.model import Component, Person
 from statusd.duty import ShiftNotices
@@ -32,8 +31,9 @@ from statusd.metrics import Metrics
 from statusd.monitor import Monitor
 from statusd.oncall import WEEKDAYS, Layer, Override, Restriction, Rotation, Schedule
 from statusd.outbox import OutboxWorker, RetryPolicy
+from statusd.report_worker import DetectorSpec, InlineDetector, ProcessDetector, encoder_problem
 from statusd.store.sqlite import SqliteStore
-from statusd.surge import ReportDetector, SurgeConfig
+from statusd.surge import SurgeConfig
 from statusd.template import Templates
 from statusd.timers import TimerWorker
 from status_page import StatusPage
@@ -201,6 +201,7 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
             yield
         finally:
             await runtime.monitor.stop()
+            await intake.close()
             for task in runtime.tasks:
                 task.cancel()
             await asyncio.gather(*runtime.tasks, return_exceptions=True)
@@ -231,17 +232,17 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
                          schedules=schedules, signer=signer, base_url=config.server.base_url)
     write_api.add_routes(app)
     rc = config.reports
-    try:
-        encoder = make_encoder(rc.encoder)
-    except EncoderUnavailable as exc:
-        raise ConfigError([("reports.encoder", str(exc))]) from None
+    problem = encoder_problem(rc.encoder)
+    if problem:
+        raise ConfigError([("reports.encoder", problem)])
+    spec = DetectorSpec(rc.encoder, surge=SurgeConfig(window_s=rc.window_s, min_clients=rc.min_clients))
     intake = ReportIntake(
-        store, coordinator, ReportDetector(ClusteringConfig.for_encoder(rc.encoder), encoder=encoder,
-                                           surge=SurgeConfig(window_s=rc.window_s, min_clients=rc.min_clients)),
+        store, coordinator, ProcessDetector(spec) if rc.detector_process else InlineDetector(spec.build),
         clock, components={cid: c.name for cid, c in config.components.items()}, notifiers=config.notifiers,
         limits=IntakeLimits(max_text_chars=rc.max_text_chars, max_batch=rc.max_batch, max_future_s=rc.max_future_s,
                             max_age_days=rc.max_age_days, form_notifier=rc.form_notifier,
-                            form_rate_per_min=rc.form_rate_per_min))
+                            form_rate_per_min=rc.form_rate_per_min),
+        rebuild_hours=rc.rebuild_hours)
     intake.add_routes(app, write_api)
     runtime.intake = intake
     AlertIntake(config.alerts, coordinator, clock, set(config.components)).add_routes(app)

@@ -239,6 +239,7 @@ class ReportsConfig:
     min_clients: int = 5  # a surge needs at least this many distinct clients in the window
     encoder: Literal["tfidf", "use", "blend", "auto"] = "tfidf"  # text similarity; use/blend need the reports-embeddings extra
     rebuild_hours: float = 24.0  # on start, replay this much stored history into the detector
+    detector_process: bool = True  # cluster in a child process (a second core); false: in the server process
     max_text_chars: int = 5000
     max_batch: int = 500  # reports per POST /api/v1/reports/batch
     max_future_s: float = 300.0  # received_at further in the future is refused

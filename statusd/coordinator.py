@@ -11,7 +11,7 @@ worker delivers what was committed, and the timer worker fires what came due.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +20,7 @@ from statusd.core.clock import Clock
 from statusd.core.errors import Conflict, NotFound, ValidationError
 from statusd.core.model import (
     ComponentStatus,
+    CustomerReport,
     EntryKind,
     Impact,
     Incident,
@@ -426,33 +427,50 @@ class Coordinator:
         A client linked late gets the same catch-up as an early one: an acknowledgement with
         the latest public update. Returns how many reports were newly linked.
         """
-        now = self.clock.now()
-        ids = list(report_ids)
-        async with self.store.transaction() as tx:
-            incident = await tx.incidents.get(incident_id)
-            if incident is None:
+        async with self.store.read() as r:
+            if await r.incidents.get(incident_id) is None:
                 raise NotFound("incident", incident_id)
-            linked = await tx.reports.link(ids, incident_id)
-            if not linked:
-                return 0
-            # The acknowledgement's outbox key names the incident and the address, so a client
-            # who reports again is not acknowledged again — no need to read earlier links.
-            new_contacts = list(dict.fromkeys(r.contact for r in linked if r.contact))
+        return (await self.link_reports_many({incident_id: list(report_ids)})).get(incident_id, 0)
+
+    async def link_reports_many(self, links: Mapping[int, Sequence[int]]) -> dict[int, int]:
+        """`link_reports` for several incidents in one transaction (the report intake's group commit).
+
+        Returns how many reports were newly linked per incident.
+        """
+        now = self.clock.now()
+        async with self.store.transaction() as tx:
+            by_incident: dict[int, list[CustomerReport]] = {}
+            for report in await tx.reports.link_many(links):
+                assert report.incident_id is not None
+                by_incident.setdefault(report.incident_id, []).append(report)
+            for incident_id, linked in by_incident.items():
+                await self._linked(tx, incident_id, linked, now)
+        if by_incident:
+            self._committed(None, now)
+        return {incident_id: len(linked) for incident_id, linked in by_incident.items()}
+
+    async def _linked(self, tx: Tx, incident_id: int, linked: list[CustomerReport], now: datetime) -> None:
+        """The timeline note of a surge and the acknowledgement of each newly affected client."""
+        # The acknowledgement's outbox key names the incident and the address, so a client
+        # who reports again is not acknowledged again — no need to read earlier links.
+        new_contacts = list(dict.fromkeys(r.contact for r in linked if r.contact))
+        if len(linked) < 2 and not new_contacts:
+            return  # a single late report is listed by the API, not the timeline
+        incident = await tx.incidents.get(incident_id)
+        assert incident is not None and incident.id is not None
+        if len(linked) > 1:
             clients = len({r.client_id for r in linked})
-            if len(linked) > 1:  # the surge itself; single late reports are listed by the API, not the timeline
-                await tx.incidents.add_entry(TimelineEntry(
-                    incident.id, now, EntryKind.NOTE, author=AUTOMATED_AUTHOR,
-                    data={"reports": [r.id for r in linked], "clients": clients},
-                    body=f"Linked {len(linked)} customer reports from {clients} clients"))
-            if new_contacts and incident.status.is_open:
-                latest = await self._latest_public(tx, incident)
-                context = self._context(await self._snapshot(tx, incident), latest)
-                await tx.outbox.enqueue(
-                    OutboxMessage(key=f"client:{incident.id}:{notifier}:{address}", notifier=notifier,
-                                  recipient=address, template="report_ack", context=context, created_at=now)
-                    for notifier, address in new_contacts)
-        self._committed(None, now)
-        return len(linked)
+            await tx.incidents.add_entry(TimelineEntry(
+                incident.id, now, EntryKind.NOTE, author=AUTOMATED_AUTHOR,
+                data={"reports": [r.id for r in linked], "clients": clients},
+                body=f"Linked {len(linked)} customer reports from {clients} clients"))
+        if new_contacts and incident.status.is_open:
+            latest = await self._latest_public(tx, incident)
+            context = self._context(await self._snapshot(tx, incident), latest)
+            await tx.outbox.enqueue(
+                OutboxMessage(key=f"client:{incident.id}:{notifier}:{address}", notifier=notifier,
+                              recipient=address, template="report_ack", context=context, created_at=now)
+                for notifier, address in new_contacts)
 
     async def _latest_public(self, tx: Tx, incident: Incident) -> TimelineEntry | None:
         entries = (await tx.incidents.entries([incident.id], public_only=True))[incident.id]

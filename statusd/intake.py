@@ -11,11 +11,13 @@ refused whole, naming the item and field.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 import time as _time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,7 +31,7 @@ from statusd.core.errors import NotFound, ValidationError
 from statusd.core.model import CustomerReport
 from statusd.core.protocols import Store
 from statusd.reports import Report
-from statusd.surge import ReportDetector
+from statusd.report_worker import DetectorHost, DetectorLost
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +49,15 @@ class IntakeLimits:
     max_age_days: float = 30.0
     form_notifier: str | None = None
     form_rate_per_min: int = 5
+    commit_batch: int = 1000  # most reports stored in one group commit
 
 
 class ReportIntake:
     """Stores, detects and links customer reports; the only writer of reports."""
 
-    def __init__(self, store: Store, coordinator: Coordinator, detector: ReportDetector, clock: Clock, *,
-                 components: Mapping[str, str], notifiers: Mapping[str, Any], limits: IntakeLimits = IntakeLimits()) -> None:
+    def __init__(self, store: Store, coordinator: Coordinator, detector: DetectorHost, clock: Clock, *,
+                 components: Mapping[str, str], notifiers: Mapping[str, Any], limits: IntakeLimits = IntakeLimits(),
+                 rebuild_hours: float = 24.0) -> None:
         self.store = store
         self.coordinator = coordinator
         self.detector = detector
@@ -61,7 +65,12 @@ class ReportIntake:
         self.components = dict(components)  # id → display name
         self.notifiers = dict(notifiers)  # name → config, for check_recipient
         self.limits = limits
+        self.rebuild_hours = rebuild_hours  # what a new detector learns from the store
         self._incident_by_key: dict[str, int] = {}
+        self._waiting: deque[_Pending] = deque()  # stage one: to be stored
+        self._stored: deque[_Pending] = deque()  # stage two: stored, to be detected and linked
+        self._committer: asyncio.Task[None] | None = None
+        self._detecting: asyncio.Task[None] | None = None
 
     # --- validation ------------------------------------------------------------------------
 
@@ -123,49 +132,123 @@ class ReportIntake:
     # --- processing ------------------------------------------------------------------------
 
     async def ingest(self, reports: Sequence[CustomerReport]) -> list[dict[str, Any]]:
-        """Store a validated batch in one transaction, then detect; returns one result per report."""
-        async with self.store.transaction() as tx:
-            stored = [await tx.reports.add(report) for report in reports]
-        results = []
-        for report, created in stored:
-            result: dict[str, Any] = {"id": report.id, "duplicate": not created, "incident_id": report.incident_id}
-            if created:
-                result.update(await self._detect(report))
-            results.append(result)
+        """Store, detect and link a validated batch; returns one result per report.
+
+        Requests share the work, in two stages that overlap. Stage one stores every report
+        waiting since its last commit in one transaction. Stage two hands every stored report
+        not yet detected to the detector at once, opens incidents for surges and links
+        reports in one more transaction. So under load the cost per report shrinks, and
+        storing the next reports overlaps detecting the last ones, instead of each request
+        queueing for its own commits behind the single writer.
+        """
+        waiter: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Pending(list(reports), waiter))
+        self._committer = _ensure_running(self._committer, self._store_waiting, "report-store")
+        return await asyncio.shield(waiter)  # a client hanging up must not cancel the others' commit
+
+    async def close(self) -> None:
+        """Finish the work under way and queued behind it, then stop the detector (before the store closes)."""
+        # Stage one may start stage two again while finishing, hence the loop.
+        while running := [t for t in (self._committer, self._detecting) if t is not None and not t.done()]:
+            await asyncio.gather(*running, return_exceptions=True)
+        await self.detector.close()
+
+    async def _store_waiting(self) -> None:
+        while self._waiting:
+            batch: list[_Pending] = []
+            size = 0
+            while self._waiting and size < self.limits.commit_batch:
+                batch.append(self._waiting.popleft())
+                size += len(batch[-1].reports)
+            try:
+                async with self.store.transaction() as tx:
+                    stored = await tx.reports.add_many([report for pending in batch for report in pending.reports])
+            except Exception as exc:  # noqa: BLE001 - every request of the batch answers with the failure
+                _fail(batch, exc)
+                continue
+            for pending in batch:
+                pending.stored, stored = stored[:len(pending.reports)], stored[len(pending.reports):]
+            self._stored.extend(batch)
+            self._detecting = _ensure_running(self._detecting, self._detect_stored, "report-detect")
+
+    async def _detect_stored(self) -> None:
+        while self._stored:
+            batch = list(self._stored)
+            self._stored.clear()
+            try:
+                results = await self._detect([pair for pending in batch for pair in pending.stored])
+            except Exception as exc:  # noqa: BLE001 - stored, but the requests learn that detection failed
+                log.exception("report detection failed for %d stored reports", sum(len(p.stored) for p in batch))
+                _fail(batch, exc)
+                continue
+            for pending in batch:
+                mine, results = results[:len(pending.stored)], results[len(pending.stored):]
+                if not pending.waiter.done():
+                    pending.waiter.set_result(mine)
+
+    async def _detect(self, stored: list[tuple[CustomerReport, bool]]) -> list[dict[str, Any]]:
+        """Detect newly stored reports, in order; open incidents for surges and link what belongs to them."""
+        results = [{"id": report.id, "duplicate": not created, "incident_id": report.incident_id}
+                   for report, created in stored]
+        fresh = [(result, report) for result, (report, created) in zip(results, stored) if created]
+        try:
+            outcomes = await self.detector.observe_many([_for_detector(report) for _, report in fresh])
+        except DetectorLost:
+            # The reports are stored; a new detector learns them from the store like after a restart.
+            log.exception("report detector lost; starting a new one from the last %g h of reports", self.rebuild_hours)
+            try:
+                await self.detector.restart()
+                await self.rebuild(self.rebuild_hours)
+            except Exception:  # noqa: BLE001 - the reports stay stored and accepted; the next batch tries again
+                log.exception("could not restart the report detector")
+            return results
+        links: dict[str, list[int]] = {}  # incident key → reports to link
+        keyed: list[tuple[dict[str, Any], str]] = []
+        for (result, _), outcome in zip(fresh, outcomes):
+            result.update(group=outcome.group_key, incident_id=None)
+            if outcome.signal is not None:
+                incident = await self.coordinator.handle(outcome.signal)
+                if incident is not None:
+                    result["incident_id"] = incident.id
+                    if outcome.incident_key:
+                        self._incident_by_key[outcome.incident_key] = incident.id
+            if outcome.incident_key and outcome.link_report_ids:
+                links.setdefault(outcome.incident_key, []).extend(int(i) for i in outcome.link_report_ids)
+                keyed.append((result, outcome.incident_key))
+        incidents = await self._incidents_for(links)
+        if incidents:
+            await self.coordinator.link_reports_many(
+                {incidents[key]: ids for key, ids in links.items() if key in incidents})
+        for result, key in keyed:
+            if result["incident_id"] is None:
+                result["incident_id"] = incidents.get(key)
         return results
 
-    async def _detect(self, report: CustomerReport) -> dict[str, Any]:
-        assert report.id is not None
-        outcome = self.detector.observe(_for_detector(report))
-        incident_id = None
-        if outcome.signal is not None:
-            incident = await self.coordinator.handle(outcome.signal)
-            if incident is not None:
-                incident_id = incident.id
-                if outcome.incident_key:
-                    self._incident_by_key[outcome.incident_key] = incident.id
-        if outcome.incident_key and outcome.link_report_ids:
-            incident_id = incident_id or await self._incident_for(outcome.incident_key)
-            if incident_id is not None:
-                await self.coordinator.link_reports(incident_id, [int(i) for i in outcome.link_report_ids])
-        return {"group": outcome.group_key, "incident_id": incident_id}
+    async def _incidents_for(self, keys: Iterable[str]) -> dict[str, int]:
+        """The open incident each surge belongs to: remembered, or found by its dedup key (e.g. after a restart).
 
-    async def _incident_for(self, key: str) -> int | None:
-        """The open incident a surge belongs to: remembered, or found by its dedup key (e.g. after a restart)."""
-        known = self._incident_by_key.get(key)
+        One read of the open incidents serves the whole batch; there are few of them even in a flood.
+        """
+        keys = list(keys)
+        if not keys:
+            return {}
         async with self.store.read() as r:
-            if known is not None:
-                incident = await r.incidents.get(known)
-                if incident is not None and incident.status.is_open:
-                    return incident.id
-            incident = await r.incidents.find_open_by_dedup_key(key)
-        return incident.id if incident else None
+            open_incidents = await r.incidents.list_open()
+        open_ids = {incident.id for incident in open_incidents}
+        by_key = {incident.dedup_key: incident.id for incident in open_incidents if incident.dedup_key}
+        found: dict[str, int] = {}
+        for key in keys:
+            known = self._incident_by_key.get(key)
+            incident_id = known if known in open_ids else by_key.get(key)
+            if incident_id is not None:
+                self._incident_by_key[key] = found[key] = incident_id
+        return found
 
     async def rebuild(self, hours: float) -> int:
         """Warm the detector with the last `hours` of stored reports (after a restart); their surges are not re-sent."""
         async with self.store.read() as r:
             recent = await r.reports.recent(self.clock.now() - timedelta(hours=hours))
-        self.detector.rebuild(_for_detector(report) for report in recent)
+        await self.detector.rebuild([_for_detector(report) for report in recent])
         return len(recent)
 
     # --- HTTP ----------------------------------------------------------------------------------
@@ -286,6 +369,28 @@ class ReportIntake:
         if len(self._buckets) > 100_000:  # bounded memory under a flood of addresses
             self._buckets.clear()
         return True
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One request's reports on their way through the intake's two stages."""
+
+    reports: list[CustomerReport]
+    waiter: asyncio.Future[list[dict[str, Any]]]
+    stored: list[tuple[CustomerReport, bool]] = field(default_factory=list)
+
+
+def _ensure_running(task: asyncio.Task[None] | None, stage: Callable[[], Awaitable[None]], name: str) -> asyncio.Task[None]:
+    """The stage's task: the running one, or a new one when it finished (stages exit when idle)."""
+    if task is None or task.done():
+        return asyncio.create_task(stage(), name=name)
+    return task
+
+
+def _fail(batch: list[_Pending], exc: BaseException) -> None:
+    for pending in batch:
+        if not pending.waiter.done():
+            pending.waiter.set_exception(exc)
 
 
 class _Prefixed(Body):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,6 +12,7 @@ from statusd.config import parse_config
 
 TOKEN = "helpdesk-token-0123456789"
 SUPPORT = "support-token-0123456789a"
+T0_FAR_PAST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def config(tmp_path, **reports: Any):
@@ -153,3 +154,89 @@ async def test_public_form_rate_limit_honeypot_and_contact(client) -> None:
     async with client.app[RUNTIME].store.read() as rd:
         stored = await rd.reports.recent(client.app[RUNTIME].clock.now() - timedelta(days=1))
     assert [(r.channel, r.contact) for r in stored] == [("form", ("mail", "visitor@example.com"))]
+
+
+# --- the group commit and the detector's process ---------------------------------------------
+
+
+async def test_concurrent_requests_share_commits_and_each_gets_its_own_answer(client) -> None:
+    """Fifty requests at once (three of them repeating one ticket): every answer is the caller's own."""
+    import asyncio
+
+    bodies = [report(i, tags={"component": "payments"}) for i in range(47)]
+    bodies += [report(100, external_id="T-7"), report(101, external_id="T-7"), report(102, external_id="T-7")]
+    responses = await asyncio.gather(*(client.post("/api/v1/reports", headers=auth(), json=b) for b in bodies))
+    results = [(r.status, (await r.json())["report"]) for r in responses]
+    ids = [res["id"] for _, res in results]
+    assert len(set(ids[:47])) == 47 and len(set(ids[47:])) == 1  # the ticket was stored once
+    assert sorted(status for status, _ in results[47:]) == [200, 200, 202]
+    assert [status for status, _ in results[:47]] == [202] * 47
+    async with client.app[RUNTIME].store.read() as r:
+        stored = await r.reports.recent(T0_FAR_PAST)
+        assert {report.id for report in stored} == set(ids)
+        assert {report.client_id for report in stored if report.id == ids[0]} == {"client-0"}
+        incidents = await r.incidents.list_open()
+    # The surge opened one incident and every payments report of the flood is linked to it.
+    assert len(incidents) == 1
+    linked = {res["id"] for _, res in results[:47] if res["incident_id"] == incidents[0].id}
+    assert len(linked) >= 40
+
+
+async def test_a_failed_commit_fails_every_request_that_shared_it_and_stores_nothing(client, monkeypatch) -> None:
+    import asyncio
+
+    store = client.app[RUNTIME].store
+    real = store.transaction
+
+    def broken():
+        raise OSError("disk full")
+    monkeypatch.setattr(store, "transaction", broken)
+    responses = await asyncio.gather(*(client.post("/api/v1/reports", headers=auth(), json=report(i)) for i in range(5)))
+    assert [r.status for r in responses] == [500] * 5
+    assert all("error" in body for body in [await r.json() for r in responses])
+    monkeypatch.setattr(store, "transaction", real)
+    async with store.read() as r:
+        assert await r.reports.recent(T0_FAR_PAST) == []
+    ok = await client.post("/api/v1/reports", headers=auth(), json=report(9))
+    assert ok.status == 202  # the intake goes on after a failed commit
+
+
+async def test_reports_survive_the_detector_process_dying_and_detection_resumes(client) -> None:
+    import os
+    import signal
+
+    intake = client.app[RUNTIME].intake
+    for i in range(3):
+        assert (await client.post("/api/v1/reports", headers=auth(), json=report(i, tags={"component": "payments"}))).status == 202
+    os.kill(await intake.detector.pid(), signal.SIGKILL)
+    # The report that meets the dead process is stored and answered; a new process learns the last hours.
+    lost = await client.post("/api/v1/reports", headers=auth(), json=report(3, tags={"component": "payments"}))
+    assert lost.status == 202
+    results = []
+    for i in range(4, 8):
+        r = await client.post("/api/v1/reports", headers=auth(), json=report(i, tags={"component": "payments"}))
+        assert r.status == 202
+        results.append((await r.json())["report"])
+    # The four reports before the crash still count: the surge fires as if nothing had happened.
+    assert any(res["incident_id"] for res in results)
+    async with client.app[RUNTIME].store.read() as r:
+        [incident] = await r.incidents.list_open()
+        assert len(await r.reports.for_incident(incident.id)) == 8
+
+
+async def test_the_detector_gives_the_same_answers_in_a_child_process_and_inline(tmp_path, aiohttp_client) -> None:
+    answers = {}
+    for inline in (False, True):
+        folder = tmp_path / ("inline" if inline else "process")
+        app = build_app(config(folder, detector_process=not inline), run_probes=False, run_worker=False)
+        c = await aiohttp_client(app)
+        texts = ["card payment declined", "cannot log in to the app", "card payment declined again",
+                 "не проходит оплата картой", "login page is broken"]
+        got = []
+        for i in range(30):
+            r = await c.post("/api/v1/reports", headers=auth(), json=report(i, texts[i % len(texts)]))
+            res = (await r.json())["report"]
+            got.append((res["group"], res["incident_id"]))
+        answers[inline] = got
+        assert type(c.app[RUNTIME].intake.detector).__name__ == ("InlineDetector" if inline else "ProcessDetector")
+    assert answers[False] == answers[True]
