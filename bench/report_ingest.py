@@ -152,23 +152,45 @@ def main() -> None:
             wall = time.monotonic()
             asyncio.run(load(url, args.rate, args.seconds, args.concurrency, args.batch, pool))
             cpu = _cpu(server.pid) - cpu_before
-            print(f"  statusd CPU {cpu / (time.monotonic() - wall) * 100:.0f}% of one core, "
-                  f"RSS {_rss_mib(server.pid):.0f} MiB")
+            print(f"  statusd CPU {cpu / (time.monotonic() - wall):.2f} cores, RSS {_rss_mib(server.pid):.0f} MiB "
+                  f"(server and detector processes together)")
         finally:
             server.terminate()
             server.wait(timeout=30)
 
 
+def _tree(pid: int) -> list[int]:
+    """The server and its children (the detector's process), so their CPU and memory count too."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            pass
+    return [pid, *children]
+
+
 def _cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    total = 0.0
+    for p in _tree(pid):
+        try:
+            lines = Path(f"/proc/{p}/status").read_text().splitlines()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) for line in lines if line.startswith("VmRSS:")) / 1024
+    return total
 
 
 if __name__ == "__main__":
