@@ -191,7 +191,7 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
             log.info("report detector warmed up with %d stored reports", replayed)
         if run_worker:
             jobs = [("outbox-worker", runtime.worker.run()), ("timer-worker", runtime.timers.run()),
-                    ("shift-notices", notices.run())]
+                    ("shift-notices", notices.run()), ("report-detector-start", intake.detector.start())]
             jobs += [(f"telegram-{name}", callbacks.poll_forever()) for name, callbacks in runtime.telegram.items()]
             for name, job in jobs:
                 runtime.tasks.append(asyncio.create_task(job, name=name))

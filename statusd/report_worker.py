@@ -16,6 +16,8 @@ import asyncio
 import importlib.util
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -43,6 +45,10 @@ class DetectorHost(Protocol):
 
     async def rebuild(self, reports: Sequence[Report]) -> None:
         """Warm up from stored reports, oldest first; their signals are dropped."""
+        ...
+
+    async def start(self) -> None:
+        """Get ready now rather than at the first report."""
         ...
 
     async def restart(self) -> None:
@@ -86,6 +92,9 @@ class InlineDetector:
     async def rebuild(self, reports: Sequence[Report]) -> None:
         self.detector.rebuild(reports)
 
+    async def start(self) -> None:
+        pass
+
     async def restart(self) -> None:
         self.detector = self._build()
 
@@ -103,7 +112,8 @@ class ProcessDetector:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # spawn, not fork: the server has threads (the SQLite connections) that a fork would copy mid-flight.
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_exit_with_parent, initargs=(os.getpid(),))
         return self._pool
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -124,6 +134,10 @@ class ProcessDetector:
     async def pid(self) -> int:
         """The child's process id (it is started if it was not running)."""
         return await self._call(_pid)
+
+    async def start(self) -> None:
+        """Spawn the child and build its detector, so the first report does not wait for it (~0.5 s)."""
+        await self.pid()
 
     async def restart(self) -> None:
         await self.close()
@@ -149,6 +163,15 @@ def _pack(report: Report) -> _Packed:
 def _unpack(row: _Packed) -> Report:
     id_, client_id, text, received_at, channel, tags, contact = row
     return Report(id_, client_id, text, received_at, channel=channel, tags=tags, contact=contact)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Leave when the server is gone, even after kill -9: an orphan would hold its stdout and memory."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _get(spec: DetectorSpec) -> ReportDetector:
