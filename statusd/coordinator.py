@@ -443,19 +443,18 @@ class Coordinator:
             for report in await tx.reports.link_many(links):
                 assert report.incident_id is not None
                 by_incident.setdefault(report.incident_id, []).append(report)
-            for incident_id, linked in by_incident.items():
-                await self._linked(tx, incident_id, linked, now)
-        if by_incident:
+            wrote = [await self._linked(tx, incident_id, linked, now) for incident_id, linked in by_incident.items()]
+        if any(wrote):  # a single late report without a contact changes nothing anyone sees
             self._committed(None, now)
         return {incident_id: len(linked) for incident_id, linked in by_incident.items()}
 
-    async def _linked(self, tx: Tx, incident_id: int, linked: list[CustomerReport], now: datetime) -> None:
-        """The timeline note of a surge and the acknowledgement of each newly affected client."""
+    async def _linked(self, tx: Tx, incident_id: int, linked: list[CustomerReport], now: datetime) -> bool:
+        """The timeline note of a surge and the acknowledgement of each newly affected client; False: neither."""
         # The acknowledgement's outbox key names the incident and the address, so a client
         # who reports again is not acknowledged again — no need to read earlier links.
         new_contacts = list(dict.fromkeys(r.contact for r in linked if r.contact))
         if len(linked) < 2 and not new_contacts:
-            return  # a single late report is listed by the API, not the timeline
+            return False  # a single late report is listed by the API, not the timeline
         incident = await tx.incidents.get(incident_id)
         assert incident is not None and incident.id is not None
         if len(linked) > 1:
@@ -471,6 +470,7 @@ class Coordinator:
                 OutboxMessage(key=f"client:{incident.id}:{notifier}:{address}", notifier=notifier,
                               recipient=address, template="report_ack", context=context, created_at=now)
                 for notifier, address in new_contacts)
+        return True
 
     async def _latest_public(self, tx: Tx, incident: Incident) -> TimelineEntry | None:
         entries = (await tx.incidents.entries([incident.id], public_only=True))[incident.id]

@@ -16,11 +16,11 @@ import asyncio
 import importlib.util
 import multiprocessing
 import os
+import pickle
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -103,37 +103,82 @@ class InlineDetector:
 
 
 class ProcessDetector:
-    """The detector in one child process (spawned on first use), fed a batch of reports per call."""
+    """The detector in one child process (spawned on first use), fed a batch of reports per call.
+
+    One pipe, one request at a time, and the event loop reads the reply when the pipe is
+    readable: no helper threads, so a call costs a fraction of a millisecond on top of
+    the detection itself (a ProcessPoolExecutor added 3–7 ms of thread hand-offs).
+    """
 
     def __init__(self, spec: DetectorSpec) -> None:
         self.spec = spec
-        self._pool: ProcessPoolExecutor | None = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._lock = asyncio.Lock()  # one request in flight: replies come back in order
+        self._lost = False
 
-    def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
+    def _started(self) -> Connection:
+        if self._conn is None:
             # spawn, not fork: the server has threads (the SQLite connections) that a fork would copy mid-flight.
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_exit_with_parent, initargs=(os.getpid(),))
-        return self._pool
+            context = multiprocessing.get_context("spawn")
+            ours, theirs = context.Pipe()
+            self._process = context.Process(target=_serve, args=(theirs, self.spec, os.getpid()),
+                                            name="statusd-report-detector", daemon=True)
+            self._process.start()
+            theirs.close()
+            self._conn = ours
+        return self._conn
 
-    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor(), fn, self.spec, *args)
-        except BrokenProcessPool as exc:
-            raise DetectorLost("the report detector's process died") from exc
+    async def _call(self, kind: str, payload: Any = None) -> Any:
+        async with self._lock:
+            if self._lost:  # an earlier call was cancelled mid-way: that child's state is gone
+                self._lost = False
+                raise DetectorLost("the report detector was interrupted")
+            conn = self._started()
+            loop = asyncio.get_running_loop()
+            reply: asyncio.Future[bytes] = loop.create_future()
+
+            def readable() -> None:
+                if not reply.done():
+                    try:
+                        reply.set_result(conn.recv_bytes())
+                    except (EOFError, OSError) as exc:
+                        reply.set_exception(exc)
+
+            fd = conn.fileno()
+            loop.add_reader(fd, readable)
+            try:
+                conn.send_bytes(pickle.dumps((kind, payload), pickle.HIGHEST_PROTOCOL))
+                ok, value = pickle.loads(await reply)
+            except (EOFError, OSError) as exc:
+                loop.remove_reader(fd)  # before the descriptor closes and its number is reused
+                process = self._process
+                self._forget()
+                if process is not None:
+                    await loop.run_in_executor(None, _reap, process)  # no zombie left behind
+                raise DetectorLost("the report detector's process died") from exc
+            except asyncio.CancelledError:
+                loop.remove_reader(fd)
+                self._forget()  # its reply would be read as the answer to the next request
+                self._lost = True
+                raise
+            loop.remove_reader(fd)
+        if not ok:
+            raise value
+        return value
 
     async def observe_many(self, reports: Sequence[Report]) -> list[ReportOutcome]:
         if not reports:
             return []
-        return await self._call(_observe_many, [_pack(report) for report in reports])
+        return await self._call("observe", [_pack(report) for report in reports])
 
     async def rebuild(self, reports: Sequence[Report]) -> None:
         for start in range(0, len(reports), REBUILD_CHUNK):
-            await self._call(_rebuild, [_pack(report) for report in reports[start:start + REBUILD_CHUNK]])
+            await self._call("rebuild", [_pack(report) for report in reports[start:start + REBUILD_CHUNK]])
 
     async def pid(self) -> int:
         """The child's process id (it is started if it was not running)."""
-        return await self._call(_pid)
+        return await self._call("pid")
 
     async def start(self) -> None:
         """Spawn the child and build its detector, so the first report does not wait for it (~0.5 s)."""
@@ -143,16 +188,29 @@ class ProcessDetector:
         await self.close()
 
     async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await asyncio.get_running_loop().run_in_executor(None, pool.shutdown)
+        process = self._process
+        self._forget()  # the child reads end-of-file and exits
+        if process is not None:
+            await asyncio.get_running_loop().run_in_executor(None, _reap, process)
+
+    def _forget(self) -> None:
+        """Drop the pipe (the child reads end-of-file and exits); `close` also waits for it."""
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = self._process = None
+
+
+def _reap(process: multiprocessing.process.BaseProcess) -> None:
+    process.join(5)
+    if process.is_alive():
+        process.kill()
+        process.join(5)
 
 
 # --- the child's side ------------------------------------------------------------------------
 # A Report's tags are a read-only mapping proxy, which does not pickle: reports cross as tuples.
 
 _Packed = tuple[str, str, str, datetime, str, dict[str, str], str | None]
-_detector: ReportDetector | None = None
 
 
 def _pack(report: Report) -> _Packed:
@@ -165,6 +223,30 @@ def _unpack(row: _Packed) -> Report:
     return Report(id_, client_id, text, received_at, channel=channel, tags=tags, contact=contact)
 
 
+def _serve(conn: Connection, spec: DetectorSpec, parent: int) -> None:
+    """The child: answer requests until the server closes the pipe (or dies)."""
+    _exit_with_parent(parent)
+    detector: ReportDetector | None = None
+    while True:
+        try:
+            kind, payload = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            return
+        try:
+            if detector is None:
+                detector = spec.build()  # here, not before the loop, so a failure reaches the caller
+            if kind == "observe":
+                result: Any = [detector.observe(_unpack(row)) for row in payload]
+            elif kind == "rebuild":
+                result = detector.rebuild(_unpack(row) for row in payload)
+            else:
+                result = os.getpid()
+            reply = pickle.dumps((True, result), pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # noqa: BLE001 - the caller raises it
+            reply = pickle.dumps((False, StatusdError(f"report detector: {exc!r}")))
+        conn.send_bytes(reply)
+
+
 def _exit_with_parent(parent: int) -> None:
     """Leave when the server is gone, even after kill -9: an orphan would hold its stdout and memory."""
     def watch() -> None:
@@ -172,24 +254,3 @@ def _exit_with_parent(parent: int) -> None:
             time.sleep(0.5)
         os._exit(0)
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
-def _get(spec: DetectorSpec) -> ReportDetector:
-    global _detector
-    if _detector is None:
-        _detector = spec.build()  # here rather than in an initializer, so a failure reaches the caller
-    return _detector
-
-
-def _observe_many(spec: DetectorSpec, rows: list[_Packed]) -> list[ReportOutcome]:
-    detector = _get(spec)
-    return [detector.observe(_unpack(row)) for row in rows]
-
-
-def _rebuild(spec: DetectorSpec, rows: list[_Packed]) -> None:
-    _get(spec).rebuild(_unpack(row) for row in rows)
-
-
-def _pid(spec: DetectorSpec) -> int:
-    _get(spec)
-    return os.getpid()
