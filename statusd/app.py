@@ -35,6 +35,7 @@ from statusd.report_worker import DetectorSpec, InlineDetector, ProcessDetector,
 from statusd.store.sqlite import SqliteStore
 from statusd.surge import SurgeConfig
 from statusd.template import Templates
+from statusd.textmodel import ReportModel, ReportModelError
 from statusd.timers import TimerWorker
 from status_page import StatusPage
 
@@ -235,7 +236,13 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
     problem = encoder_problem(rc.encoder)
     if problem:
         raise ConfigError([("reports.encoder", problem)])
-    spec = DetectorSpec(rc.encoder, surge=SurgeConfig(window_s=rc.window_s, min_clients=rc.min_clients))
+    if rc.model:
+        try:
+            ReportModel.load(rc.model)  # here, so a bad file is a config error rather than a dead detector later
+        except ReportModelError as exc:
+            raise ConfigError([("reports.model", str(exc))]) from None
+    spec = DetectorSpec(rc.encoder, surge=SurgeConfig(window_s=rc.window_s, min_clients=rc.min_clients),
+                        model=rc.model)
     intake = ReportIntake(
         store, coordinator, ProcessDetector(spec) if rc.detector_process else InlineDetector(spec.build),
         clock, components={cid: c.name for cid, c in config.components.items()}, notifiers=config.notifiers,

@@ -18,6 +18,7 @@ from statusd.config import Config, load_config, summary
 from statusd.core.errors import ConfigError
 from statusd.store.sqlite import SqliteStore
 from statusd.template import Templates
+from statusd.textmodel import ReportModel, ReportModelError
 
 log = logging.getLogger("statusd")
 
@@ -33,13 +34,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                        ("migrate", "apply pending database migrations and exit")):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("config", help="path to the TOML config file")
+    # These two have their own options and need no config file.
     replay_help = "replay historical customer reports through report detection (statusd replay --help)"
     sub.add_parser("replay", help=replay_help, description=replay_help, add_help=False)
+    fit_help = "fit a report text model on your report history for [reports] model (statusd fit-model --help)"
+    sub.add_parser("fit-model", help=fit_help, description=fit_help, add_help=False)
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["replay"]:  # it has its own options and needs no config file
+    if arguments[:1] == ["replay"]:
         from statusd import replay
 
         return replay.main(arguments[1:])
+    if arguments[:1] == ["fit-model"]:
+        from statusd import textmodel
+
+        return textmodel.main(arguments[1:])
     args = parser.parse_args(arguments)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
@@ -47,9 +55,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         if args.command == "check-config":
-            broken = Templates(config.notifications.templates_dir).check()
-            if broken:
-                raise ConfigError([("notifications.templates_dir", b) for b in broken])
+            problems = [("notifications.templates_dir", b) for b in Templates(config.notifications.templates_dir).check()]
+            if config.reports.model:
+                try:
+                    ReportModel.load(config.reports.model)
+                except ReportModelError as exc:
+                    problems.append(("reports.model", str(exc)))
+            if problems:
+                raise ConfigError(problems)
     except ConfigError as exc:
         print(f"{args.config}: {len(exc.problems)} problem(s):", file=sys.stderr)
         for path, message in exc.problems:

@@ -8,9 +8,10 @@ those groups are one topic, and enough such evidence merges them.
 
 Texts become L2-normalised vectors so one matrix product scores a report against the whole
 window: hashed character n-gram TF-IDF by default (pure numpy, fast, no model; it cannot join
-"не работает оплата картой" with "card payments failing"), or the multilingual Universal
-Sentence Encoder from the optional `reports-embeddings` extra, alone or blended with TF-IDF,
-which can. Everything is deterministic and bounded: the window holds at most `max_items`
+"не работает оплата картой" with "card payments failing"), that vector blended with a projection
+learnt from the operator's own report history (statusd.textmodel: it joins paraphrases that share
+no spelling, such as "refund" and "money back"), or the multilingual Universal Sentence Encoder
+from the optional `reports-embeddings` extra, alone or blended with TF-IDF, which can. Everything is deterministic and bounded: the window holds at most `max_items`
 reports and at most `max_groups` groups are remembered.
 """
 
@@ -22,12 +23,15 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from statusd.core.errors import StatusdError
 from statusd.reports import normalize, stem
+
+if TYPE_CHECKING:
+    from statusd.textmodel import ReportModel
 
 # --- text → vector -------------------------------------------------------------------------
 
@@ -36,7 +40,7 @@ class Encoder(Protocol):
     """Turns texts into L2-normalised float32 vectors of `dim` dimensions; cosine similarity is their dot product."""
 
     dim: int
-    kind: str  # "tfidf", "use" or "blend": picks the matching thresholds (ClusteringConfig.for_encoder)
+    kind: str  # "tfidf", "use", "blend", "lsa" or "lda": picks the matching thresholds (ClusteringConfig.for_encoder)
 
     def encode(self, text: str) -> np.ndarray:
         """The vector of one text (all zeros when the text has no usable content)."""
@@ -103,6 +107,10 @@ class NgramEncoder:
                         np.concatenate([p[2] for p in parts]))
         self._last = (text, features)
         return features
+
+    def df_indices(self, text: str) -> np.ndarray:
+        """The document-frequency bucket of every n-gram occurrence in the text."""
+        return self._features(text)[0]
 
     def fit(self, texts: Iterable[str]) -> NgramEncoder:
         """Learn document frequencies from texts; returns self."""
@@ -194,10 +202,23 @@ class EncoderUnavailable(StatusdError):
 ENCODER_KINDS = ("tfidf", "use", "blend", "auto")
 
 
-def make_encoder(kind: str = "tfidf", *, fit: Iterable[str] = (), use_weight: float = 0.5) -> Encoder:
-    """Build an encoder by name; "auto" is the USE+TF-IDF blend when the extra is installed, else TF-IDF."""
+def make_encoder(kind: str = "tfidf", *, fit: Iterable[str] = (), use_weight: float = 0.5,
+                 model: ReportModel | None = None) -> Encoder:
+    """Build an encoder by name; "auto" is the USE+TF-IDF blend when the extra is installed, else TF-IDF.
+
+    With a fitted `model` (statusd.textmodel) the TF-IDF kinds ("tfidf", "auto") use it: its
+    document frequencies and projection, plus `fit` texts learnt on top.
+    """
     if kind not in ENCODER_KINDS:
         raise ValueError(f"encoder: expected one of {', '.join(ENCODER_KINDS)}, got {kind!r}")
+    if model is not None:
+        if kind in ("use", "blend"):
+            raise ValueError(f"encoder: a fitted report model replaces TF-IDF; use encoder tfidf or auto with it, "
+                             f"not {kind!r}")
+        encoder = model.encoder()
+        for text in fit:
+            encoder.learn(text)
+        return encoder
     if kind in ("use", "blend", "auto"):
         try:
             sentence = SentenceEncoder()
@@ -250,6 +271,9 @@ class ClusteringConfig:
             "tfidf": {},
             "blend": {"join_single": 0.6, "join_large": 0.34},
             "use": {"join_single": 0.75, "join_large": 0.52},
+            # A fitted ReportModel (statusd.textmodel) at its default weights: LSA without labels, LDA with them.
+            "lsa": {"join_single": 0.55, "join_large": 0.3},
+            "lda": {"join_single": 0.55, "join_large": 0.35},
         }
         if kind not in presets:
             raise ValueError(f"clustering: no preset for encoder {kind!r}")

@@ -240,6 +240,7 @@ class ReportsConfig:
     encoder: Literal["tfidf", "use", "blend", "auto"] = "tfidf"  # text similarity; use/blend need the reports-embeddings extra
     rebuild_hours: float = 24.0  # on start, replay this much stored history into the detector
     detector_process: bool = True  # cluster in a child process (a second core); false: in the server process
+    model: str | None = None  # text model fitted on your report history (statusd fit-model); tfidf/auto only
     max_text_chars: int = 5000
     max_batch: int = 500  # reports per POST /api/v1/reports/batch
     max_future_s: float = 300.0  # received_at further in the future is refused
@@ -254,6 +255,12 @@ class ReportsConfig:
                     + positive(self.form_rate_per_min, "form_rate_per_min"))
         if self.max_future_s < 0:
             problems.append(("max_future_s", "must not be negative"))
+        if self.model is not None:
+            if self.encoder in ("use", "blend"):
+                problems.append(("model", f"a fitted model replaces TF-IDF: use encoder \"tfidf\" or \"auto\" with it, "
+                                          f"not {self.encoder!r}"))
+            elif not Path(self.model).is_file():
+                problems.append(("model", f"no such file: {self.model} (statusd fit-model HISTORY {self.model})"))
         return problems
 
 

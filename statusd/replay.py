@@ -31,6 +31,7 @@ from statusd.clustering import ENCODER_KINDS, ClusteringConfig, Encoder, Encoder
 from statusd.core.errors import StatusdError
 from statusd.reports import Report
 from statusd.surge import ReportDetector, SurgeConfig
+from statusd.textmodel import ReportModel, ReportModelError
 
 # --- input -------------------------------------------------------------------------------
 
@@ -109,6 +110,51 @@ def read_texts(path: str | Path) -> list[str]:
         raise ReplayInputError(exc.line, exc.field, exc.message, str(path)) from None
     except csv.Error as exc:
         raise ReplayInputError(0, "(row)", f"not valid CSV: {exc}", str(path)) from None
+
+
+def read_history(path: str | Path, *, label_field: str = "label") -> tuple[list[str], list[str] | None]:
+    """Texts of a CSV or JSONL report history and their labels (None when no row has a `label_field`).
+
+    For fitting a ReportModel: rows without text are skipped, and a row without a label gets "",
+    which the fit treats as unlabelled.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ReplayInputError(0, "file", f"cannot read {path}: {exc.strerror}", str(path)) from exc
+    jsonl = _is_jsonl(path, data)
+    texts: list[str] = []
+    labels: list[str] = []
+    try:
+        content = _decode(data, jsonl=jsonl)
+        if jsonl:
+            for n, line in enumerate(content.splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ReplayInputError(n, "(row)", f"not valid JSON: {exc.msg}") from None
+                if not isinstance(record, dict):
+                    raise ReplayInputError(n, "(row)", "expected a JSON object")
+                if isinstance(record.get("text"), str) and record["text"].strip():
+                    texts.append(record["text"])
+                    label = record.get(label_field)
+                    labels.append("" if label in (None, "") else _string(label, n, label_field))
+        else:
+            reader = csv.DictReader(io.StringIO(content, newline=""))
+            if "text" not in (reader.fieldnames or []):
+                raise ReplayInputError(1, "text", "missing column")
+            for row in reader:
+                if row.get("text") and row["text"].strip():
+                    texts.append(row["text"])
+                    labels.append((row.get(label_field) or "").strip())
+    except ReplayInputError as exc:
+        raise ReplayInputError(exc.line, exc.field, exc.message, str(path)) from None
+    except csv.Error as exc:
+        raise ReplayInputError(0, "(row)", f"not valid CSV: {exc}", str(path)) from None
+    return texts, (labels if any(labels) else None)
 
 
 def parse_rows(data: bytes | str, *, jsonl: bool) -> list[ReplayRow]:
@@ -471,6 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--encoder", choices=ENCODER_KINDS, default="tfidf",
                         help="text similarity: tfidf (default), use/blend (need the reports-embeddings extra), auto")
     parser.add_argument("--fit", help="CSV/JSONL of earlier reports (a `text` field) to learn word statistics from")
+    parser.add_argument("--model", help="a text model fitted on your report history (.npz, `statusd.textmodel`); "
+                                        "replaces plain TF-IDF")
     parser.add_argument("--window-min", type=float, default=30.0, help="surge window in minutes (default 30)")
     defaults = SurgeConfig()
     parser.add_argument("--min-clients", type=int, default=defaults.min_clients,
@@ -480,8 +528,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rows = read_rows(args.file)
         fit_texts = read_texts(args.fit) if args.fit else []
-        encoder = make_encoder(args.encoder, fit=fit_texts)
-    except ReplayInputError as exc:
+        model = ReportModel.load(args.model) if args.model else None
+        encoder = make_encoder(args.encoder, fit=fit_texts, model=model)
+    except (ReplayInputError, ReportModelError) as exc:
+        print(f"statusd replay: {exc}", file=err)
+        return 2
+    except ValueError as exc:  # e.g. --model with a USE encoder
         print(f"statusd replay: {exc}", file=err)
         return 2
     except EncoderUnavailable as exc:

@@ -29,6 +29,7 @@ from statusd.clustering import ClusteringConfig, make_encoder
 from statusd.core.errors import StatusdError
 from statusd.reports import Report
 from statusd.surge import ReportDetector, ReportOutcome, SurgeConfig
+from statusd.textmodel import ReportModel
 
 #: Reports per message to the child when warming up, so a day of history is not one huge pickle.
 REBUILD_CHUNK = 5000
@@ -66,10 +67,13 @@ class DetectorSpec:
     encoder: str = "tfidf"
     clustering: ClusteringConfig | None = None
     surge: SurgeConfig | None = None
+    model: str | None = None  # path of a fitted ReportModel (.npz), loaded where the detector runs
 
     def build(self) -> ReportDetector:
-        clustering = self.clustering or ClusteringConfig.for_encoder(self.encoder)
-        return ReportDetector(clustering, self.surge, encoder=make_encoder(self.encoder))
+        encoder = make_encoder(self.encoder, model=ReportModel.load(self.model) if self.model else None)
+        # The encoder's own kind picks the thresholds: "auto" resolves to blend or tfidf, a model to lsa or lda.
+        clustering = self.clustering or ClusteringConfig.for_encoder(encoder.kind)
+        return ReportDetector(clustering, self.surge, encoder=encoder)
 
 
 def encoder_problem(kind: str) -> str | None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from statusd.clustering import BlendEncoder, Clusterer, ClusteringConfig, NgramEncoder, SentenceEncoder, \
     make_encoder, tag_group_key
+from statusd.textmodel import ModelEncoder, ReportModel, ReportModelError
 
 AT = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -196,3 +199,116 @@ def test_config_rejects_inverted_thresholds() -> None:
     with pytest.raises(ValueError, match="join_large"):
         ClusteringConfig(join_single=0.2, join_large=0.3)
     assert ClusteringConfig.for_encoder("blend").join_single > ClusteringConfig().join_single
+
+
+# --- a text model fitted on the operator's history (statusd.textmodel) ---------------------
+
+# A help desk's labelled history: each category is worded in several ways that share few letters.
+HISTORY = {
+    "refund": ["I want a refund", "please refund my order", "refund for the broken item", "how do I get a refund",
+               "I want my money back", "give me my money back", "money back for the order please",
+               "can I have a refund or my money back", "still waiting for the refund", "return my money",
+               "refund not received", "where is my money back"],
+    "delivery": ["where is my parcel", "the parcel has not arrived", "courier never came", "package is late",
+                 "my delivery is late", "the courier did not deliver the package", "parcel lost in delivery",
+                 "when will my package arrive", "delivery has not come yet", "track my parcel please",
+                 "the package never arrived", "courier is late again"],
+    "login": ["I cannot log in", "login fails with an error", "password reset does not work", "forgot my password",
+              "locked out of my account", "can't sign in to the app", "sign in keeps failing", "the login page hangs",
+              "account locked after login attempts", "reset my password please", "cannot sign in", "log in error"],
+}
+HISTORY_TEXTS = [t for texts in HISTORY.values() for t in texts]
+HISTORY_LABELS = [label for label, texts in HISTORY.items() for _ in texts]
+
+
+def test_fitted_model_groups_paraphrases_that_ngrams_split() -> None:
+    model = ReportModel.fit(HISTORY_TEXTS, HISTORY_LABELS)
+    assert model.kind == "lda"
+    texts = ["refund has not arrived yet", "my money has not come back", "my parcel never arrived"]
+    plain = Clusterer(encoder=NgramEncoder().fit(HISTORY_TEXTS))
+    fitted = Clusterer(encoder=model.encoder())  # picks the "lda" thresholds from the encoder's kind
+    plain_keys = [plain.assign(f"r{i}", t, AT + timedelta(minutes=i)).group_key for i, t in enumerate(texts)]
+    fitted_keys = [fitted.assign(f"r{i}", t, AT + timedelta(minutes=i)).group_key for i, t in enumerate(texts)]
+    assert len(set(plain_keys)) == 3  # "refund" and "money ... back" share too few n-grams
+    assert fitted_keys[0] == fitted_keys[1] != fitted_keys[2]
+
+
+def test_fitted_model_still_matches_wording_it_never_saw() -> None:
+    model = ReportModel.fit(HISTORY_TEXTS, HISTORY_LABELS)
+    enc = model.encoder()
+    # A complaint kind absent from the history: the raw n-gram half of the blend still joins it.
+    same = float(enc.encode("qr scanner black screen") @ enc.encode("the qr scanner shows a black screen"))
+    assert same >= ClusteringConfig.for_encoder(model.kind).join_single
+
+
+@pytest.mark.parametrize("labels", [None, HISTORY_LABELS], ids=["lsa", "lda"])
+def test_model_save_load_round_trip(tmp_path: Path, labels: list[str] | None) -> None:
+    model = ReportModel.fit(HISTORY_TEXTS, labels, components=8)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = ReportModel.load(path)
+    assert (loaded.kind, loaded.components, loaded.weight, loaded.docs) == \
+        (model.kind, model.components, model.weight, model.docs)
+    assert loaded.kind == ("lsa" if labels is None else "lda")
+    for text in ["refund please", "где моя посылка", ""]:
+        assert np.array_equal(model.encoder().encode(text), loaded.encoder().encode(text))
+    vec = loaded.encoder().encode("refund please")
+    assert vec.dtype == np.float32 and loaded.encoder().dim == len(vec)
+    assert float(vec @ vec) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_model_fit_from_a_history_file(tmp_path: Path) -> None:
+    history = tmp_path / "history.jsonl"
+    history.write_text("\n".join(json.dumps({"text": t, "category": c}, ensure_ascii=False)
+                                 for t, c in zip(HISTORY_TEXTS, HISTORY_LABELS)) + "\n", encoding="utf-8")
+    assert ReportModel.fit_file(history, label_field="category").kind == "lda"
+    assert ReportModel.fit_file(history).kind == "lsa"  # no `label` field: unsupervised
+    with pytest.raises(ReportModelError, match="no `label` values"):
+        ReportModel.fit_file(history, labels=True)
+    csv_history = tmp_path / "history.csv"
+    csv_history.write_text("text,label\n" + "\n".join(f"{t},{c}" for t, c in zip(HISTORY_TEXTS, HISTORY_LABELS)),
+                           encoding="utf-8")
+    assert ReportModel.fit_file(csv_history).kind == "lda"
+    assert ReportModel.fit_file(csv_history, labels=False).kind == "lsa"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "no such file"),
+    (b"not a zip at all", "not a report model file"),
+    ("other arrays", "missing format"),
+    ("future format", "format 99"),
+    ("bad projection", "damaged"),
+], ids=["missing", "garbage", "foreign-npz", "newer-format", "damaged"])
+def test_bad_model_file_is_a_clear_error(tmp_path: Path, content: object, message: str) -> None:
+    path = tmp_path / "model.npz"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content == "other arrays":
+        np.savez(path, weights=np.zeros(3))
+    elif content is not None:
+        ReportModel.fit(HISTORY_TEXTS, components=4).save(path)
+        with np.load(path) as npz:
+            arrays = dict(npz)
+        if content == "future format":
+            arrays["format"] = np.int64(99)
+        else:
+            arrays["projection"] = np.zeros((7, 4), dtype=np.float32)
+        np.savez(path, **arrays)
+    with pytest.raises(ReportModelError, match=message) as info:
+        ReportModel.load(path)
+    assert "fit a new one" in str(info.value)
+
+
+def test_model_fit_needs_enough_labelled_text() -> None:
+    with pytest.raises(ReportModelError, match="at least 2 labels"):
+        ReportModel.fit(["a refund please", "my money back"], ["refund", "refund"])
+    with pytest.raises(ReportModelError, match="labels for"):
+        ReportModel.fit(["a refund please"], ["refund", "other"])
+
+
+def test_make_encoder_uses_a_fitted_model() -> None:
+    model = ReportModel.fit(HISTORY_TEXTS, HISTORY_LABELS)
+    enc = make_encoder("tfidf", model=model)
+    assert isinstance(enc, ModelEncoder) and enc.kind == "lda"
+    with pytest.raises(ValueError, match="replaces TF-IDF"):
+        make_encoder("use", model=model)

@@ -240,3 +240,52 @@ async def test_the_detector_gives_the_same_answers_in_a_child_process_and_inline
         answers[inline] = got
         assert type(c.app[RUNTIME].intake.detector).__name__ == ("InlineDetector" if inline else "ProcessDetector")
     assert answers[False] == answers[True]
+
+
+# --- a text model fitted on the operator's history ---------------------------------------------
+
+
+async def test_a_fitted_model_configured_in_reports_groups_paraphrases(tmp_path, aiohttp_client) -> None:
+    """`statusd fit-model` on a labelled history, `[reports] model = ...`: the detector's process uses it."""
+    from statusd import textmodel
+    from tests.test_reports_replay import paraphrase_history_csv
+
+    history = tmp_path / "history.csv"
+    history.write_text(paraphrase_history_csv(), encoding="utf-8")
+    model = tmp_path / "model.npz"
+    assert textmodel.main([str(history), str(model)]) == 0
+    texts = ["refund please", "I want my money back", "refund please now", "my money back please", "refund me",
+             "money back"]
+    outcome = {}
+    for name, extra in (("plain", {}), ("fitted", {"model": str(model)})):
+        c = await aiohttp_client(build_app(config(tmp_path / name, **extra), run_probes=False, run_worker=False))
+        results = []
+        start = datetime.now(UTC) - timedelta(minutes=20)
+        for i, text in enumerate(texts):  # over ten minutes, like a real burst: the periodic merge runs between
+            at = (start + timedelta(minutes=2 * i)).isoformat()
+            r = await c.post("/api/v1/reports", headers=auth(), json={"client_id": f"c{i}", "text": text,
+                                                                     "received_at": at})
+            results.append((await r.json())["report"])
+        outcome[name] = ({res["group"] for res in results}, {res["incident_id"] for res in results} - {None})
+    plain_groups, plain_incidents = outcome["plain"]
+    fitted_groups, fitted_incidents = outcome["fitted"]
+    # Plain n-grams split "refund" from "money back", so no group reaches five clients; the fitted
+    # model learnt from the history that both ask for the money back: one surge, one incident.
+    assert len(plain_groups) >= 2 and plain_incidents == set()
+    assert len(fitted_incidents) == 1
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    pytest.param({"model": "missing.npz"}, "no such file", id="missing"),
+    pytest.param({"model": "garbage.npz"}, "not a report model file", id="garbage"),
+    pytest.param({"model": "garbage.npz", "encoder": "use"}, "replaces TF-IDF", id="with-use"),
+])
+def test_a_bad_model_setting_is_a_config_error_naming_the_key(tmp_path, monkeypatch, extra, message) -> None:
+    from statusd.core.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "garbage.npz").write_text("not a model", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        build_app(config(tmp_path, **extra), run_probes=False, run_worker=False)
+    assert [path for path, _ in caught.value.problems] == ["reports.model"]
+    assert message in caught.value.problems[0][1]

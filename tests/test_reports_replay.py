@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from statusd import textmodel
 from statusd.replay import ReplayIncident, ReplayInputError, ReplayRow, adjusted_rand_index, evaluate, main, \
-    parse_rows, read_rows, replay
+    parse_rows, read_history, read_rows, replay
+from statusd.textmodel import ReportModel
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -173,3 +175,76 @@ def test_main_without_out_prints_incidents_to_stdout(tmp_path: Path, capsys: pyt
     captured = capsys.readouterr()
     assert [json.loads(line)["report_ids"][0] for line in captured.out.splitlines()] == [26]
     assert "bursts detected: 1/2" in captured.err
+
+
+def paraphrase_history_csv() -> str:
+    """A labelled help-desk history: each category worded in ways that share few letters."""
+    kinds = {"refund": ["I want a refund", "please refund my order", "I want my money back",
+                        "give me my money back", "refund not received", "return my money"],
+             "delivery": ["where is my parcel", "courier never came", "package is late", "the parcel has not arrived",
+                          "my delivery is late", "the package never arrived"]}
+    body = [f"{t},{k}" for k, texts in kinds.items() for t in texts]
+    return "\n".join(["text,label", *body * 3]) + "\n"
+
+
+def paraphrase_burst_csv() -> str:
+    """A quiet day, then 6 clients asking for their money in two wordings that share no n-grams."""
+    lines = ["received_at,client_id,text,label"]
+    for h in range(24):
+        lines.append(f"{iso(h * 60 + 30)},bg{h},how do I change my address number {h},")
+    texts = ["refund please", "I want my money back", "refund please now", "my money back please",
+             "refund me", "money back"]
+    for i, text in enumerate(texts):
+        lines.append(f"{iso(24 * 60 + 600 + 2 * i)},c{i},{text},outage")
+    return "\n".join(lines) + "\n"
+
+
+def test_replay_with_a_fitted_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    history = tmp_path / "history.csv"
+    history.write_text(paraphrase_history_csv(), encoding="utf-8")
+    texts, labels = read_history(history)
+    assert len(texts) == 36 and labels is not None and set(labels) == {"refund", "delivery"}
+    model_path = tmp_path / "model.npz"
+    ReportModel.fit_file(history).save(model_path)
+    source = tmp_path / "reports.csv"
+    source.write_text(paraphrase_burst_csv(), encoding="utf-8")
+    assert main([str(source)]) == 0
+    plain = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert main([str(source), "--model", str(model_path)]) == 0
+    fitted = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert plain == []  # plain n-grams split "refund" from "money back": never 5 clients in one group
+    assert len(fitted) == 1 and len(fitted[0]["report_ids"]) == 6
+
+
+def test_replay_with_a_bad_model_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "reports.csv"
+    source.write_text(synthetic_csv(), encoding="utf-8")
+    bad = tmp_path / "model.npz"
+    bad.write_text("not a model", encoding="utf-8")
+    assert main([str(source), "--model", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "not a report model file" in err and "Traceback" not in err
+    assert main([str(source), "--model", str(tmp_path / "missing.npz")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_read_history_without_labels(tmp_path: Path) -> None:
+    source = tmp_path / "history.jsonl"
+    source.write_text('{"text": "refund please"}\n{"text": "where is my parcel", "label": ""}\n{"other": 1}\n',
+                      encoding="utf-8")
+    assert read_history(source) == (["refund please", "where is my parcel"], None)
+
+
+def test_fit_model_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    history = tmp_path / "history.csv"
+    history.write_text(paraphrase_history_csv(), encoding="utf-8")
+    out = tmp_path / "model.npz"
+    assert textmodel.main([str(history), str(out)]) == 0
+    assert ReportModel.load(out).kind == "lda" and "lda" in capsys.readouterr().out
+    assert textmodel.main([str(history), str(out), "--no-labels"]) == 0
+    assert ReportModel.load(out).kind == "lsa"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("body\nhello\n", encoding="utf-8")
+    assert textmodel.main([str(bad), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "line 1, field text: missing column" in err and "Traceback" not in err

@@ -1,0 +1,296 @@
+"""A text model an operator fits on their own report history, so paraphrases of one complaint group together.
+
+Character n-gram TF-IDF only joins reports that share spelling. A model fitted on past reports
+adds a learned linear projection of those same TF-IDF vectors:
+
+- without labels, LSA: the top singular directions of the history's TF-IDF matrix, where
+  n-grams that co-occur in past reports ("refund", "money back") share dimensions;
+- with labels (a help-desk category per past report), a regularised LDA: directions that
+  separate the categories relative to the spread within each, found after whitening the
+  within-category scatter.
+
+The projected vector is blended with the raw n-gram vector (cosine = weighted mean of the two
+cosines), so wording and complaint kinds the history never saw still group by spelling. The
+model also carries the n-gram document frequencies of the history. It is plain arrays, saved
+as a NumPy .npz (never pickle) and loaded with validation.
+"""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from statusd.clustering import NgramEncoder
+from statusd.core.errors import StatusdError
+
+FORMAT = 1
+KINDS = ("lsa", "lda")
+#: Projection size and weight of the projected cosine in the blend, per kind (bench/report_detection.py).
+DEFAULTS: dict[str, tuple[int, float]] = {"lsa": (100, 0.7), "lda": (100, 0.5)}
+
+
+class ReportModelError(StatusdError):
+    """A report model cannot be fitted, read or used; says what was wrong and how to fix it."""
+
+
+class ReportModel:
+    """N-gram statistics and a projection learned from past reports; `encoder()` gives an Encoder using them."""
+
+    def __init__(self, kind: str, df: np.ndarray, docs: int, projection: np.ndarray, *, weight: float,
+                 ngrams: tuple[int, ...] = (3, 4), stem_prefix: int = 4, latin_prefix: int = 0,
+                 dim: int = 1024) -> None:
+        if kind not in KINDS:
+            raise ReportModelError(f"report model: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        if projection.ndim != 2 or projection.shape[0] != dim or projection.shape[1] < 1:
+            raise ReportModelError(f"report model: projection must be {dim} × r, got {projection.shape}")
+        if not 0 < weight <= 1:
+            raise ReportModelError(f"report model: weight must be in (0, 1], got {weight}")
+        if df.ndim != 1 or len(df) < dim or docs < 0:
+            raise ReportModelError("report model: document frequencies must be a vector at least `dim` long")
+        self.kind = kind
+        self.df = df.astype(np.float64)
+        self.docs = int(docs)
+        self.projection = projection.astype(np.float32)
+        self.weight = float(weight)
+        self.ngrams = tuple(int(n) for n in ngrams)
+        self.stem_prefix = int(stem_prefix)
+        self.latin_prefix = int(latin_prefix)
+        self.dim = int(dim)
+
+    @property
+    def components(self) -> int:
+        """Dimensions of the projected part."""
+        return int(self.projection.shape[1])
+
+    def __repr__(self) -> str:
+        return (f"ReportModel(kind={self.kind!r}, components={self.components}, weight={self.weight}, "
+                f"docs={self.docs})")
+
+    # -- fitting --
+
+    @classmethod
+    def fit(cls, texts: Sequence[str], labels: Sequence[str] | None = None, *, components: int | None = None,
+            weight: float | None = None, ridge: float = 0.3, min_per_label: int = 2, stem_prefix: int = 4,
+            latin_prefix: int = 0) -> ReportModel:
+        """Fit on past report texts: LDA when `labels` (one per text) are given, else LSA.
+
+        `ridge` is added to the within-category scatter in units of its mean eigenvalue: it keeps
+        the whitening from inflating directions the history barely covers. Labels seen on fewer
+        than `min_per_label` texts are treated as unlabelled.
+        """
+        texts = list(texts)
+        if labels is not None and len(labels) != len(texts):
+            raise ReportModelError(f"report model: {len(labels)} labels for {len(texts)} texts")
+        kind = "lsa" if labels is None else "lda"
+        default_r, default_w = DEFAULTS[kind]
+        weight = default_w if weight is None else weight
+        ngram = NgramEncoder(stem_prefix=stem_prefix, latin_prefix=latin_prefix).fit(texts)
+        if labels is None:
+            rows = [i for i, t in enumerate(texts) if ngram.encode(t).any()]
+            if len(rows) < 2:
+                raise ReportModelError("report model: need at least 2 texts with letters in them to fit")
+            second, _, _ = _moments(ngram, texts, rows, np.zeros(len(rows), dtype=np.int64), 1)
+            projection = _lsa(second, components or default_r)
+        else:
+            counted = Counter(str(v) for v in labels if v)
+            names = sorted(k for k, n in counted.items() if n >= min_per_label)
+            if len(names) < 2:
+                raise ReportModelError(f"report model: need at least 2 labels with {min_per_label}+ texts each "
+                                       f"to fit a supervised model, got {len(names)} (fit without labels for LSA)")
+            index = {name: i for i, name in enumerate(names)}
+            rows = [i for i, v in enumerate(labels) if str(v) in index and ngram.encode(texts[i]).any()]
+            groups = np.array([index[str(labels[i])] for i in rows], dtype=np.int64)
+            second, sums, counts = _moments(ngram, texts, rows, groups, len(names))
+            projection = _lda(second, sums, counts, components or default_r, ridge)
+        return cls(kind, ngram.df, ngram.docs, projection, weight=weight, ngrams=ngram.ngrams,
+                   stem_prefix=stem_prefix, latin_prefix=latin_prefix, dim=ngram.dim)
+
+    @classmethod
+    def fit_file(cls, path: str | Path, *, labels: bool | None = None, label_field: str = "label",
+                 **options: float) -> ReportModel:
+        """Fit on a CSV/JSONL history with a `text` field and optionally a label field.
+
+        `labels` None fits LDA when the file has labels and LSA otherwise; False ignores them;
+        True requires them. Unreadable input raises statusd.replay.ReplayInputError (names line
+        and field), too little of it ReportModelError.
+        """
+        from statusd.replay import read_history  # replay imports this module
+
+        texts, found = read_history(path, label_field=label_field)
+        if labels and found is None:
+            raise ReportModelError(f"report model: {path} has no `{label_field}` values to fit a supervised "
+                                   f"model on (fit without labels for LSA, or name the column)")
+        return cls.fit(texts, found if labels is not False else None, **options)  # type: ignore[arg-type]
+
+    # -- use --
+
+    def ngram_encoder(self) -> NgramEncoder:
+        """A fresh n-gram TF-IDF encoder with the history's document frequencies."""
+        enc = NgramEncoder(self.dim, self.ngrams, stem_prefix=self.stem_prefix, latin_prefix=self.latin_prefix,
+                           df_buckets=len(self.df))
+        enc.docs, enc.df = self.docs, self.df.copy()
+        return enc
+
+    def encoder(self) -> ModelEncoder:
+        """A fresh encoder (its own document frequencies keep learning from the stream)."""
+        return ModelEncoder(self, self.ngram_encoder())
+
+    # -- storage --
+
+    def save(self, path: str | Path) -> None:
+        """Write the model as a compressed .npz of plain arrays."""
+        try:
+            with open(path, "wb") as f:
+                np.savez_compressed(
+                    f, format=np.int64(FORMAT), kind=np.str_(self.kind), df=self.df.astype(np.float32),
+                    docs=np.int64(self.docs), projection=self.projection, weight=np.float64(self.weight),
+                    ngrams=np.array(self.ngrams, dtype=np.int64), stem_prefix=np.int64(self.stem_prefix),
+                    latin_prefix=np.int64(self.latin_prefix), dim=np.int64(self.dim))
+        except OSError as exc:
+            raise ReportModelError(f"report model: cannot write {path}: {exc.strerror}") from exc
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReportModel:
+        """Read a model written by `save`; a missing, foreign or damaged file raises ReportModelError."""
+        hint = "fit a new one from your report history"
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                data = {k: npz[k] for k in npz.files}
+        except FileNotFoundError:
+            raise ReportModelError(f"report model {path}: no such file ({hint})") from None
+        except OSError as exc:
+            raise ReportModelError(f"report model {path}: cannot read: {exc.strerror or exc}") from None
+        except (ValueError, zipfile.BadZipFile, EOFError):
+            raise ReportModelError(f"report model {path}: not a report model file (not a NumPy .npz archive); "
+                                   f"{hint}") from None
+        missing = [k for k in ("format", "kind", "df", "docs", "projection", "weight", "ngrams", "stem_prefix",
+                               "latin_prefix", "dim") if k not in data]
+        if missing:
+            raise ReportModelError(f"report model {path}: not a report model file (missing {', '.join(missing)}); "
+                                   f"{hint}")
+        if int(data["format"]) != FORMAT:
+            raise ReportModelError(f"report model {path}: format {int(data['format'])}, this statusd reads "
+                                   f"format {FORMAT}; {hint}")
+        try:
+            return cls(str(data["kind"]), data["df"], int(data["docs"]), data["projection"],
+                       weight=float(data["weight"]), ngrams=tuple(int(n) for n in data["ngrams"]),
+                       stem_prefix=int(data["stem_prefix"]), latin_prefix=int(data["latin_prefix"]),
+                       dim=int(data["dim"]))
+        except ReportModelError as exc:
+            raise ReportModelError(f"report model {path}: damaged ({exc}); {hint}") from None
+        except (TypeError, ValueError) as exc:
+            raise ReportModelError(f"report model {path}: damaged ({exc}); {hint}") from None
+
+
+class ModelEncoder:
+    """The n-gram TF-IDF vector and its projection by a ReportModel, each L2-normalised, blended by weight.
+
+    The projected part's weight is the model's weight times the text's coverage: the share of
+    its n-grams the history contained. The projection of text in a language or script the
+    history never had is noise (its n-grams reach the model only through hash collisions), so
+    such text is compared by its raw n-grams alone. With weight 1 and full coverage the raw part
+    is empty. Two texts' cosine is `√(w₁w₂)·cos(projected) + √((1−w₁)(1−w₂))·cos(raw)`.
+    """
+
+    def __init__(self, model: ReportModel, ngram: NgramEncoder) -> None:
+        if len(ngram.df) != len(model.df):
+            raise ReportModelError("report model: the n-gram encoder's document-frequency table differs from "
+                                   "the model's")
+        self.model = model
+        self.ngram = ngram
+        self.kind = model.kind
+        self.dim = model.components + ngram.dim
+        self._seen = model.df > 0
+
+    def coverage(self, text: str) -> float:
+        """Share of the text's n-gram occurrences that the history had (0 for a text without any)."""
+        idx = self.ngram.df_indices(text)
+        return float(np.count_nonzero(self._seen[idx])) / len(idx) if len(idx) else 0.0
+
+    def encode(self, text: str) -> np.ndarray:
+        """Projected and raw vectors, weighted by coverage and concatenated (all zeros for a text with no letters)."""
+        raw = self.ngram.encode(text)
+        weight = self.model.weight * self.coverage(text)
+        projected = raw @ self.model.projection
+        norm = float(np.linalg.norm(projected))
+        if norm > 0:
+            projected *= math.sqrt(weight) / norm
+        else:
+            weight = 0.0
+        return np.concatenate([projected, raw * math.sqrt(1 - weight)]).astype(np.float32, copy=False)
+
+    def learn(self, text: str) -> None:
+        """Keep the document frequencies learning from the stream."""
+        self.ngram.learn(text)
+
+    def copy(self) -> ModelEncoder:
+        """An independent encoder with the same statistics."""
+        return ModelEncoder(self.model, self.ngram.copy())
+
+
+def _moments(ngram: NgramEncoder, texts: Sequence[str], rows: Sequence[int], groups: np.ndarray,
+             n_groups: int, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Σ x xᵀ over the rows' TF-IDF vectors, and their sums and counts per group: memory O(d² + chunk·d)."""
+    d = ngram.dim
+    second = np.zeros((d, d))
+    sums = np.zeros((n_groups, d))
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        x = np.stack([ngram.encode(texts[i]) for i in part]).astype(np.float64)
+        second += x.T @ x
+        np.add.at(sums, groups[start:start + len(part)], x)
+    return second, sums, np.bincount(groups, minlength=n_groups).astype(np.float64)
+
+
+def _lsa(second: np.ndarray, components: int) -> np.ndarray:
+    """The top right singular vectors of the TF-IDF matrix: eigenvectors of its d × d Gram matrix (d ≪ n)."""
+    values, vectors = np.linalg.eigh(second)
+    r = max(1, min(components, int(np.sum(values > values.max() * 1e-9))))
+    return vectors[:, ::-1][:, :r]
+
+
+def _lda(second: np.ndarray, sums: np.ndarray, counts: np.ndarray, components: int, ridge: float) -> np.ndarray:
+    """Regularised LDA: whiten the within-label scatter (plus ridge), keep the top between-label directions."""
+    d, n = second.shape[0], counts.sum()
+    means = sums / counts[:, None]
+    within = (second - (means.T * counts) @ means) / n
+    overall = sums.sum(axis=0) / n
+    spread = (means - overall) * np.sqrt(counts / n)[:, None]
+    between = spread.T @ spread
+    values, vectors = np.linalg.eigh(within)
+    floor = ridge * max(float(np.trace(within)) / d, 1e-12)
+    whiten = (vectors / np.sqrt(np.maximum(values, 0) + floor)) @ vectors.T
+    _, b_vectors = np.linalg.eigh(whiten @ between @ whiten)
+    r = max(1, min(components, len(counts) - 1))
+    return whiten @ b_vectors[:, ::-1][:, :r]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`statusd fit-model HISTORY OUT.npz [--no-labels] [--label-field F]`: fit a text model; exit status."""
+    import argparse
+    import sys
+
+    from statusd.replay import ReplayInputError  # replay imports this module
+
+    parser = argparse.ArgumentParser(prog="statusd fit-model",
+                                     description="Fit a report text model on your report history.")
+    parser.add_argument("history", help="CSV or JSONL of past reports: a `text` field, optionally a label field")
+    parser.add_argument("out", help="where to write the model (.npz)")
+    parser.add_argument("--label-field", default="label",
+                        help="field with each report's category (default: label); with labels the model is LDA")
+    parser.add_argument("--no-labels", action="store_true", help="ignore labels: fit LSA on the texts alone")
+    args = parser.parse_args(argv)
+    try:
+        model = ReportModel.fit_file(args.history, labels=False if args.no_labels else None,
+                                     label_field=args.label_field)
+        model.save(args.out)
+    except (ReplayInputError, ReportModelError) as exc:
+        print(f"statusd fit-model: {exc}", file=sys.stderr)
+        return 2
+    print(f"{model!r} written to {args.out}")
+    return 0
