@@ -233,9 +233,8 @@ class ReportIntake:
         if not keys:
             return {}
         async with self.store.read() as r:
-            open_incidents = await r.incidents.list_open()
-        open_ids = {incident.id for incident in open_incidents}
-        by_key = {incident.dedup_key: incident.id for incident in open_incidents if incident.dedup_key}
+            open_ids = await r.incidents.open_keys()
+        by_key = {key: incident_id for incident_id, key in open_ids.items() if key}
         found: dict[str, int] = {}
         for key in keys:
             known = self._incident_by_key.get(key)

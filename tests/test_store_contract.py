@@ -315,6 +315,9 @@ async def test_second_open_incident_with_same_dedup_key_is_refused_until_resolve
     await create(store, new_incident(opened_at=t(50)))
     async with store.read() as r:
         assert len(await r.incidents.list_open()) == 3
+        keys = await r.incidents.open_keys()
+    assert sorted(keys.values(), key=str) == [None, None, "probe:api"]
+    assert second.id in keys and first.id not in keys  # the resolved one is gone
 
 
 async def test_find_open_by_dedup_key(store: Store) -> None:

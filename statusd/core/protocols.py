@@ -80,6 +80,10 @@ class IncidentRepo(Protocol):
         """Unresolved incidents, newest first."""
         ...
 
+    async def open_keys(self) -> dict[int, str | None]:
+        """Id → dedup key of every unresolved incident: what a hot path needs without reading whole incidents."""
+        ...
+
     async def list_recent(self, since: datetime, limit: int = 50) -> list[Incident]:
         """Incidents opened or resolved since `since`, open or not, newest first."""
         ...

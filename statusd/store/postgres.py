@@ -222,6 +222,11 @@ class PostgresIncidents(_Repo):
             "SELECT * FROM incidents WHERE resolved_at IS NULL ORDER BY opened_at DESC, id DESC")
         return [self._incident(r) for r in rows]
 
+    async def open_keys(self) -> dict[int, str | None]:
+        """Id → dedup key of every unresolved incident."""
+        rows = await self.conn.fetch("SELECT id, dedup_key FROM incidents WHERE resolved_at IS NULL")
+        return {r["id"]: r["dedup_key"] for r in rows}
+
     async def list_recent(self, since: datetime, limit: int = 50) -> list[Incident]:
         """Incidents opened or resolved since `since`, open or not, newest first."""
         rows = await self.conn.fetch(

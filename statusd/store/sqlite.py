@@ -192,6 +192,10 @@ class SqliteIncidents(_Repo):
         rows = await self._all("SELECT * FROM incidents WHERE resolved_at IS NULL ORDER BY opened_at DESC, id DESC")
         return [self._incident(r) for r in rows]
 
+    async def open_keys(self) -> dict[int, str | None]:
+        rows = await self._all("SELECT id, dedup_key FROM incidents WHERE resolved_at IS NULL")
+        return {r["id"]: r["dedup_key"] for r in rows}
+
     async def list_recent(self, since: datetime, limit: int = 50) -> list[Incident]:
         rows = await self._all(
             "SELECT * FROM incidents WHERE resolved_at IS NULL OR resolved_at >= ? OR opened_at >= ?"
