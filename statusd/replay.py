@@ -21,7 +21,7 @@ import math
 import statistics
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,33 +83,7 @@ def read_rows(path: str | Path) -> list[ReplayRow]:
 
 def read_texts(path: str | Path) -> list[str]:
     """The `text` field of every row of a CSV or JSONL file (for fitting word statistics)."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ReplayInputError(0, "file", f"cannot read {path}: {exc.strerror}", str(path)) from exc
-    jsonl = _is_jsonl(path, data)
-    try:
-        content = _decode(data, jsonl=jsonl)
-        if jsonl:
-            texts = []
-            for n, line in enumerate(content.splitlines(), start=1):
-                if line.strip():
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise ReplayInputError(n, "(row)", f"not valid JSON: {exc.msg}") from None
-                    if isinstance(record, dict) and isinstance(record.get("text"), str):
-                        texts.append(record["text"])
-            return texts
-        reader = csv.DictReader(io.StringIO(content, newline=""))
-        if "text" not in (reader.fieldnames or []):
-            raise ReplayInputError(1, "text", "missing column")
-        return [row["text"] for row in reader if row.get("text")]
-    except ReplayInputError as exc:
-        raise ReplayInputError(exc.line, exc.field, exc.message, str(path)) from None
-    except csv.Error as exc:
-        raise ReplayInputError(0, "(row)", f"not valid CSV: {exc}", str(path)) from None
+    return read_history(path)[0]
 
 
 def read_history(path: str | Path, *, label_field: str = "label") -> tuple[list[str], list[str] | None]:
@@ -129,15 +103,7 @@ def read_history(path: str | Path, *, label_field: str = "label") -> tuple[list[
     try:
         content = _decode(data, jsonl=jsonl)
         if jsonl:
-            for n, line in enumerate(content.splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ReplayInputError(n, "(row)", f"not valid JSON: {exc.msg}") from None
-                if not isinstance(record, dict):
-                    raise ReplayInputError(n, "(row)", "expected a JSON object")
+            for n, record in _jsonl_records(content):
                 if isinstance(record.get("text"), str) and record["text"].strip():
                     texts.append(record["text"])
                     label = record.get(label_field)
@@ -239,8 +205,8 @@ def _parse_csv(text: str) -> list[ReplayRow]:
     return rows
 
 
-def _parse_jsonl(text: str) -> list[ReplayRow]:
-    rows: list[ReplayRow] = []
+def _jsonl_records(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each non-blank line, or ReplayInputError naming the line."""
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -250,6 +216,12 @@ def _parse_jsonl(text: str) -> list[ReplayRow]:
             raise ReplayInputError(line_no, "(row)", f"not valid JSON: {exc.msg} at column {exc.colno}") from None
         if not isinstance(record, dict):
             raise ReplayInputError(line_no, "(row)", "expected a JSON object")
+        yield line_no, record
+
+
+def _parse_jsonl(text: str) -> list[ReplayRow]:
+    rows: list[ReplayRow] = []
+    for line_no, record in _jsonl_records(text):
         rows.append(_row(record, line_no, has_label="label" in record, tags_from=_TAG_COLUMNS))
     # In JSONL a label may be left out of background rows: labels exist as soon as one row has one.
     if any(r.label is not None for r in rows):
