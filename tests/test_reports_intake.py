@@ -289,3 +289,16 @@ def test_a_bad_model_setting_is_a_config_error_naming_the_key(tmp_path, monkeypa
         build_app(config(tmp_path, **extra), run_probes=False, run_worker=False)
     assert [path for path, _ in caught.value.problems] == ["reports.model"]
     assert message in caught.value.problems[0][1]
+
+
+async def test_shutdown_finishes_the_reports_already_accepted(client) -> None:
+    import asyncio
+
+    intake = client.app[RUNTIME].intake
+    queued = [asyncio.create_task(intake.ingest([intake.parse(report(i), "", "api:helpdesk")])) for i in range(20)]
+    await asyncio.sleep(0)  # every request is waiting for a commit
+    await intake.close()  # what the app does on SIGTERM, before the store closes
+    results = [res for [res] in await asyncio.gather(*queued)]
+    assert len({res["id"] for res in results}) == 20 and all(res["group"] for res in results)
+    async with client.app[RUNTIME].store.read() as r:
+        assert len(await r.reports.recent(T0_FAR_PAST)) == 20
