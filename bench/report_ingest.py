@@ -92,8 +92,7 @@ async def load(url: str, rate: float, seconds: float, concurrency: int, batch: i
     asyncio streams: about a tenth of aiohttp's client CPU, which matters when it shares
     the two cores with the server it measures. Latency starts when a request was due, not
     when a connection became free, so a server falling behind shows up in the figures.
-    The first `warmup` seconds are reported apart: a flood of random banking77 texts makes
-    all 77 intents surge within the first second, which opens 77 incidents at once.
+    The first `warmup` seconds are reported apart: a cold server and the flood's first surges.
     """
     latencies: list[tuple[float, float]] = []  # (due since start, latency)
     errors = 0

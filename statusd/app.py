@@ -191,8 +191,10 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
         if replayed:
             log.info("report detector warmed up with %d stored reports", replayed)
         if run_worker:
+            # Before the server answers: the first reports would otherwise wait ~0.5 s for the detector's process.
+            await intake.detector.start()
             jobs = [("outbox-worker", runtime.worker.run()), ("timer-worker", runtime.timers.run()),
-                    ("shift-notices", notices.run()), ("report-detector-start", intake.detector.start())]
+                    ("shift-notices", notices.run())]
             jobs += [(f"telegram-{name}", callbacks.poll_forever()) for name, callbacks in runtime.telegram.items()]
             for name, job in jobs:
                 runtime.tasks.append(asyncio.create_task(job, name=name))
