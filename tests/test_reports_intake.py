@@ -302,3 +302,13 @@ async def test_shutdown_finishes_the_reports_already_accepted(client) -> None:
     assert len({res["id"] for res in results}) == 20 and all(res["group"] for res in results)
     async with client.app[RUNTIME].store.read() as r:
         assert len(await r.reports.recent(T0_FAR_PAST)) == 20
+
+
+async def test_encoder_auto_builds_with_the_thresholds_of_what_it_resolves_to(tmp_path, aiohttp_client) -> None:
+    """"auto" has no thresholds of its own: it resolves to blend (with the extra) or tfidf."""
+    c = await aiohttp_client(build_app(config(tmp_path, encoder="auto", detector_process=False),
+                                       run_probes=False, run_worker=False))
+    r = await c.post("/api/v1/reports", headers=auth(), json=report(1))
+    assert r.status == 202
+    detector = c.app[RUNTIME].intake.detector.detector
+    assert detector.clusterer.encoder.kind in ("tfidf", "blend")
