@@ -243,7 +243,8 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
             ReportModel.load(rc.model)  # here, so a bad file is a config error rather than a dead detector later
         except ReportModelError as exc:
             raise ConfigError([("reports.model", str(exc))]) from None
-    spec = DetectorSpec(rc.encoder, surge=SurgeConfig(window_s=rc.window_s, min_clients=rc.min_clients),
+    spec = DetectorSpec(rc.encoder, surge=SurgeConfig(window_s=rc.window_s, min_clients=rc.min_clients,
+                                                      active_s=rc.link_quiet_s),
                         model=rc.model)
     intake = ReportIntake(
         store, coordinator, ProcessDetector(spec) if rc.detector_process else InlineDetector(spec.build),

@@ -237,6 +237,7 @@ class IncidentsConfig:
 class ReportsConfig:
     window_s: float = 1800.0  # surge window: distinct clients counted over this long
     min_clients: int = 5  # a surge needs at least this many distinct clients in the window
+    link_quiet_s: float = 900.0  # after a surge, its group's later reports are linked until it is this quiet
     encoder: Literal["tfidf", "use", "blend", "auto"] = "tfidf"  # text similarity; use/blend need the reports-embeddings extra
     rebuild_hours: float = 24.0  # on start, replay this much stored history into the detector
     detector_process: bool = True  # cluster in a child process (a second core); false: in the server process
@@ -250,6 +251,7 @@ class ReportsConfig:
 
     def check(self) -> Problems:
         problems = (positive(self.window_s, "window_s") + positive(self.min_clients, "min_clients")
+                    + positive(self.link_quiet_s, "link_quiet_s")
                     + positive(self.rebuild_hours, "rebuild_hours") + positive(self.max_text_chars, "max_text_chars")
                     + positive(self.max_batch, "max_batch") + positive(self.max_age_days, "max_age_days")
                     + positive(self.form_rate_per_min, "form_rate_per_min"))

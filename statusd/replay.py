@@ -495,6 +495,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     defaults = SurgeConfig()
     parser.add_argument("--min-clients", type=int, default=defaults.min_clients,
                         help=f"distinct clients needed for a surge (default {defaults.min_clients})")
+    parser.add_argument("--link-quiet-min", type=float, default=defaults.active_s / 60,
+                        help="after a surge, link its group's later reports until it is this many minutes quiet "
+                             f"(default {defaults.active_s / 60:g})")
     args = parser.parse_args(argv)
     err = sys.stderr
     try:
@@ -502,20 +505,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         fit_texts = read_texts(args.fit) if args.fit else []
         model = ReportModel.load(args.model) if args.model else None
         encoder = make_encoder(args.encoder, fit=fit_texts, model=model)
-    except (ReplayInputError, ReportModelError) as exc:
+    except (ReplayInputError, ReportModelError, EncoderUnavailable, ValueError) as exc:  # ValueError: --model with USE
         print(f"statusd replay: {exc}", file=err)
         return 2
-    except ValueError as exc:  # e.g. --model with a USE encoder
-        print(f"statusd replay: {exc}", file=err)
-        return 2
-    except EncoderUnavailable as exc:
-        print(f"statusd replay: {exc}", file=err)
-        return 2
-    if args.window_min <= 0 or args.min_clients < 1:
-        print("statusd replay: --window-min must be > 0 and --min-clients >= 1", file=err)
+    if args.window_min <= 0 or args.min_clients < 1 or args.link_quiet_min <= 0:
+        print("statusd replay: --window-min and --link-quiet-min must be > 0 and --min-clients >= 1", file=err)
         return 2
     result = replay(rows, encoder=encoder,
-                    surge=SurgeConfig(window_s=args.window_min * 60, min_clients=args.min_clients))
+                    surge=SurgeConfig(window_s=args.window_min * 60, min_clients=args.min_clients,
+                                      active_s=args.link_quiet_min * 60))
     summary_out = sys.stdout
     if args.out:
         try:
