@@ -188,3 +188,58 @@ contacts = {{ hooks = "{hooks.url('/dan')}" }}
     assert rows(db, "SELECT COUNT(*) FROM incidents") == [(1,)]
     [(fired,)] = rows(db, f"SELECT fired_at FROM timers WHERE due_at = '{due}'")
     assert fired is not None
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+async def test_reports_through_a_real_server_and_its_detector_process(tmp_path) -> None:
+    """`statusd serve` runs the detector in a child process; a surge opens an incident; both exit on SIGTERM,
+    and the child also goes when the server is killed with -9."""
+    import aiohttp
+
+    port = free_port()
+    config = tmp_path / "statusd.toml"
+    config.write_text(f"""
+[server]
+port = {port}
+[store]
+path = "statusd.db"
+[components.payments]
+name = "Payments"
+[tokens.helpdesk]
+name = "Helpdesk"
+secret = "lifecycle-helpdesk-token"
+scopes = ["reports:write"]
+""")
+    server = await Server(config).start()
+    assert server.proc is not None
+    children = [int(p) for p in Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()]
+    results = []
+    async with aiohttp.ClientSession(headers={"Authorization": "Bearer lifecycle-helpdesk-token"}) as http:
+        for i in range(6):
+            async with http.post(f"http://127.0.0.1:{port}/api/v1/reports", json={
+                    "client_id": f"c{i}", "text": "card payment declined", "tags": {"component": "payments"}}) as r:
+                assert r.status == 202
+                results.append((await r.json())["report"])
+    assert results[-1]["incident_id"] is not None
+    assert any("spawn_main" in Path(f"/proc/{pid}/cmdline").read_text() for pid in children)
+    code, output = await server.stop(signal.SIGTERM)
+    assert code == 0, output
+    assert "Traceback" not in output
+
+    async def children_gone() -> bool:
+        return not any(alive(pid) for pid in children)
+    await eventually(children_gone, "the detector's process to exit with its server")
+
+    again = await Server(config).start()  # warms up from the stored reports
+    assert again.proc is not None
+    children = [int(p) for p in Path(f"/proc/{again.proc.pid}/task/{again.proc.pid}/children").read_text().split()]
+    code, _ = await again.stop(signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    await eventually(children_gone, "the detector's process to exit after its server was killed")
