@@ -235,6 +235,8 @@ class ReportIntake:
         async with self.store.read() as r:
             open_ids = await r.incidents.open_keys()
         by_key = {key: incident_id for incident_id, key in open_ids.items() if key}
+        # Forget surges whose incident was resolved, so the map stays as small as the open incidents.
+        self._incident_by_key = {k: v for k, v in self._incident_by_key.items() if v in open_ids}
         found: dict[str, int] = {}
         for key in keys:
             known = self._incident_by_key.get(key)
