@@ -32,6 +32,7 @@ from statusd.core.model import CustomerReport
 from statusd.core.protocols import Store
 from statusd.reports import Report
 from statusd.report_worker import DetectorHost, DetectorLost
+from statusd.surge import ReportOutcome
 
 log = logging.getLogger(__name__)
 
@@ -175,12 +176,12 @@ class ReportIntake:
         while self._stored:
             batch = list(self._stored)
             self._stored.clear()
+            stored = [pair for pending in batch for pair in pending.stored]
             try:
-                results = await self._detect([pair for pending in batch for pair in pending.stored])
-            except Exception as exc:  # noqa: BLE001 - stored, but the requests learn that detection failed
-                log.exception("report detection failed for %d stored reports", sum(len(p.stored) for p in batch))
-                _fail(batch, exc)
-                continue
+                results = await self._detect(stored)
+            except Exception:  # noqa: BLE001 - the reports are stored: answer so, and say what failed in the log
+                log.exception("opening incidents or linking failed for %d stored reports", len(stored))
+                results = _stored_results(stored)
             for pending in batch:
                 mine, results = results[:len(pending.stored)], results[len(pending.stored):]
                 if not pending.waiter.done():
@@ -188,23 +189,22 @@ class ReportIntake:
 
     async def _detect(self, stored: list[tuple[CustomerReport, bool]]) -> list[dict[str, Any]]:
         """Detect newly stored reports, in order; open incidents for surges and link what belongs to them."""
-        results = [{"id": report.id, "duplicate": not created, "incident_id": report.incident_id}
-                   for report, created in stored]
+        results = _stored_results(stored)
         fresh = [(result, report) for result, (report, created) in zip(results, stored) if created]
+        reports = [_for_detector(report) for _, report in fresh]
         try:
-            outcomes = await self.detector.observe_many([_for_detector(report) for _, report in fresh])
+            outcomes = await self.detector.observe_many(reports)
         except DetectorLost:
-            # The reports are stored; a new detector learns them from the store like after a restart.
             log.exception("report detector lost; starting a new one from the last %g h of reports", self.rebuild_hours)
-            try:
-                await self.detector.restart()
-                await self.rebuild(self.rebuild_hours)
-            except Exception:  # noqa: BLE001 - the reports stay stored and accepted; the next batch tries again
-                log.exception("could not restart the report detector")
-            return results
+            outcomes = await self._recover(reports, before_id=min(int(r.id) for r in reports))
+        except Exception:  # noqa: BLE001 - e.g. the detector cannot be built: the reports stay stored
+            log.exception("report detection failed for %d reports; they are stored, undetected", len(reports))
+            outcomes = [None] * len(reports)
         links: dict[str, list[int]] = {}  # incident key → reports to link
         keyed: list[tuple[dict[str, Any], str]] = []
         for (result, _), outcome in zip(fresh, outcomes):
+            if outcome is None:
+                continue
             result.update(group=outcome.group_key, incident_id=None)
             if outcome.signal is not None:
                 incident = await self.coordinator.handle(outcome.signal)
@@ -223,6 +223,20 @@ class ReportIntake:
             if result["incident_id"] is None:
                 result["incident_id"] = incidents.get(key)
         return results
+
+    async def _recover(self, reports: list[Report], *, before_id: int) -> list[ReportOutcome | None]:
+        """A new detector that learnt what came before these reports, then these: their surges still fire.
+
+        Only reports older than the batch are replayed (signals dropped); the batch itself is
+        observed for real, and later batches, already stored, come after it as usual.
+        """
+        try:
+            await self.detector.restart()
+            await self.rebuild(self.rebuild_hours, before_id=before_id)
+            return await self.detector.observe_many(reports)
+        except Exception:  # noqa: BLE001 - the reports stay stored and accepted; the next batch tries again
+            log.exception("could not restart the report detector; %d reports are stored, undetected", len(reports))
+            return [None] * len(reports)
 
     async def _incidents_for(self, keys: Iterable[str]) -> dict[str, int]:
         """The open incident each surge belongs to: remembered, or found by its dedup key (e.g. after a restart).
@@ -245,10 +259,15 @@ class ReportIntake:
                 self._incident_by_key[key] = found[key] = incident_id
         return found
 
-    async def rebuild(self, hours: float) -> int:
-        """Warm the detector with the last `hours` of stored reports (after a restart); their surges are not re-sent."""
+    async def rebuild(self, hours: float, *, before_id: int | None = None) -> int:
+        """Warm the detector with the last `hours` of stored reports (after a restart); their surges are not re-sent.
+
+        `before_id`: only reports stored before that one (the batch being recovered and later ones are not).
+        """
         async with self.store.read() as r:
             recent = await r.reports.recent(self.clock.now() - timedelta(hours=hours))
+        if before_id is not None:
+            recent = [report for report in recent if report.id is not None and report.id < before_id]
         await self.detector.rebuild([_for_detector(report) for report in recent])
         return len(recent)
 
@@ -386,6 +405,10 @@ def _ensure_running(task: asyncio.Task[None] | None, stage: Callable[[], Awaitab
     if task is None or task.done():
         return asyncio.create_task(stage(), name=name)
     return task
+
+
+def _stored_results(stored: list[tuple[CustomerReport, bool]]) -> list[dict[str, Any]]:
+    return [{"id": report.id, "duplicate": not created, "incident_id": report.incident_id} for report, created in stored]
 
 
 def _fail(batch: list[_Pending], exc: BaseException) -> None:

