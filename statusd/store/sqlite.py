@@ -434,9 +434,13 @@ class SqliteTimers(_Repo):
 
 
 class SqliteReports(_Repo):
-    _INSERT = ("INSERT INTO reports (source, external_id, client_id, channel, text, tags, contact_notifier,"
-               " contact_address, ticket_url, received_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-               " ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING")
+    @staticmethod
+    def _insert(rows: int) -> str:
+        """INSERT of `rows` reports; a repeated (source, external_id) is skipped, and RETURNING leaves it out."""
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+        return ("INSERT INTO reports (source, external_id, client_id, channel, text, tags, contact_notifier,"
+                f" contact_address, ticket_url, received_at, created_at) VALUES {values}"
+                " ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING *")
 
     @staticmethod
     def _row(report: CustomerReport) -> tuple[Any, ...]:
@@ -445,11 +449,8 @@ class SqliteReports(_Repo):
                 notifier, address, report.ticket_url, ts(report.received_at), ts(report.created_at or report.received_at))
 
     async def add(self, report: CustomerReport) -> tuple[CustomerReport, bool]:
-        # One statement for the common case: RETURNING gives the new row, and nothing on a repeat.
-        row = await self._one(self._INSERT + " RETURNING *", self._row(report))
-        if row is not None:
-            return self._report(row), True
-        return await self._existing(report), False
+        [result] = await self.add_many([report])
+        return result
 
     async def add_many(self, reports: Sequence[CustomerReport]) -> list[tuple[CustomerReport, bool]]:
         # Each statement is a hop to the connection's thread and back, so a batch is one multi-row
@@ -458,9 +459,7 @@ class SqliteReports(_Repo):
         new: list[aiosqlite.Row] = []
         for start in range(0, len(reports), 2000):  # 11 parameters a row, under SQLite's 32,766
             chunk = reports[start:start + 2000]
-            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
-            new += await self._all(self._INSERT.replace("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "VALUES " + values)
-                                   + " RETURNING *", [v for report in chunk for v in self._row(report)])
+            new += await self._all(self._insert(len(chunk)), [v for report in chunk for v in self._row(report)])
         rows = iter(sorted(new, key=lambda r: r["id"]))
         results: list[tuple[CustomerReport, bool]] = []
         row = next(rows, None)
