@@ -990,17 +990,66 @@ async def test_reports_add_many_keeps_input_order_and_marks_repeats(store: Store
         earlier, _ = await tx.reports.add(customer_report("c0", external_id="T-0"))
     batch = [customer_report("c1"), customer_report("c0", external_id="T-0"), customer_report("c2", external_id="T-2"),
              customer_report("c3", external_id="T-2"), customer_report("c4", external_id="T-2", source="form"),
-             customer_report("c5")]
+             customer_report("c5"), customer_report("c5"), customer_report("c6", external_id="T-0"),
+             customer_report("c7", external_id="T-7", at=t(60, PDT), contact=("mail", "c7@example.com"))]
     async with store.transaction() as tx:
         results = await tx.reports.add_many(batch)
         assert await tx.reports.add_many([]) == []
-    assert [created for _, created in results] == [True, False, True, False, True, True]
-    assert [r.client_id for r, _ in results] == ["c1", "c0", "c2", "c2", "c4", "c5"]  # a repeat returns the stored one
-    assert results[1][0].id == earlier.id and results[3][0].id == results[2][0].id
-    new_ids = [r.id for r, created in results if created]
-    assert len(set(new_ids)) == 4 and earlier.id not in new_ids
+    assert [created for _, created in results] == [True, False, True, False, True, True, True, False, True]
+    # A repeat, of a stored report or of one earlier in the batch, returns the stored one.
+    assert [r.client_id for r, _ in results] == ["c1", "c0", "c2", "c2", "c4", "c5", "c5", "c0", "c7"]
+    assert results[1][0] == results[7][0] == earlier and results[3][0] == results[2][0]
+    new = [r for r, created in results if created]
+    new_ids = [r.id for r in new]
+    assert len(set(new_ids)) == 6 and earlier.id not in new_ids
+    assert new_ids == sorted(new_ids)  # in the batch's order, as adding one by one would give
+    assert new[-1].contact == ("mail", "c7@example.com") and new[-1].tags == {"component": "payments"}
+    assert new[-1].received_at == t(60) and new[-1].external_id == "T-7" and new[0].external_id is None
+    assert_utc(*(r.received_at for r in new), *(r.created_at for r in new))
     async with store.read() as r:
-        assert len(await r.reports.recent(T0 - timedelta(days=1))) == 5
+        assert await r.reports.recent(T0 - timedelta(days=1)) == [earlier, *new]  # nothing else stored
+
+
+@pytest.mark.postgres
+async def test_postgres_add_many_waits_for_a_replica_storing_the_same_reports(postgres_server: str) -> None:
+    import asyncpg
+
+    from statusd.store.postgres import PostgresStore
+
+    async with fresh_postgres_database(postgres_server) as dsn:
+        one, two = PostgresStore(dsn, max_size=2), PostgresStore(dsn, max_size=2)
+        await one.open()
+        await two.open()
+        watcher = await asyncpg.connect(dsn)
+
+        async def store_on_two() -> list[tuple[CustomerReport, bool]]:
+            async with two.transaction() as tx:
+                return await tx.reports.add_many([customer_report("b3", external_id="T-3"),
+                                                  customer_report("b1", external_id="T-1"),
+                                                  customer_report("b9", external_id="T-9")])
+
+        try:
+            async with one.transaction() as holder:
+                held = await holder.reports.add_many([customer_report(f"a{i}", external_id=f"T-{i}")
+                                                      for i in (1, 2, 3)])
+                waiting = asyncio.create_task(store_on_two())
+                try:
+                    # Until the holder commits, the other replica's insert waits on its rows.
+                    async with asyncio.timeout(5):
+                        while not await watcher.fetchval("SELECT count(*) FROM pg_stat_activity WHERE"
+                                                         " datname = current_database() AND wait_event_type = 'Lock'"):
+                            await asyncio.sleep(0.01)
+                except BaseException:
+                    waiting.cancel()
+                    raise
+            stored = await waiting
+            # Repeats of rows committed after the waiting statement began are found all the same.
+            assert [(r.client_id, created) for r, created in stored] == [("a3", False), ("a1", False), ("b9", True)]
+            assert [r.id for r, _ in stored[:2]] == [held[2][0].id, held[0][0].id]
+        finally:
+            await watcher.close()
+            await one.close()
+            await two.close()
 
 
 async def test_reports_link_once_list_recent_and_move(store: Store) -> None:

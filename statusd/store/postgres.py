@@ -511,24 +511,56 @@ class PostgresReports(_Repo):
 
     async def add(self, report: CustomerReport) -> tuple[CustomerReport, bool]:
         """Store a report; the same (source, external_id) again returns the stored one and False."""
-        notifier, address = report.contact or (None, None)
-        row = await self.conn.fetchrow(
-            "INSERT INTO reports (source, external_id, client_id, channel, text, tags, contact_notifier,"
-            " contact_address, ticket_url, received_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-            " ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING *",
-            report.source, report.external_id, report.client_id, report.channel, report.text, dict(report.tags),
-            notifier, address, report.ticket_url, _utc(report.received_at),
-            _utc(report.created_at or report.received_at))
-        if row is not None:
-            return self._report(row), True
+        [result] = await self.add_many([report])
+        return result
+
+    async def add_many(self, reports: Sequence[CustomerReport]) -> list[tuple[CustomerReport, bool]]:
+        """`add` for each report in order, in one statement; a repeat within the batch is a repeat of its first."""
+        if not reports:
+            return []
+        # Ids are drawn per input row up front, so each new row joins back to its position (n) whatever
+        # order RETURNING takes; only the first of a batch's repeats is inserted, in key order so that
+        # replicas storing overlapping batches wait on each other instead of deadlocking. The second
+        # branch reads repeats of rows stored before this statement (it cannot see the new ones).
+        rows = await self.conn.fetch(
+            "WITH batch AS MATERIALIZED (SELECT nextval(pg_get_serial_sequence('reports', 'id')) AS id, i.*"
+            " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
+            " $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[]) WITH ORDINALITY"
+            " AS i (source, external_id, client_id, channel, text, tags, contact_notifier, contact_address,"
+            " ticket_url, received_at, created_at, n)),"
+            " inserted AS (INSERT INTO reports (id, source, external_id, client_id, channel, text, tags, contact_notifier,"
+            " contact_address, ticket_url, received_at, created_at)"
+            " SELECT id, source, external_id, client_id, channel, text, tags::jsonb, contact_notifier,"
+            " contact_address, ticket_url, received_at, created_at FROM batch i"
+            " WHERE NOT EXISTS (SELECT 1 FROM batch e WHERE e.source = i.source AND e.external_id = i.external_id"
+            " AND e.n < i.n) ORDER BY source, external_id, n"
+            " ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING *)"
+            " SELECT i.n, inserted.* FROM inserted JOIN batch i USING (id)"
+            " UNION ALL SELECT NULL, r.* FROM reports r WHERE r.external_id IS NOT NULL"
+            " AND (r.source, r.external_id) IN (SELECT source, external_id FROM batch)",
+            [r.source for r in reports], [r.external_id for r in reports], [r.client_id for r in reports],
+            [r.channel for r in reports], [r.text for r in reports], [_json(dict(r.tags)) for r in reports],
+            [r.contact[0] if r.contact else None for r in reports],
+            [r.contact[1] if r.contact else None for r in reports], [r.ticket_url for r in reports],
+            [_utc(r.received_at) for r in reports], [_utc(r.created_at or r.received_at) for r in reports],
+        )
+        new = {row["n"]: row for row in rows if row["n"] is not None}
+        stored = {(row["source"], row["external_id"]): row for row in rows if row["external_id"] is not None}
+        results: list[tuple[CustomerReport, bool]] = []
+        for n, report in enumerate(reports, 1):
+            if n in new:
+                results.append((self._report(new[n]), True))
+            elif (row := stored.get((report.source, report.external_id))) is not None:
+                results.append((self._report(row), False))
+            else:  # stored by a transaction that committed after this statement began: rare
+                results.append((await self._existing(report), False))
+        return results
+
+    async def _existing(self, report: CustomerReport) -> CustomerReport:
         row = await self.conn.fetchrow("SELECT * FROM reports WHERE source = $1 AND external_id = $2",
                                        report.source, report.external_id)
         assert row is not None
-        return self._report(row), False
-
-    async def add_many(self, reports: Sequence[CustomerReport]) -> list[tuple[CustomerReport, bool]]:
-        """`add` for each report in order (network round trips are cheap next to SQLite's thread hops)."""
-        return [await self.add(report) for report in reports]
+        return self._report(row)
 
     async def link(self, report_ids: Iterable[int], incident_id: int) -> list[CustomerReport]:
         """Link reports not linked yet; returns the newly linked ones."""
