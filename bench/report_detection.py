@@ -7,13 +7,14 @@ text models (statusd.textmodel) are fitted on train.csv only; bursts and backgro
 disjoint parts of test.csv. Every stream goes through `statusd.replay.replay`, i.e. the
 detector the server runs.
 
-    python bench/report_detection.py [--data DIR] [--seeds 10] [--encoders tfidf,lsa,lda,lda-open,blend,use]
+    python bench/report_detection.py [--data DIR] [--seeds 10]
+                                     [--encoders tfidf,lsa,lda,lda-open,category,category-open,blend,use]
                                      [--model FILE.npz] [--save-model DIR]
 
-`lsa` fits an unsupervised text model on train.csv texts; `lda` also uses its intent labels
-(a closed world: the bursts' intents are among them); `lda-open` refits per stream without
-the rows of that stream's burst intents, so the bursts are complaint kinds the labelled
-history never saw. Threshold overrides (--join-single, --p-value, ...) are for sweeps.
+`lsa` fits an unsupervised text model on train.csv texts; `lda` and `category` also use its
+intent labels (a closed world: the bursts' intents are among them); `lda-open` and
+`category-open` refit per stream without the rows of that stream's burst intents, so the
+bursts are complaint kinds the labelled history never saw. Threshold overrides (--join-single, --p-value, ...) are for sweeps.
 
 The data folder defaults to $STATUSD_BANKING77, else ../shared/data/banking77 beside the repo.
 Figures are printed, never asserted.
@@ -172,7 +173,13 @@ def encoder_factory(kind: str, train: Sequence[str], cache: CachedUse | None, *,
     return lambda: BlendEncoder(cache, fresh_ngram(), 0.5)
 
 
-MODEL_KINDS = ("lsa", "lda", "lda-open", "model")
+FITTED = ("lsa", "lda", "category")  # text models the bench fits on train.csv
+MODEL_KINDS = (*FITTED, "lda-open", "category-open", "model")
+
+
+def fitted_kind(kind: str) -> str:
+    """The model kind a variant fits: `lda-open` is an `lda` fitted without the stream's burst intents."""
+    return kind.removesuffix("-open")
 
 
 def fit_model(kind: str, train: Sequence[tuple[str, str]], *, stem_prefix: int, path: str | None = None,
@@ -187,7 +194,7 @@ def fit_model(kind: str, train: Sequence[tuple[str, str]], *, stem_prefix: int, 
     rows = [(t, c) for t, c in train if c not in exclude]
     texts = [t for t, _ in rows]
     labels = None if kind == "lsa" else [c for _, c in rows]
-    return ReportModel.fit(texts, labels, stem_prefix=stem_prefix, **options)  # type: ignore[arg-type]
+    return ReportModel.fit(texts, labels, kind=kind, stem_prefix=stem_prefix, **options)  # type: ignore[arg-type]
 
 
 # --- running -----------------------------------------------------------------------------
@@ -367,10 +374,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="folder with banking77 train.csv and test.csv")
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--encoders", default="tfidf,lsa,lda,lda-open,blend,use",
-                        help="comma-separated: tfidf; lsa (text model fitted on train.csv texts); lda (fitted on "
-                             "train.csv texts and intents); lda-open (lda fitted without the stream's burst intents); "
-                             "blend (USE+TF-IDF), use (need the extra)")
+    parser.add_argument("--encoders", default="tfidf,lsa,lda,lda-open,category,category-open,blend,use",
+                        help="comma-separated: tfidf; lsa (text model fitted on train.csv texts); lda, category "
+                             "(fitted on train.csv texts and intents); lda-open, category-open (fitted without the "
+                             "stream's burst intents); blend (USE+TF-IDF), use (need the extra)")
     parser.add_argument("--model", help="a saved text model (.npz, statusd.textmodel): adds the variant `model`")
     parser.add_argument("--save-model", help="write the lsa and lda models fitted on train.csv here (a folder)")
     parser.add_argument("--stem", type=int, default=4, help="stem prefix of Cyrillic words for the TF-IDF n-grams (0: none)")
@@ -398,7 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.model:
         kinds.append("model")
     for kind in kinds:
-        preset = "lda" if kind == "lda-open" else kind
+        preset = fitted_kind(kind)
         if kind == "model":
             preset = ReportModel.load(args.model).kind
         print(f"clustering ({kind}): {ClusteringConfig.for_encoder(preset, **join_overrides)}")
@@ -415,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         all_texts += [t for t, _ in test]
     train = [t for t, _ in train_rows]
     if not train_rows:
-        kinds = [k for k in kinds if k not in ("lsa", "lda", "lda-open")]
+        kinds = [k for k in kinds if fitted_kind(k) not in FITTED]
     use = None
     if any(k in ("use", "blend") for k in kinds):
         use = use_cache(all_texts)
@@ -428,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cache, use_s = (use[0], use[1]) if use else (None, 0.0)
     models: dict[str, ReportModel] = {}
     for kind in kinds:
-        if kind in ("lsa", "lda", "model"):
+        if kind in (*FITTED, "model"):
             t0 = time.perf_counter()
             models[kind] = fit_model(kind, train_rows, stem_prefix=args.stem, path=args.model, **fit_options)
             print(f"text model {kind}: {models[kind]!r}, {time.perf_counter() - t0:.1f} s to fit/load")
@@ -437,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 models[kind].save(Path(args.save_model) / f"banking77-{kind}.npz")
 
     def config(kind: str) -> ClusteringConfig:
-        preset = models[kind].kind if kind in models else ("lda" if kind == "lda-open" else kind)
+        preset = models[kind].kind if kind in models else fitted_kind(kind)
         return ClusteringConfig.for_encoder(preset, **join_overrides)
 
     if test and not args.no_banking:
@@ -446,13 +453,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nbanking77: {args.seeds} streams, {n_rows} reports, "
               f"{sum(1 for s in streams for r in s if r.label)} in {len(BURST_SIZES) * args.seeds} bursts")
         for kind in kinds:
-            if kind == "lda-open":
+            if kind.endswith("-open"):
                 # One model per stream, fitted on train.csv without the rows of that stream's burst intents:
                 # the bursts are complaint kinds the labelled history never saw.
                 metrics, seconds = [], 0.0
                 for rows in streams:
                     unseen = frozenset(r.topic or "" for r in rows if r.label)
-                    model = fit_model("lda", train_rows, stem_prefix=args.stem, exclude=unseen, **fit_options)
+                    model = fit_model(fitted_kind(kind), train_rows, stem_prefix=args.stem, exclude=unseen,
+                                      **fit_options)
                     m, per = run_streams([rows], model.encoder, config(kind), surge)
                     metrics += m
                     seconds += per * len(rows)
@@ -465,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for n in (4, 5, 6):
             fa, six, delay = oracle(streams, n)
             print(f"  N={n}: false alarms/day {fa:.2f}, 6-report bursts found {six:.2f}, median delay {delay:.1f} min")
-        for kind in [k for k in ("tfidf", "lsa", "lda") if (k in kinds or k == "tfidf") and not args.no_flood]:
+        for kind in [k for k in ("tfidf", *FITTED) if (k in kinds or k == "tfidf") and not args.no_flood]:
             make = encoder_factory(kind, train, None, stem_prefix=args.stem, model=models.get(kind))
             flood_s = flood(make, [t for t, _ in test], config(kind), surge)
             print(f"throughput, {kind}, 20,000 reports at 1,000/s (window full at {ClusteringConfig().max_items}): "
@@ -480,8 +488,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     history = [(r.text, r.topic or "") for r in mixed_stream(10_000, with_english_card=False) if not r.label]
     streams = [mixed_stream(seed) for seed in range(args.seeds)]
     for kind in kinds:
-        if kind in ("lsa", "lda", "lda-open"):
-            model = fit_model("lda" if kind == "lda-open" else kind, history, stem_prefix=args.stem, **fit_options)
+        if fitted_kind(kind) in FITTED:
+            model = fit_model(fitted_kind(kind), history, stem_prefix=args.stem, **fit_options)
             make = model.encoder
         else:
             make = encoder_factory(kind, [], cache, stem_prefix=args.stem, model=models.get(kind))

@@ -40,7 +40,7 @@ class Encoder(Protocol):
     """Turns texts into L2-normalised float32 vectors of `dim` dimensions; cosine similarity is their dot product."""
 
     dim: int
-    kind: str  # "tfidf", "use", "blend", "lsa" or "lda": picks the matching thresholds (ClusteringConfig.for_encoder)
+    kind: str  # "tfidf", "use", "blend", "lsa", "lda" or "category": picks the thresholds (ClusteringConfig.for_encoder)
 
     def encode(self, text: str) -> np.ndarray:
         """The vector of one text (all zeros when the text has no usable content)."""
@@ -272,9 +272,11 @@ class ClusteringConfig:
             "tfidf": {},
             "blend": {"join_single": 0.6, "join_large": 0.34},
             "use": {"join_single": 0.75, "join_large": 0.52},
-            # A fitted ReportModel (statusd.textmodel) at its default weights: LSA without labels, LDA with them.
+            # A fitted ReportModel (statusd.textmodel) at its default weights: LSA without labels, LDA or
+            # category with them.
             "lsa": {"join_single": 0.55, "join_large": 0.3},
             "lda": {"join_single": 0.55, "join_large": 0.35},
+            "category": {"join_single": 0.55, "join_large": 0.35},
         }
         if kind not in presets:
             raise ValueError(f"clustering: no preset for encoder {kind!r}")

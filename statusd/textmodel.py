@@ -7,9 +7,15 @@ adds a learned linear projection of those same TF-IDF vectors:
   n-grams that co-occur in past reports ("refund", "money back") share dimensions;
 - with labels (a help-desk category per past report), a regularised LDA: directions that
   separate the categories relative to the spread within each, found after whitening the
-  within-category scatter.
+  within-category scatter;
+- `category`, the same LDA used as a classifier: a report is represented by how likely each
+  category is for it (the Gaussian posterior over the category means in the LDA space, with
+  the pooled within-category spread), so two reports the model puts in one category look
+  alike however they are worded. Strongest when the history's categories cover the kinds of
+  complaint an outage brings; a kind it never saw is pushed toward the nearest category it
+  knows (bench/README.md measures both).
 
-The projected vector is blended with the raw n-gram vector (cosine = weighted mean of the two
+The learned part is blended with the raw n-gram vector (cosine = weighted mean of the two
 cosines), so wording and complaint kinds the history never saw still group by spelling. The
 model also carries the n-gram document frequencies of the history. It is plain arrays, saved
 as a NumPy .npz (never pickle) and loaded with validation.
@@ -28,10 +34,11 @@ import numpy as np
 from statusd.clustering import NgramEncoder
 from statusd.core.errors import StatusdError
 
-FORMAT = 1
-KINDS = ("lsa", "lda")
-#: Projection size and weight of the projected cosine in the blend, per kind (bench/report_detection.py).
-DEFAULTS: dict[str, tuple[int, float]] = {"lsa": (100, 0.7), "lda": (100, 0.5)}
+FORMAT = 2  # 2 added the category means; format 1 files (lsa, lda) still load
+KINDS = ("lsa", "lda", "category")
+SUPERVISED = ("lda", "category")
+#: Projection size and weight of the learned part's cosine in the blend, per kind (bench/report_detection.py).
+DEFAULTS: dict[str, tuple[int, float]] = {"lsa": (100, 0.7), "lda": (100, 0.5), "category": (100, 0.5)}
 
 
 class ReportModelError(StatusdError):
@@ -43,7 +50,7 @@ class ReportModel:
 
     def __init__(self, kind: str, df: np.ndarray, docs: int, projection: np.ndarray, *, weight: float,
                  ngrams: tuple[int, ...] = (3, 4), stem_prefix: int = 4, latin_prefix: int = 0,
-                 dim: int = 1024) -> None:
+                 dim: int = 1024, means: np.ndarray | None = None, spread: float = 0.0) -> None:
         if kind not in KINDS:
             raise ReportModelError(f"report model: kind must be one of {', '.join(KINDS)}, got {kind!r}")
         if projection.ndim != 2 or projection.shape[0] != dim or projection.shape[1] < 1:
@@ -52,6 +59,11 @@ class ReportModel:
             raise ReportModelError(f"report model: weight must be in (0, 1], got {weight}")
         if df.ndim != 1 or len(df) < dim or docs < 0:
             raise ReportModelError("report model: document frequencies must be a vector at least `dim` long")
+        means = np.zeros((0, projection.shape[1])) if means is None else means
+        if kind == "category" and (means.ndim != 2 or means.shape[0] < 2 or means.shape[1] != projection.shape[1]
+                                   or not spread > 0):
+            raise ReportModelError(f"report model: a category model needs at least 2 category means of "
+                                   f"{projection.shape[1]} dimensions and a spread > 0, got {means.shape}, {spread}")
         self.kind = kind
         self.df = df.astype(np.float64)
         self.docs = int(docs)
@@ -61,23 +73,31 @@ class ReportModel:
         self.stem_prefix = int(stem_prefix)
         self.latin_prefix = int(latin_prefix)
         self.dim = int(dim)
+        self.means = means.astype(np.float32) if kind == "category" else np.zeros((0, self.components), np.float32)
+        self.spread = float(spread) if kind == "category" else 0.0
 
     @property
     def components(self) -> int:
-        """Dimensions of the projected part."""
+        """Dimensions of the projection."""
         return int(self.projection.shape[1])
 
+    @property
+    def learned_dim(self) -> int:
+        """Dimensions of the learned part of an encoded vector: the projection, or one per category."""
+        return len(self.means) if self.kind == "category" else self.components
+
     def __repr__(self) -> str:
-        return (f"ReportModel(kind={self.kind!r}, components={self.components}, weight={self.weight}, "
+        classes = f", categories={len(self.means)}" if self.kind == "category" else ""
+        return (f"ReportModel(kind={self.kind!r}, components={self.components}{classes}, weight={self.weight}, "
                 f"docs={self.docs})")
 
     # -- fitting --
 
     @classmethod
-    def fit(cls, texts: Sequence[str], labels: Sequence[str] | None = None, *, components: int | None = None,
-            weight: float | None = None, ridge: float = 0.3, min_per_label: int = 2, stem_prefix: int = 4,
-            latin_prefix: int = 0) -> ReportModel:
-        """Fit on past report texts: LDA when `labels` (one per text) are given, else LSA.
+    def fit(cls, texts: Sequence[str], labels: Sequence[str] | None = None, *, kind: str | None = None,
+            components: int | None = None, weight: float | None = None, ridge: float = 0.3, min_per_label: int = 2,
+            stem_prefix: int = 4, latin_prefix: int = 0) -> ReportModel:
+        """Fit on past report texts: LDA when `labels` (one per text) are given, else LSA; or `kind` "category".
 
         `ridge` is added to the within-category scatter in units of its mean eigenvalue: it keeps
         the whitening from inflating directions the history barely covers. Labels seen on fewer
@@ -86,7 +106,14 @@ class ReportModel:
         texts = list(texts)
         if labels is not None and len(labels) != len(texts):
             raise ReportModelError(f"report model: {len(labels)} labels for {len(texts)} texts")
-        kind = "lsa" if labels is None else "lda"
+        kind = kind or ("lsa" if labels is None else "lda")
+        if kind not in KINDS:
+            raise ReportModelError(f"report model: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        if kind in SUPERVISED and labels is None:
+            raise ReportModelError(f"report model: a {kind} model is fitted on labelled history (a category per "
+                                   f"text); fit lsa without labels")
+        if kind == "lsa":
+            labels = None
         default_r, default_w = DEFAULTS[kind]
         weight = default_w if weight is None else weight
         ngram = NgramEncoder(stem_prefix=stem_prefix, latin_prefix=latin_prefix).fit(texts)
@@ -106,26 +133,33 @@ class ReportModel:
             rows = [i for i, v in enumerate(labels) if str(v) in index and ngram.encode(texts[i]).any()]
             groups = np.array([index[str(labels[i])] for i in rows], dtype=np.int64)
             second, sums, counts = _moments(ngram, texts, rows, groups, len(names))
-            projection = _lda(second, sums, counts, components or default_r, ridge)
+            projection, within = _lda(second, sums, counts, components or default_r, ridge)
+            if kind == "category":
+                # The category means in the LDA space, and the within-category variance per direction there.
+                means = (sums / counts[:, None]) @ projection
+                spread = float(np.trace(projection.T @ within @ projection)) / projection.shape[1]
+                return cls(kind, ngram.df, ngram.docs, projection, weight=weight, ngrams=ngram.ngrams,
+                           stem_prefix=stem_prefix, latin_prefix=latin_prefix, dim=ngram.dim, means=means,
+                           spread=spread)
         return cls(kind, ngram.df, ngram.docs, projection, weight=weight, ngrams=ngram.ngrams,
                    stem_prefix=stem_prefix, latin_prefix=latin_prefix, dim=ngram.dim)
 
     @classmethod
     def fit_file(cls, path: str | Path, *, labels: bool | None = None, label_field: str = "label",
-                 **options: float) -> ReportModel:
+                 kind: str | None = None, **options: float) -> ReportModel:
         """Fit on a CSV/JSONL history with a `text` field and optionally a label field.
 
         `labels` None fits LDA when the file has labels and LSA otherwise; False ignores them;
-        True requires them. Unreadable input raises statusd.replay.ReplayInputError (names line
-        and field), too little of it ReportModelError.
+        True (or a supervised `kind`) requires them. Unreadable input raises
+        statusd.replay.ReplayInputError (names line and field), too little of it ReportModelError.
         """
         from statusd.replay import read_history  # replay imports this module
 
         texts, found = read_history(path, label_field=label_field)
-        if labels and found is None:
+        if (labels or kind in SUPERVISED) and found is None:
             raise ReportModelError(f"report model: {path} has no `{label_field}` values to fit a supervised "
                                    f"model on (fit without labels for LSA, or name the column)")
-        return cls.fit(texts, found if labels is not False else None, **options)  # type: ignore[arg-type]
+        return cls.fit(texts, found if labels is not False else None, kind=kind, **options)  # type: ignore[arg-type]
 
     # -- use --
 
@@ -150,7 +184,8 @@ class ReportModel:
                     f, format=np.int64(FORMAT), kind=np.str_(self.kind), df=self.df.astype(np.float32),
                     docs=np.int64(self.docs), projection=self.projection, weight=np.float64(self.weight),
                     ngrams=np.array(self.ngrams, dtype=np.int64), stem_prefix=np.int64(self.stem_prefix),
-                    latin_prefix=np.int64(self.latin_prefix), dim=np.int64(self.dim))
+                    latin_prefix=np.int64(self.latin_prefix), dim=np.int64(self.dim), means=self.means,
+                    spread=np.float64(self.spread))
         except OSError as exc:
             raise ReportModelError(f"report model: cannot write {path}: {exc.strerror}") from exc
 
@@ -173,14 +208,14 @@ class ReportModel:
         if missing:
             raise ReportModelError(f"report model {path}: not a report model file (missing {', '.join(missing)}); "
                                    f"{hint}")
-        if int(data["format"]) != FORMAT:
+        if int(data["format"]) not in (1, FORMAT):
             raise ReportModelError(f"report model {path}: format {int(data['format'])}, this statusd reads "
-                                   f"format {FORMAT}; {hint}")
+                                   f"formats 1 to {FORMAT}; {hint}")
         try:
             return cls(str(data["kind"]), data["df"], int(data["docs"]), data["projection"],
                        weight=float(data["weight"]), ngrams=tuple(int(n) for n in data["ngrams"]),
                        stem_prefix=int(data["stem_prefix"]), latin_prefix=int(data["latin_prefix"]),
-                       dim=int(data["dim"]))
+                       dim=int(data["dim"]), means=data.get("means"), spread=float(data.get("spread", 0.0)))
         except ReportModelError as exc:
             raise ReportModelError(f"report model {path}: damaged ({exc}); {hint}") from None
         except (TypeError, ValueError) as exc:
@@ -188,9 +223,12 @@ class ReportModel:
 
 
 class ModelEncoder:
-    """The n-gram TF-IDF vector and its projection by a ReportModel, each L2-normalised, blended by weight.
+    """The n-gram TF-IDF vector and the model's learned part, each L2-normalised, blended by weight.
 
-    The projected part's weight is the model's weight times the text's coverage: the share of
+    The learned part is the projection by the model, or for a category model the square roots
+    of the category probabilities (their dot product is the Bhattacharyya coefficient of two
+    reports' category distributions: 1 when the model is sure both are of one category). The
+    learned part's weight is the model's weight times the text's coverage: the share of
     its n-grams the history contained. The projection of text in a language or script the
     history never had is noise (its n-grams reach the model only through hash collisions), so
     such text is compared by its raw n-grams alone. With weight 1 and full coverage the raw part
@@ -204,8 +242,9 @@ class ModelEncoder:
         self.model = model
         self.ngram = ngram
         self.kind = model.kind
-        self.dim = model.components + ngram.dim
+        self.dim = model.learned_dim + ngram.dim
         self._seen = model.df > 0
+        self._mean_norms = np.einsum("ij,ij->i", model.means, model.means)
 
     def coverage(self, text: str) -> float:
         """Share of the text's n-gram occurrences that the history had (0 for a text without any)."""
@@ -217,12 +256,22 @@ class ModelEncoder:
         raw = self.ngram.encode(text)
         weight = self.model.weight * self.coverage(text)
         projected = raw @ self.model.projection
-        norm = float(np.linalg.norm(projected))
+        if self.model.kind == "category":
+            learned = self._posterior(projected) if raw.any() else np.zeros(len(self.model.means), np.float32)
+        else:
+            learned = projected
+        norm = float(np.linalg.norm(learned))
         if norm > 0:
-            projected *= math.sqrt(weight) / norm
+            learned *= math.sqrt(weight) / norm
         else:
             weight = 0.0
-        return np.concatenate([projected, raw * math.sqrt(1 - weight)]).astype(np.float32, copy=False)
+        return np.concatenate([learned, raw * math.sqrt(1 - weight)]).astype(np.float32, copy=False)
+
+    def _posterior(self, z: np.ndarray) -> np.ndarray:
+        """√P(category | z) with equal priors and a shared isotropic spread in the LDA space."""
+        logits = (self.model.means @ z - 0.5 * self._mean_norms) / self.model.spread  # ‖z‖² is common to all
+        p = np.exp(logits - logits.max())
+        return np.sqrt(p / p.sum()).astype(np.float32)
 
     def learn(self, text: str) -> None:
         """Keep the document frequencies learning from the stream."""
@@ -254,8 +303,12 @@ def _lsa(second: np.ndarray, components: int) -> np.ndarray:
     return vectors[:, ::-1][:, :r]
 
 
-def _lda(second: np.ndarray, sums: np.ndarray, counts: np.ndarray, components: int, ridge: float) -> np.ndarray:
-    """Regularised LDA: whiten the within-label scatter (plus ridge), keep the top between-label directions."""
+def _lda(second: np.ndarray, sums: np.ndarray, counts: np.ndarray, components: int,
+         ridge: float) -> tuple[np.ndarray, np.ndarray]:
+    """Regularised LDA: whiten the within-label scatter (plus ridge), keep the top between-label directions.
+
+    Returns the projection and the within-label covariance it was fitted against.
+    """
     d, n = second.shape[0], counts.sum()
     means = sums / counts[:, None]
     within = (second - (means.T * counts) @ means) / n
@@ -267,11 +320,11 @@ def _lda(second: np.ndarray, sums: np.ndarray, counts: np.ndarray, components: i
     whiten = (vectors / np.sqrt(np.maximum(values, 0) + floor)) @ vectors.T
     _, b_vectors = np.linalg.eigh(whiten @ between @ whiten)
     r = max(1, min(components, len(counts) - 1))
-    return whiten @ b_vectors[:, ::-1][:, :r]
+    return whiten @ b_vectors[:, ::-1][:, :r], within
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`statusd fit-model HISTORY OUT.npz [--no-labels] [--label-field F]`: fit a text model; exit status."""
+    """`statusd fit-model HISTORY OUT.npz [--kind K] [--no-labels] [--label-field F]`: fit a text model; exit status."""
     import argparse
     import sys
 
@@ -283,11 +336,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("out", help="where to write the model (.npz)")
     parser.add_argument("--label-field", default="label",
                         help="field with each report's category (default: label); with labels the model is LDA")
+    parser.add_argument("--kind", choices=KINDS,
+                        help="lsa (texts alone), lda (texts and labels; the default with labels) or category (the "
+                             "labels as a classifier: best when your categories cover the complaints an outage "
+                             "brings; backtest with statusd replay --model)")
     parser.add_argument("--no-labels", action="store_true", help="ignore labels: fit LSA on the texts alone")
     args = parser.parse_args(argv)
+    if args.no_labels and args.kind in SUPERVISED:
+        parser.error(f"--no-labels fits lsa; --kind {args.kind} needs the labels")
     try:
         model = ReportModel.fit_file(args.history, labels=False if args.no_labels else None,
-                                     label_field=args.label_field)
+                                     label_field=args.label_field, kind=args.kind)
         model.save(args.out)
     except (ReplayInputError, ReportModelError) as exc:
         print(f"statusd fit-model: {exc}", file=sys.stderr)

@@ -241,20 +241,64 @@ def test_fitted_model_still_matches_wording_it_never_saw() -> None:
     assert same >= ClusteringConfig.for_encoder(model.kind).join_single
 
 
-@pytest.mark.parametrize("labels", [None, HISTORY_LABELS], ids=["lsa", "lda"])
-def test_model_save_load_round_trip(tmp_path: Path, labels: list[str] | None) -> None:
-    model = ReportModel.fit(HISTORY_TEXTS, labels, components=8)
+def test_category_model_represents_a_report_by_its_likely_categories() -> None:
+    model = ReportModel.fit(HISTORY_TEXTS, HISTORY_LABELS, kind="category")
+    assert (model.kind, model.means.shape, model.learned_dim) == ("category", (3, 2), 3) and model.spread > 0
+    enc = model.encoder()
+    refund, money, parcel = (enc.encode(t) for t in ("refund has not arrived yet", "my money has not come back",
+                                                       "my parcel never arrived"))
+    assert enc.dim == 3 + 1024 and all(v.dtype == np.float32 and len(v) == enc.dim for v in (refund, money, parcel))
+    assert float(refund @ refund) == pytest.approx(1.0, abs=1e-5)
+    # The learned part is √P(category): unit length, largest at the category the history taught.
+    part = refund[:3] / np.linalg.norm(refund[:3])
+    assert float(part @ part) == pytest.approx(1.0, abs=1e-5) and int(np.argmax(part)) == 2  # delivery, login, refund
+    assert float(refund @ money) > float(refund @ parcel) + 0.3
+    assert not enc.encode("!!! 123").any()  # no letters: nothing to compare, not a uniform guess
+
+
+def test_category_model_groups_paraphrases_that_ngrams_split() -> None:
+    model = ReportModel.fit(HISTORY_TEXTS, HISTORY_LABELS, kind="category")
+    fitted = Clusterer(encoder=model.encoder())  # the "category" thresholds, from the encoder's kind
+    texts = ["refund has not arrived yet", "my money has not come back", "my parcel never arrived"]
+    keys = [fitted.assign(f"r{i}", t, AT + timedelta(minutes=i)).group_key for i, t in enumerate(texts)]
+    assert keys[0] == keys[1] != keys[2]
+
+
+def test_supervised_kinds_need_labels() -> None:
+    with pytest.raises(ReportModelError, match="labelled history"):
+        ReportModel.fit(HISTORY_TEXTS, kind="category")
+    with pytest.raises(ReportModelError, match="kind must be one of"):
+        ReportModel.fit(HISTORY_TEXTS, HISTORY_LABELS, kind="kmeans")
+    assert ReportModel.fit(HISTORY_TEXTS, HISTORY_LABELS, kind="lsa").kind == "lsa"
+
+
+@pytest.mark.parametrize(("labels", "kind"), [(None, "lsa"), (HISTORY_LABELS, "lda"), (HISTORY_LABELS, "category")],
+                         ids=["lsa", "lda", "category"])
+def test_model_save_load_round_trip(tmp_path: Path, labels: list[str] | None, kind: str) -> None:
+    model = ReportModel.fit(HISTORY_TEXTS, labels, kind=kind, components=8)
     path = tmp_path / "model.npz"
     model.save(path)
     loaded = ReportModel.load(path)
-    assert (loaded.kind, loaded.components, loaded.weight, loaded.docs) == \
-        (model.kind, model.components, model.weight, model.docs)
-    assert loaded.kind == ("lsa" if labels is None else "lda")
+    assert (loaded.kind, loaded.components, loaded.weight, loaded.docs, loaded.spread) == \
+        (model.kind, model.components, model.weight, model.docs, model.spread)
+    assert loaded.kind == kind and np.array_equal(loaded.means, model.means)
     for text in ["refund please", "где моя посылка", ""]:
         assert np.array_equal(model.encoder().encode(text), loaded.encoder().encode(text))
     vec = loaded.encoder().encode("refund please")
     assert vec.dtype == np.float32 and loaded.encoder().dim == len(vec)
     assert float(vec @ vec) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_format_1_model_file_still_loads(tmp_path: Path) -> None:
+    model = ReportModel.fit(HISTORY_TEXTS, HISTORY_LABELS, components=4)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files if k not in ("means", "spread")}
+    np.savez(path, **{**arrays, "format": np.int64(1)})  # as statusd wrote lda/lsa models before category
+    loaded = ReportModel.load(path)
+    assert loaded.kind == "lda" and np.array_equal(loaded.encoder().encode("refund please"),
+                                                   model.encoder().encode("refund please"))
 
 
 def test_model_fit_from_a_history_file(tmp_path: Path) -> None:
@@ -278,7 +322,8 @@ def test_model_fit_from_a_history_file(tmp_path: Path) -> None:
     ("other arrays", "missing format"),
     ("future format", "format 99"),
     ("bad projection", "damaged"),
-], ids=["missing", "garbage", "foreign-npz", "newer-format", "damaged"])
+    ("category without means", "damaged"),
+], ids=["missing", "garbage", "foreign-npz", "newer-format", "damaged", "damaged-category"])
 def test_bad_model_file_is_a_clear_error(tmp_path: Path, content: object, message: str) -> None:
     path = tmp_path / "model.npz"
     if isinstance(content, bytes):
@@ -291,6 +336,8 @@ def test_bad_model_file_is_a_clear_error(tmp_path: Path, content: object, messag
             arrays = dict(npz)
         if content == "future format":
             arrays["format"] = np.int64(99)
+        elif content == "category without means":
+            arrays["kind"] = np.str_("category")
         else:
             arrays["projection"] = np.zeros((7, 4), dtype=np.float32)
         np.savez(path, **arrays)

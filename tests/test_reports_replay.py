@@ -199,13 +199,14 @@ def paraphrase_burst_csv() -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_replay_with_a_fitted_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("kind", ["lda", "category"])
+def test_replay_with_a_fitted_model(tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str) -> None:
     history = tmp_path / "history.csv"
     history.write_text(paraphrase_history_csv(), encoding="utf-8")
     texts, labels = read_history(history)
     assert len(texts) == 36 and labels is not None and set(labels) == {"refund", "delivery"}
     model_path = tmp_path / "model.npz"
-    ReportModel.fit_file(history).save(model_path)
+    ReportModel.fit_file(history, kind=kind).save(model_path)
     source = tmp_path / "reports.csv"
     source.write_text(paraphrase_burst_csv(), encoding="utf-8")
     assert main([str(source)]) == 0
@@ -243,6 +244,11 @@ def test_fit_model_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert ReportModel.load(out).kind == "lda" and "lda" in capsys.readouterr().out
     assert textmodel.main([str(history), str(out), "--no-labels"]) == 0
     assert ReportModel.load(out).kind == "lsa"
+    assert textmodel.main([str(history), str(out), "--kind", "category"]) == 0
+    assert ReportModel.load(out).kind == "category" and "categories=2" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        textmodel.main([str(history), str(out), "--kind", "category", "--no-labels"])
+    assert exit_info.value.code == 2 and "needs the labels" in capsys.readouterr().err
     bad = tmp_path / "bad.csv"
     bad.write_text("body\nhello\n", encoding="utf-8")
     assert textmodel.main([str(bad), str(out)]) == 2

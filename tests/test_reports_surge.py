@@ -165,3 +165,18 @@ def test_surge_test_alone_counts_distinct_clients_in_the_window() -> None:
     assert [v.distinct_clients for v in verdicts] == [1, 2, 2, 2]
     later = test.observe("g", Report("r9", "c9", "x", at + timedelta(minutes=30)))
     assert later.distinct_clients == 1  # the others slid out of the 10-minute window
+
+
+def test_the_surge_p_value_follows_the_encoder_unless_set() -> None:
+    from statusd.textmodel import ReportModel
+
+    assert SurgeConfig().for_encoder("tfidf").p_value == 3e-4
+    assert SurgeConfig().for_encoder("category").p_value == 1e-4
+    assert SurgeConfig(p_value=0.01).for_encoder("category").p_value == 0.01
+    assert ReportDetector().surge.config.p_value == 3e-4
+    texts = ["I want a refund", "my money back please", "where is my parcel", "the courier never came"]
+    model = ReportModel.fit(texts * 3, ["refund", "refund", "delivery", "delivery"] * 3, kind="category")
+    detector = ReportDetector(surge=SurgeConfig(min_clients=3), encoder=model.encoder())
+    assert (detector.surge.config.p_value, detector.surge.config.min_clients) == (1e-4, 3)
+    with pytest.raises(ValueError, match="p_value"):
+        SurgeConfig(p_value=0)
