@@ -25,6 +25,7 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # otherwise survive as noise tokens ("inc", "ord") shared by unrelated reports.
 _TICKET = re.compile(r"#\s*\w+|№\s*\w+|\b[^\W\d_]{1,10}-\d[\w-]*|\b\w*\d\w*\b")
 _NON_LETTERS = re.compile(r"[\W\d_]+")
+_MAYBE_REFERENCE = re.compile(r"[\d#№]")  # no match: _TICKET cannot match either, skip it
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 
 # Short function words of both languages; they carry no topic and make unrelated texts look alike.
@@ -72,9 +73,13 @@ class Report:
 def normalize(text: str) -> str:
     """Casefolded letters-only text (ё→е) without URLs, e-mails, ticket ids and digits; words separated by one space."""
     text = text.casefold().replace("ё", "е")
-    text = _URL.sub(" ", text)
-    text = _EMAIL.sub(" ", text)
-    text = _TICKET.sub(" ", text)
+    # Most reports have no link, address or number; the cheap checks skip the costlier patterns.
+    if "://" in text or "www." in text:
+        text = _URL.sub(" ", text)
+    if "@" in text:
+        text = _EMAIL.sub(" ", text)
+    if _MAYBE_REFERENCE.search(text):
+        text = _TICKET.sub(" ", text)
     return " ".join(w for w in _NON_LETTERS.split(text) if len(w) > 1)
 
 
