@@ -56,8 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config)
         if args.command == "check-config":
             problems = [("notifications.templates_dir", b) for b in Templates(config.notifications.templates_dir).check()]
+            spec: DetectorSpec | None = None
             try:
-                DetectorSpec.from_config(config.reports)  # the encoder's extra and the model file, as serve checks
+                spec = DetectorSpec.from_config(config.reports)  # encoder extra, model file: as serve does
             except ConfigError as exc:
                 problems += exc.problems
             if problems:
@@ -69,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "check-config":
         print(summary(config))
+        print(f"  reports: encoder {config.reports.encoder}, "
+              f"{f'model {spec.model!r}' if spec and spec.model else 'no fitted model'}")
         for warning in coverage_warnings(config, datetime.now(UTC)):
             print(f"  warning: {warning}")
         return 0

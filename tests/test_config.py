@@ -132,6 +132,7 @@ def test_check_config_command(tmp_path: Path) -> None:
                         capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
     assert "config OK" in ok.stdout and "billing-backend:http" in ok.stdout
+    assert "reports: encoder tfidf, no fitted model" in ok.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text('[server]\nport = "x"\n[probes.p]\ntype = "http"\nurl = "gopher://x"\n')
     res = subprocess.run([sys.executable, "-m", "statusd.cli", "check-config", str(bad)],
