@@ -312,6 +312,19 @@ class Group:
     slot: int | None = None  # row of the group's vector sum while it has members in the window
 
 
+def _scores(rows: np.ndarray, vec: np.ndarray) -> np.ndarray:
+    """`rows @ vec`; for a sparse vec only the columns of its non-zero entries are read.
+
+    The window's group sums and the history are column-major, so each such column is
+    contiguous: a TF-IDF vector has about 80 of its 1,024 entries set, and scoring it against
+    a full window reads a tenth of the matrix.
+    """
+    nz = np.flatnonzero(vec)
+    if len(nz) * 4 < len(vec):
+        return rows[:, nz] @ vec[nz]
+    return rows @ vec
+
+
 def tag_group_key(tags: Mapping[str, str], keys: Sequence[str] = ("component", "category")) -> str | None:
     """The group key of a tagged report ("component:payments/category:login"), or None when it has none of `keys`."""
     parts = [f"{k}:{tags[k]}" for k in keys if tags.get(k)]
@@ -341,8 +354,6 @@ class Clusterer:
         self._ids: list[str | None] = [None] * (2 * cap)
         self._start = self._end = 0
         # Rows [0, _k) hold the vector sums and live member counts of the groups in the window.
-        # Column-major, so scoring a sparse report vector reads only the columns of its non-zero
-        # entries, each contiguous (a TF-IDF vector has about 80 of its 1,024 set).
         self._sums = np.zeros((cap + 1, dim), dtype=np.float32, order="F")
         self._counts = np.zeros(cap + 1, dtype=np.float64)
         self._join_thresholds = np.asarray(self.config.threshold(np.maximum(np.arange(cap + 2, dtype=np.float64), 1)))
@@ -358,7 +369,7 @@ class Clusterer:
         # History: reports that left the window, one in `_stride` kept with that weight, so a
         # fixed buffer spans `history_s` at any rate. Rows [_h_start, _h_end) of a double buffer.
         hcap = self.config.history_items
-        self._h_vectors = np.zeros((2 * hcap, dim), dtype=np.float32)
+        self._h_vectors = np.zeros((2 * hcap, dim), dtype=np.float32, order="F")  # column-major: see _scores
         self._h_times: list[datetime | None] = [None] * (2 * hcap)
         self._h_weights = np.zeros(2 * hcap, dtype=np.float64)
         self._h_start = self._h_end = 0
@@ -408,7 +419,7 @@ class Clusterer:
         if group is None or group.slot is None or hi == lo:
             return [], np.zeros(0)
         n = self._counts[group.slot]
-        means = (self._h_vectors[lo:hi] @ self._sums[group.slot]) / n
+        means = _scores(self._h_vectors[lo:hi], self._sums[group.slot]) / n
         hits = np.flatnonzero(means >= self.config.threshold(n))
         return [self._h_times[lo + i] or datetime.min for i in hits.tolist()], self._h_weights[lo + hits]
 
@@ -460,11 +471,7 @@ class Clusterer:
         elif self._k and vec.any():
             k = self._k
             counts = self._counts[:k]
-            nz = np.flatnonzero(vec)
-            if len(nz) * 4 < len(vec):
-                means = (self._sums[:k, nz] @ vec[nz]) / counts
-            else:
-                means = (self._sums[:k] @ vec) / counts
+            means = _scores(self._sums[:k], vec) / counts
             margin = means - self._join_thresholds[counts.astype(np.intp)]
             best = int(np.argmax(margin))
             if margin[best] >= 0:

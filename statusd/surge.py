@@ -31,25 +31,50 @@ from statusd.reports import Report
 
 
 def nb_tail(n: int, mean: float, size: float) -> float:
-    """P(N ≥ n) for a negative binomial with this mean and size k (variance mean + mean²/k)."""
+    """P(N ≥ n) for a negative binomial with this mean and size k (variance mean + mean²/k).
+
+    That tail is the regularised incomplete beta I_q(n, k), q = mean / (k + mean), evaluated by
+    its continued fraction: a few dozen steps where summing the tail term by term takes
+    thousands when the mean is large.
+    """
     if n <= 0:
         return 1.0
     if mean <= 0:
         return 0.0
     if n <= mean:
         return 1.0  # not even above the mean: no surge, whatever the exact tail
-    q = mean / (size + mean)  # failure probability of the NB(k, p) parametrisation
-    log_p = (math.lgamma(n + size) - math.lgamma(size) - math.lgamma(n + 1)
-             + size * math.log1p(-q) + n * math.log(q))
-    # Beyond the mode the terms shrink monotonically, so summing forward until they vanish is exact enough.
-    term = math.exp(log_p)
-    total = term
-    x = n
-    while term > total * 1e-10 and x < n + 100_000:
-        term *= (x + size) / (x + 1) * q
-        total += term
-        x += 1
-    return min(1.0, total)
+    return min(1.0, max(0.0, _beta_regularized(float(n), size, mean / (size + mean))))
+
+
+def _beta_regularized(a: float, b: float, x: float) -> float:
+    """I_x(a, b) (Numerical Recipes' betai): the continued fraction on the side where it converges fast."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1) / (a + b + 2):
+        return front * _beta_fraction(a, b, x) / a
+    return 1.0 - front * _beta_fraction(b, a, 1.0 - x) / b
+
+
+def _beta_fraction(a: float, b: float, x: float, eps: float = 1e-14, tiny: float = 1e-300) -> float:
+    """The continued fraction of the incomplete beta function, by the modified Lentz method."""
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 10_000):
+        m2 = 2 * m
+        for numerator in (m * (b - m) * x / ((a - 1 + m2) * (a + m2)),
+                          -(a + m) * (a + b + m) * x / ((a + m2) * (a + 1 + m2))):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < eps:
+            break
+    return h
 
 
 class SeasonalProfile:

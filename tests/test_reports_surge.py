@@ -180,3 +180,16 @@ def test_the_surge_p_value_follows_the_encoder_unless_set() -> None:
     assert (detector.surge.config.p_value, detector.surge.config.min_clients) == (1e-4, 3)
     with pytest.raises(ValueError, match="p_value"):
         SurgeConfig(p_value=0)
+
+
+@pytest.mark.parametrize(("n", "mean", "size"), [
+    (5, 0.4, 2.0), (6, 0.05, 2.0), (20, 3.0, 0.5), (60, 40.0, 2.0), (1200, 1000.0, 2.0), (3, 1.5, 50.0),
+    (900, 300.0, 1.0), (1, 0.2, 2.0),
+])
+def test_nb_tail_matches_one_minus_the_summed_head(n: int, mean: float, size: float) -> None:
+    # An independent route: 1 − P(N < n), summing the probability mass of every x below n.
+    q = mean / (size + mean)
+    head = sum(math.exp(math.lgamma(x + size) - math.lgamma(size) - math.lgamma(x + 1)
+                        + size * math.log1p(-q) + x * math.log(q)) for x in range(n))
+    expected = 1.0 - head
+    assert nb_tail(n, mean, size) == pytest.approx(expected, rel=1e-6, abs=1e-12)
