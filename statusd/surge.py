@@ -37,25 +37,26 @@ def nb_tail(n: int, mean: float, size: float) -> float:
     its continued fraction: a few dozen steps where summing the tail term by term takes
     thousands when the mean is large.
     """
-    if n <= 0:
+    if n <= 0 or math.isnan(mean):
         return 1.0
     if mean <= 0:
         return 0.0
     if n <= mean:
         return 1.0  # not even above the mean: no surge, whatever the exact tail
-    return min(1.0, max(0.0, _beta_regularized(float(n), size, mean / (size + mean))))
+    p = _beta_regularized(float(n), size, mean / (size + mean), size / (size + mean))
+    return min(1.0, max(0.0, p)) if math.isfinite(p) else 1.0  # never a surge by arithmetic accident
 
 
-def _beta_regularized(a: float, b: float, x: float) -> float:
-    """I_x(a, b) (Numerical Recipes' betai): the continued fraction on the side where it converges fast."""
+def _beta_regularized(a: float, b: float, x: float, y: float) -> float:
+    """I_x(a, b), with y = 1 − x given exactly (Numerical Recipes' betai): the faster side's continued fraction."""
     if x <= 0.0:
         return 0.0
-    if x >= 1.0:
+    if y <= 0.0:
         return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(y))
     if x < (a + 1) / (a + b + 2):
         return front * _beta_fraction(a, b, x) / a
-    return 1.0 - front * _beta_fraction(b, a, 1.0 - x) / b
+    return 1.0 - front * _beta_fraction(b, a, y) / b
 
 
 def _beta_fraction(a: float, b: float, x: float, eps: float = 1e-14, tiny: float = 1e-300) -> float:

@@ -61,9 +61,13 @@ class ReportModel:
             raise ReportModelError("report model: document frequencies must be a vector at least `dim` long")
         means = np.zeros((0, projection.shape[1])) if means is None else means
         if kind == "category" and (means.ndim != 2 or means.shape[0] < 2 or means.shape[1] != projection.shape[1]
-                                   or not spread > 0):
+                                   or not (0 < spread < math.inf)):
             raise ReportModelError(f"report model: a category model needs at least 2 category means of "
-                                   f"{projection.shape[1]} dimensions and a spread > 0, got {means.shape}, {spread}")
+                                   f"{projection.shape[1]} dimensions and a finite spread > 0, got {means.shape}, "
+                                   f"{spread}")
+        for name, array in (("projection", projection), ("document frequencies", df), ("category means", means)):
+            if array.dtype.kind not in "fiu" or not np.isfinite(array).all():
+                raise ReportModelError(f"report model: {name} must be finite real numbers")
         self.kind = kind
         self.df = df.astype(np.float64)
         self.docs = int(docs)
@@ -124,18 +128,22 @@ class ReportModel:
             second, _, _ = _moments(ngram, texts, rows, np.zeros(len(rows), dtype=np.int64), 1)
             projection = _lsa(second, components or default_r)
         else:
-            counted = Counter(str(v) for v in labels if v)
+            usable = [i for i, v in enumerate(labels) if v and ngram.encode(texts[i]).any()]  # text with letters
+            counted = Counter(str(labels[i]) for i in usable)
             names = sorted(k for k, n in counted.items() if n >= min_per_label)
             if len(names) < 2:
                 raise ReportModelError(f"report model: need at least 2 labels with {min_per_label}+ texts each "
                                        f"to fit a supervised model, got {len(names)} (fit without labels for LSA)")
             index = {name: i for i, name in enumerate(names)}
-            rows = [i for i, v in enumerate(labels) if str(v) in index and ngram.encode(texts[i]).any()]
+            rows = [i for i in usable if str(labels[i]) in index]
             groups = np.array([index[str(labels[i])] for i in rows], dtype=np.int64)
             second, sums, counts = _moments(ngram, texts, rows, groups, len(names))
             projection, within = _lda(second, sums, counts, components or default_r, ridge)
             if kind == "category":
-                # The category means in the LDA space, and the within-category variance per direction there.
+                # The category means in the LDA space, and the within-category variance per direction there,
+                # of the regularised covariance the LDA whitened (1 by construction). The unregularised one
+                # is measured on the very texts the directions were chosen to keep tight: on a small
+                # history it is near 0 and would make every posterior one-hot.
                 means = (sums / counts[:, None]) @ projection
                 spread = float(np.trace(projection.T @ within @ projection)) / projection.shape[1]
                 return cls(kind, ngram.df, ngram.docs, projection, weight=weight, ngrams=ngram.ngrams,
@@ -208,9 +216,13 @@ class ReportModel:
         if missing:
             raise ReportModelError(f"report model {path}: not a report model file (missing {', '.join(missing)}); "
                                    f"{hint}")
-        if int(data["format"]) not in (1, FORMAT):
-            raise ReportModelError(f"report model {path}: format {int(data['format'])}, this statusd reads "
-                                   f"formats 1 to {FORMAT}; {hint}")
+        try:
+            fmt = int(data["format"])
+        except (TypeError, ValueError):
+            raise ReportModelError(f"report model {path}: damaged (format is not a number); {hint}") from None
+        if fmt not in (1, FORMAT):
+            raise ReportModelError(f"report model {path}: format {fmt}, this statusd reads formats 1 to {FORMAT}; "
+                                   f"{hint}")
         try:
             return cls(str(data["kind"]), data["df"], int(data["docs"]), data["projection"],
                        weight=float(data["weight"]), ngrams=tuple(int(n) for n in data["ngrams"]),
@@ -261,7 +273,7 @@ class ModelEncoder:
         else:
             learned = projected
         norm = float(np.linalg.norm(learned))
-        if norm > 0:
+        if 0 < norm < math.inf:
             learned *= math.sqrt(weight) / norm
         else:
             weight = 0.0
@@ -307,7 +319,8 @@ def _lda(second: np.ndarray, sums: np.ndarray, counts: np.ndarray, components: i
          ridge: float) -> tuple[np.ndarray, np.ndarray]:
     """Regularised LDA: whiten the within-label scatter (plus ridge), keep the top between-label directions.
 
-    Returns the projection and the within-label covariance it was fitted against.
+    Returns the projection and the regularised within-label covariance it whitens (the identity
+    in the projected space).
     """
     d, n = second.shape[0], counts.sum()
     means = sums / counts[:, None]
@@ -320,7 +333,7 @@ def _lda(second: np.ndarray, sums: np.ndarray, counts: np.ndarray, components: i
     whiten = (vectors / np.sqrt(np.maximum(values, 0) + floor)) @ vectors.T
     _, b_vectors = np.linalg.eigh(whiten @ between @ whiten)
     r = max(1, min(components, len(counts) - 1))
-    return whiten @ b_vectors[:, ::-1][:, :r], within
+    return whiten @ b_vectors[:, ::-1][:, :r], within + floor * np.eye(d)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -193,3 +193,11 @@ def test_nb_tail_matches_one_minus_the_summed_head(n: int, mean: float, size: fl
                         + size * math.log1p(-q) + x * math.log(q)) for x in range(n))
     expected = 1.0 - head
     assert nb_tail(n, mean, size) == pytest.approx(expected, rel=1e-6, abs=1e-12)
+
+
+def test_nb_tail_edge_cases() -> None:
+    assert nb_tail(5, float("nan"), 2.0) == 1.0  # never a surge by arithmetic accident
+    assert nb_tail(3, 1e15, 2.0) == 1.0
+    # A busy group (mean 10⁶): the tail tends to the gamma(k = 2) one, P(X ≥ t·mean) = e^{−2t}(1 + 2t).
+    for t in (1.5, 3.0):
+        assert nb_tail(int(t * 1e6), 1e6, 2.0) == pytest.approx(math.exp(-2 * t) * (1 + 2 * t), rel=1e-4)
