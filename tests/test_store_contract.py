@@ -99,6 +99,22 @@ async def fresh_postgres_database(admin_dsn: str) -> AsyncIterator[str]:
         await admin.close()
 
 
+@asynccontextmanager
+async def two_postgres_replicas(admin_dsn: str) -> AsyncIterator[tuple[str, Store, Store]]:
+    """Two stores on one fresh database, as two statusd replicas would share it: (dsn, one, two)."""
+    from statusd.store.postgres import PostgresStore
+
+    async with fresh_postgres_database(admin_dsn) as dsn:
+        one, two = PostgresStore(dsn, max_size=2), PostgresStore(dsn, max_size=2)
+        await one.open()
+        await two.open()
+        try:
+            yield dsn, one, two
+        finally:
+            await one.close()
+            await two.close()
+
+
 @pytest.fixture(params=[
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
@@ -605,25 +621,16 @@ async def test_concurrent_claims_never_return_the_same_message(store: Store) -> 
 
 @pytest.mark.postgres
 async def test_postgres_claim_skips_rows_another_replica_holds(postgres_server: str) -> None:
-    from statusd.store.postgres import PostgresStore
-
-    async with fresh_postgres_database(postgres_server) as dsn:
-        one, two = PostgresStore(dsn, max_size=2), PostgresStore(dsn, max_size=2)
-        await one.open()
-        await two.open()
-        try:
-            async with one.transaction() as tx:
-                await tx.outbox.enqueue([message(f"m{i}", due=t(i)) for i in range(6)])
-            async with one.transaction() as holder:
-                held = await holder.outbox.claim(t(60), limit=3, lease_s=60)
-                # Waiting for the holder to commit would deadlock here: the holder waits for us.
-                async with asyncio.timeout(5), two.transaction() as tx:
-                    taken = await tx.outbox.claim(t(60), limit=10, lease_s=60)
-            assert [m.key for m in held] == ["m0", "m1", "m2"]
-            assert [m.key for m in taken] == ["m3", "m4", "m5"]
-        finally:
-            await one.close()
-            await two.close()
+    async with two_postgres_replicas(postgres_server) as (_, one, two):
+        async with one.transaction() as tx:
+            await tx.outbox.enqueue([message(f"m{i}", due=t(i)) for i in range(6)])
+        async with one.transaction() as holder:
+            held = await holder.outbox.claim(t(60), limit=3, lease_s=60)
+            # Waiting for the holder to commit would deadlock here: the holder waits for us.
+            async with asyncio.timeout(5), two.transaction() as tx:
+                taken = await tx.outbox.claim(t(60), limit=10, lease_s=60)
+        assert [m.key for m in held] == ["m0", "m1", "m2"]
+        assert [m.key for m in taken] == ["m3", "m4", "m5"]
 
 
 # --- units of work ---------------------------------------------------------------------
@@ -1014,12 +1021,7 @@ async def test_reports_add_many_keeps_input_order_and_marks_repeats(store: Store
 async def test_postgres_add_many_waits_for_a_replica_storing_the_same_reports(postgres_server: str) -> None:
     import asyncpg
 
-    from statusd.store.postgres import PostgresStore
-
-    async with fresh_postgres_database(postgres_server) as dsn:
-        one, two = PostgresStore(dsn, max_size=2), PostgresStore(dsn, max_size=2)
-        await one.open()
-        await two.open()
+    async with two_postgres_replicas(postgres_server) as (dsn, one, two):
         watcher = await asyncpg.connect(dsn)
 
         async def store_on_two() -> list[tuple[CustomerReport, bool]]:
@@ -1048,8 +1050,6 @@ async def test_postgres_add_many_waits_for_a_replica_storing_the_same_reports(po
             assert [r.id for r, _ in stored[:2]] == [held[2][0].id, held[0][0].id]
         finally:
             await watcher.close()
-            await one.close()
-            await two.close()
 
 
 async def test_reports_link_once_list_recent_and_move(store: Store) -> None:
