@@ -523,15 +523,20 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
 
 def _time_query(request: web.Request, name: str, default: datetime) -> datetime:
     raw = request.query.get(name)
-    if raw is None:
-        return default
+    return default if raw is None else parse_time(raw, name)
+
+
+def parse_time(value: Any, key: str) -> datetime:
+    """An ISO-8601 time with a UTC offset ("Z" too), or ValidationError naming `key`."""
+    if not isinstance(value, str):
+        raise ValidationError(key, "expected an ISO-8601 time with offset")
     try:
-        value = datetime.fromisoformat(raw)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ValidationError(name, "expected an ISO-8601 time with offset, e.g. 2026-03-01T08:00:00+00:00") from None
-    if value.tzinfo is None:
-        raise ValidationError(name, "needs a UTC offset, e.g. +00:00")
-    return value
+        raise ValidationError(key, "expected an ISO-8601 time with offset, e.g. 2026-03-02T09:00:00Z") from None
+    if parsed.tzinfo is None:
+        raise ValidationError(key, "needs a UTC offset, e.g. Z or +03:00")
+    return parsed
 
 
 def _subscriber_json(s: Subscriber) -> dict[str, Any]:

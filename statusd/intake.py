@@ -18,26 +18,25 @@ import time as _time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 from yarl import URL
 
-from statusd.api import Body, Token, WriteApi
+from statusd.api import Body, Token, WriteApi, parse_time
 from statusd.coordinator import Coordinator
 from statusd.core.clock import Clock
 from statusd.core.errors import NotFound, ValidationError
 from statusd.core.model import CustomerReport
 from statusd.core.protocols import Store
-from statusd.reports import Report
+from statusd.reports import TAG_KEYS, Report
 from statusd.report_worker import DetectorHost, DetectorLost
 from statusd.surge import ReportOutcome
 
 log = logging.getLogger(__name__)
 
 REPORT_FIELDS = {"client_id", "text", "channel", "contact", "tags", "received_at", "external_id", "ticket_url"}
-TAG_KEYS = ("component", "region", "category")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +91,7 @@ class ReportIntake:
         tags = self._tags(data.get("tags"), body.key("tags"))
         received_at = now
         if data.get("received_at") is not None:
-            received_at = _timestamp(data["received_at"], body.key("received_at"))
+            received_at = parse_time(data["received_at"], body.key("received_at"))
             if received_at > now + timedelta(seconds=self.limits.max_future_s):
                 raise ValidationError(body.key("received_at"), "is in the future")
             if received_at < now - timedelta(days=self.limits.max_age_days):
@@ -435,18 +434,6 @@ class _Prefixed(Body):
             return super().text(key, required=required, max_len=max_len, default=default)
         except ValidationError as exc:
             raise ValidationError(self.key(exc.field), exc.message) from None
-
-
-def _timestamp(value: Any, key: str) -> datetime:
-    if not isinstance(value, str):
-        raise ValidationError(key, "expected an ISO-8601 time with offset")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError(key, "expected an ISO-8601 time with offset, e.g. 2026-03-02T09:00:00Z") from None
-    if parsed.tzinfo is None:
-        raise ValidationError(key, "needs a UTC offset, e.g. Z or +03:00")
-    return parsed
 
 
 def _for_detector(report: CustomerReport) -> Report:

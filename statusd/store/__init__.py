@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
 from importlib import resources
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from statusd.core.model import ProbeResult
 
 
 def ts(value: datetime | None) -> str | None:
@@ -18,6 +23,21 @@ def ts(value: datetime | None) -> str | None:
 def dt(value: str | None) -> datetime | None:
     """The inverse of `ts`."""
     return None if value is None else datetime.fromisoformat(value)
+
+
+def daily_checks(results: Iterable[ProbeResult]) -> dict[tuple[str, date], tuple[int, int, datetime]]:
+    """(component, UTC day) → (checks, failures, latest result time) over results that have a component.
+
+    Both stores fold a batch of results into their per-day rollups with this.
+    """
+    counts: dict[tuple[str, date], tuple[int, int, datetime]] = {}
+    for r in results:
+        if r.component is None:
+            continue
+        key = (r.component, r.at.astimezone(UTC).date())
+        checks, failures, last = counts.get(key, (0, 0, r.at))
+        counts[key] = (checks + 1, failures + (not r.ok), max(last, r.at))
+    return counts
 
 
 def migrations(dialect: str) -> list[tuple[int, str, str]]:

@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -37,7 +37,7 @@ from statusd.core.model import (
     uptime_window,
     utc_day_spans,
 )
-from statusd.store import migrations
+from statusd.store import daily_checks, migrations
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +294,7 @@ class PostgresProbeResults(_Repo):
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             [(r.probe, r.component, _utc(r.at), r.ok, r.degraded, r.latency_s, r.error, r.detail) for r in results],
         )
-        counts = _daily_checks(results)
+        counts = daily_checks(results)
         if counts:
             await self.conn.executemany(
                 "INSERT INTO component_daily AS d (component, day, checks, failures, updated_at)"
@@ -320,18 +320,6 @@ class PostgresProbeResults(_Repo):
     async def prune(self, before: datetime) -> int:
         """Delete raw results older than `before`; returns how many."""
         return _rowcount(await self.conn.execute("DELETE FROM probe_results WHERE at < $1", _utc(before)))
-
-
-def _daily_checks(results: Iterable[ProbeResult]) -> dict[tuple[str, date], tuple[int, int, datetime]]:
-    """(component, UTC day) → (checks, failures, latest result time) over results that have a component."""
-    counts: dict[tuple[str, date], tuple[int, int, datetime]] = {}
-    for r in results:
-        if r.component is None:
-            continue
-        key = (r.component, r.at.astimezone(UTC).date())
-        checks, failures, last = counts.get(key, (0, 0, r.at))
-        counts[key] = (checks + 1, failures + (not r.ok), max(last, r.at))
-    return counts
 
 
 class PostgresSubscribers(_Repo):

@@ -38,7 +38,7 @@ from statusd.core.model import (
     uptime_window,
     utc_day_spans,
 )
-from statusd.store import dt, migrations, ts
+from statusd.store import daily_checks, dt, migrations, ts
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ class SqliteProbeResults(_Repo):
             [(r.probe, r.component, ts(r.at), int(r.ok), int(r.degraded), r.latency_s, r.error, _json(r.detail))
              for r in results]):
             pass
-        counts = _daily_checks(results)
+        counts = daily_checks(results)
         if counts:
             async with self.db.executemany(
                 "INSERT INTO component_daily (component, day, checks, failures, updated_at) VALUES (?, ?, ?, ?, ?)"
@@ -286,18 +286,6 @@ class SqliteProbeResults(_Repo):
 
     async def prune(self, before: datetime) -> int:
         return await self._exec("DELETE FROM probe_results WHERE at < ?", (ts(before),))
-
-
-def _daily_checks(results: Iterable[ProbeResult]) -> dict[tuple[str, date], tuple[int, int, datetime]]:
-    """(component, UTC day) → (checks, failures, latest result time) over results that have a component."""
-    counts: dict[tuple[str, date], tuple[int, int, datetime]] = {}
-    for r in results:
-        if r.component is None:
-            continue
-        key = (r.component, r.at.astimezone(UTC).date())
-        checks, failures, last = counts.get(key, (0, 0, r.at))
-        counts[key] = (checks + 1, failures + (not r.ok), max(last, r.at))
-    return counts
 
 
 class SqliteSubscribers(_Repo):
