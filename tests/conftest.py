@@ -1,4 +1,4 @@
-"""Shared fixtures: a fake clock, a temp SQLite store, free ports and secret-leak checks."""
+"""Shared fixtures: a fake clock, a temp SQLite store, an HTTP client session, free ports and secret-leak checks."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import aiohttp
 import pytest
 
 from statusd.core.clock import FakeClock
@@ -36,3 +37,10 @@ def assert_no_secret(text: str, *secrets: str) -> None:
     """Fail if any secret appears in `text` (errors, logs, reprs must never carry one)."""
     for secret in secrets:
         assert secret not in text, f"secret leaked into: {text[:200]!r}"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """One aiohttp client session for the test (probes, notifiers and the outbox talk to loopback peers)."""
+    async with aiohttp.ClientSession() as session:
+        yield session

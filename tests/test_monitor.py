@@ -74,12 +74,6 @@ async def target() -> AsyncIterator[TestServer]:
     await server.close()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def sync_components(store: SqliteStore, at: datetime) -> None:
     async with store.transaction() as tx:
         await tx.components.sync([Component("api", "API")], at)

@@ -9,7 +9,7 @@ import pytest
 
 from probes.base import ProbeSettings
 from statusd.coordinator import Coordinator, PageInfo
-from statusd.core.model import Component, ComponentStatus, ProbeResult
+from statusd.core.model import Component, ProbeResult
 from statusd.monitor import Monitor
 
 

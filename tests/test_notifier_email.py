@@ -120,12 +120,6 @@ def server_tls(certificate: tuple[Path, Path]) -> ssl.SSLContext:
     return context
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def notifier(http: aiohttp.ClientSession, port: int, **settings: Any) -> EmailNotifier:
     config = EmailConfig(name="mail", type="email", host="127.0.0.1", port=port, **settings)
     return EmailNotifier(config, http, clock=FakeClock())

@@ -212,12 +212,6 @@ async def api() -> AsyncIterator[FakeBotApi]:
         await server.close()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def config(api_url: str, **settings: Any) -> TelegramConfig:
     settings.setdefault("bot_token", Secret(TOKEN))
     return TelegramConfig(name="tg", type="telegram", api_url=api_url, **settings)

@@ -77,12 +77,6 @@ async def receiver() -> AsyncIterator[Receiver]:
         await server.close()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def notifier(http: aiohttp.ClientSession, **settings: object) -> WebhookNotifier:
     config = WebhookConfig(name="hook", type="webhook", **settings)  # type: ignore[arg-type]
     return WebhookNotifier(config, http, clock=FakeClock(NOW))

@@ -29,12 +29,6 @@ CONTEXT = {
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 async def good() -> AsyncIterator[WebhookReceiver]:
     receiver = await WebhookReceiver(secret=SECRET).start()
     yield receiver

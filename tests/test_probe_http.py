@@ -81,12 +81,6 @@ async def target() -> AsyncIterator[TestServer]:
     await server.close()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def probe(http: aiohttp.ClientSession, url: str, **kw) -> HttpProbe:
     return HttpProbe(HttpConfig(name="p", type="http", component="api", url=url, **kw), http)
 
