@@ -183,11 +183,14 @@ def main() -> None:
         try:
             url = f"http://127.0.0.1:{port}"
             asyncio.run(wait_up(url))
-            cpu_before = _cpu(server.pid)
+            before, client_before = _cpu(server.pid), time.process_time()
             wall = time.monotonic()
             asyncio.run(load(url, args.rate, args.seconds, args.concurrency, args.batch, pool, args.warmup))
-            cpu = _cpu(server.pid) - cpu_before
-            print(f"  statusd CPU {cpu / (time.monotonic() - wall):.2f} cores, RSS {_rss_mib(server.pid):.0f} MiB "
+            wall = time.monotonic() - wall
+            after, client = _cpu(server.pid), time.process_time() - client_before
+            server_s, detector_s = after[0] - before[0], sum(after[1:]) - sum(before[1:])
+            print(f"  CPU: statusd {server_s / wall:.2f} cores, its detector {detector_s / wall:.2f}, "
+                  f"this load generator {client / wall:.2f}; statusd RSS {_rss_mib(server.pid):.0f} MiB "
                   f"(server and detector processes together)")
         finally:
             server.terminate()
@@ -206,15 +209,17 @@ def _tree(pid: int) -> list[int]:
     return [pid, *children]
 
 
-def _cpu(pid: int) -> float:
-    total = 0.0
+def _cpu(pid: int) -> list[float]:
+    """CPU seconds of the server, then of each of its children."""
+    seconds = []
     for p in _tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
+            seconds.append(0.0)
             continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+        seconds.append((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    return seconds
 
 
 def _rss_mib(pid: int) -> float:

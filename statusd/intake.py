@@ -68,9 +68,11 @@ class ReportIntake:
         self.rebuild_hours = rebuild_hours  # what a new detector learns from the store
         self._incident_by_key: dict[str, int] = {}
         self._waiting: deque[_Pending] = deque()  # stage one: to be stored
-        self._stored: deque[_Pending] = deque()  # stage two: stored, to be detected and linked
+        self._stored: deque[_Pending] = deque()  # stage two: stored, to be detected
+        self._observed: deque[_Observed] = deque()  # stage three: detected, to be linked and answered
         self._committer: asyncio.Task[None] | None = None
         self._detecting: asyncio.Task[None] | None = None
+        self._linking: asyncio.Task[None] | None = None
 
     # --- validation ------------------------------------------------------------------------
 
@@ -134,12 +136,13 @@ class ReportIntake:
     async def ingest(self, reports: Sequence[CustomerReport]) -> list[dict[str, Any]]:
         """Store, detect and link a validated batch; returns one result per report.
 
-        Requests share the work, in two stages that overlap. Stage one stores every report
+        Requests share the work, in three stages that overlap. Stage one stores every report
         waiting since its last commit in one transaction. Stage two hands every stored report
-        not yet detected to the detector at once, opens incidents for surges and links
-        reports in one more transaction. So under load the cost per report shrinks, and
-        storing the next reports overlaps detecting the last ones, instead of each request
-        queueing for its own commits behind the single writer.
+        not yet detected to the detector at once. Stage three, in the same order, opens
+        incidents for surges and links reports in one more transaction, while the detector
+        already works on the next reports. So under load the cost per report shrinks, and
+        each stage overlaps the others, instead of each request queueing for its own
+        commits behind the single writer, or the detector waiting for the links.
         """
         waiter: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Pending(list(reports), waiter))
@@ -148,8 +151,9 @@ class ReportIntake:
 
     async def close(self) -> None:
         """Finish the work under way and queued behind it, then stop the detector (before the store closes)."""
-        # Stage one may start stage two again while finishing, hence the loop.
-        while running := [t for t in (self._committer, self._detecting) if t is not None and not t.done()]:
+        # A stage may start the next one again while finishing, hence the loop.
+        while running := [t for t in (self._committer, self._detecting, self._linking)
+                          if t is not None and not t.done()]:
             await asyncio.gather(*running, return_exceptions=True)
         await self.detector.close()
 
@@ -172,12 +176,24 @@ class ReportIntake:
             self._detecting = _ensure_running(self._detecting, self._detect_stored, "report-detect")
 
     async def _detect_stored(self) -> None:
+        """Stage two: the detector folds in every stored report it has not seen, in order, in one call."""
         while self._stored:
             batch = list(self._stored)
             self._stored.clear()
             stored = [pair for pending in batch for pair in pending.stored]
+            outcomes = await self._observe([_for_detector(report) for report, created in stored if created])
+            self._observed.append(_Observed(batch, stored, outcomes))
+            self._linking = _ensure_running(self._linking, self._link_observed, "report-link")
+
+    async def _link_observed(self) -> None:
+        """Stage three, in detection order: incidents for surges, links, and the answers to the requests."""
+        while self._observed:
+            done = list(self._observed)
+            self._observed.clear()
+            batch = [pending for observed in done for pending in observed.batch]
+            stored = [pair for observed in done for pair in observed.stored]
             try:
-                results = await self._detect(stored)
+                results = await self._link(stored, [outcome for observed in done for outcome in observed.outcomes])
             except Exception:  # noqa: BLE001 - the reports are stored: answer so, and say what failed in the log
                 log.exception("opening incidents or linking failed for %d stored reports", len(stored))
                 results = _stored_results(stored)
@@ -186,22 +202,28 @@ class ReportIntake:
                 if not pending.waiter.done():
                     pending.waiter.set_result(mine)
 
-    async def _detect(self, stored: list[tuple[CustomerReport, bool]]) -> list[dict[str, Any]]:
-        """Detect newly stored reports, in order; open incidents for surges and link what belongs to them."""
-        results = _stored_results(stored)
-        fresh = [(result, report) for result, (report, created) in zip(results, stored) if created]
-        reports = [_for_detector(report) for _, report in fresh]
+    async def _observe(self, reports: list[Report]) -> list[ReportOutcome | None]:
+        """The detector's outcome per report; None for each where detection failed (they stay stored)."""
         try:
-            outcomes = await self.detector.observe_many(reports)
+            return await self.detector.observe_many(reports)
         except DetectorLost:
             log.exception("report detector lost; starting a new one from the last %g h of reports", self.rebuild_hours)
-            outcomes = await self._recover(reports, before_id=min(int(r.id) for r in reports))
+            return await self._recover(reports, before_id=min(int(r.id) for r in reports))
         except Exception:  # noqa: BLE001 - e.g. the detector cannot be built: the reports stay stored
             log.exception("report detection failed for %d reports; they are stored, undetected", len(reports))
-            outcomes = [None] * len(reports)
+            return [None] * len(reports)
+
+    async def _link(self, stored: list[tuple[CustomerReport, bool]],
+                    outcomes: list[ReportOutcome | None]) -> list[dict[str, Any]]:
+        """Results for stored reports: open incidents for surges and link what belongs to them.
+
+        `outcomes` are the detector's, one per newly stored report, in order.
+        """
+        results = _stored_results(stored)
+        fresh = [result for result, (_, created) in zip(results, stored) if created]
         links: dict[str, list[int]] = {}  # incident key → reports to link
         keyed: list[tuple[dict[str, Any], str]] = []
-        for (result, _), outcome in zip(fresh, outcomes):
+        for result, outcome in zip(fresh, outcomes):
             if outcome is None:
                 continue
             result.update(group=outcome.group_key, incident_id=None)
@@ -388,6 +410,15 @@ class ReportIntake:
         if len(self._buckets) > 100_000:  # bounded memory under a flood of addresses
             self._buckets.clear()
         return True
+
+
+@dataclass(frozen=True, slots=True)
+class _Observed:
+    """Requests whose reports the detector has seen, with its outcome per newly stored report."""
+
+    batch: list[_Pending]
+    stored: list[tuple[CustomerReport, bool]]
+    outcomes: list[ReportOutcome | None]
 
 
 @dataclass(slots=True)
