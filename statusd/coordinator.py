@@ -11,7 +11,7 @@ worker delivers what was committed, and the timer worker fires what came due.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -432,9 +432,13 @@ class Coordinator:
                 raise NotFound("incident", incident_id)
         return (await self.link_reports_many({incident_id: list(report_ids)})).get(incident_id, 0)
 
-    async def link_reports_many(self, links: Mapping[int, Sequence[int]]) -> dict[int, int]:
+    async def link_reports_many(self, links: Mapping[int, Sequence[int]], *,
+                                noted: Collection[int] | None = None) -> dict[int, int]:
         """`link_reports` for several incidents in one transaction (the report intake's group commit).
 
+        `noted`: the incidents whose links get a timeline note (None: each with two or more).
+        The intake notes a surge's opening links only: later reports trickle in at whatever
+        batch size the load makes, and the reports API lists them without a note per batch.
         Returns how many reports were newly linked per incident.
         """
         now = self.clock.now()
@@ -443,21 +447,24 @@ class Coordinator:
             for report in await tx.reports.link_many(links):
                 assert report.incident_id is not None
                 by_incident.setdefault(report.incident_id, []).append(report)
-            wrote = [await self._linked(tx, incident_id, linked, now) for incident_id, linked in by_incident.items()]
-        if any(wrote):  # a single late report without a contact changes nothing anyone sees
+            wrote = [await self._linked(tx, incident_id, linked, now, note=noted is None or incident_id in noted)
+                     for incident_id, linked in by_incident.items()]
+        if any(wrote):  # late reports without a contact change nothing anyone sees
             self._committed(None, now)
         return {incident_id: len(linked) for incident_id, linked in by_incident.items()}
 
-    async def _linked(self, tx: Tx, incident_id: int, linked: list[CustomerReport], now: datetime) -> bool:
+    async def _linked(self, tx: Tx, incident_id: int, linked: list[CustomerReport], now: datetime, *,
+                      note: bool = True) -> bool:
         """The timeline note of a surge and the acknowledgement of each newly affected client; False: neither."""
         # The acknowledgement's outbox key names the incident and the address, so a client
         # who reports again is not acknowledged again — no need to read earlier links.
         new_contacts = list(dict.fromkeys(r.contact for r in linked if r.contact))
-        if len(linked) < 2 and not new_contacts:
-            return False  # a single late report is listed by the API, not the timeline
+        note = note and len(linked) > 1  # a single report is listed by the API, not the timeline
+        if not note and not new_contacts:
+            return False
         incident = await tx.incidents.get(incident_id)
         assert incident is not None and incident.id is not None
-        if len(linked) > 1:
+        if note:
             clients = len({r.client_id for r in linked})
             await tx.incidents.add_entry(TimelineEntry(
                 incident.id, now, EntryKind.NOTE, author=AUTOMATED_AUTHOR,

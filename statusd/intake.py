@@ -222,6 +222,7 @@ class ReportIntake:
         results = _stored_results(stored)
         fresh = [result for result, (_, created) in zip(results, stored) if created]
         links: dict[str, list[int]] = {}  # incident key → reports to link
+        opening: set[str] = set()  # keys of surges that opened (or joined an incident) in this batch
         keyed: list[tuple[dict[str, Any], str]] = []
         for result, outcome in zip(fresh, outcomes):
             if outcome is None:
@@ -236,10 +237,13 @@ class ReportIntake:
             if outcome.incident_key and outcome.link_report_ids:
                 links.setdefault(outcome.incident_key, []).extend(int(i) for i in outcome.link_report_ids)
                 keyed.append((result, outcome.incident_key))
+                if outcome.opened:
+                    opening.add(outcome.incident_key)
         incidents = await self._incidents_for(links)
         if incidents:
             await self.coordinator.link_reports_many(
-                {incidents[key]: ids for key, ids in links.items() if key in incidents})
+                {incidents[key]: ids for key, ids in links.items() if key in incidents},
+                noted={incidents[key] for key in opening if key in incidents})
         for result, key in keyed:
             if result["incident_id"] is None:
                 result["incident_id"] = incidents.get(key)

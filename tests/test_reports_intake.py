@@ -86,6 +86,25 @@ async def test_a_late_report_joins_the_open_incident_and_gets_a_catch_up(client)
     assert "client99@example.com" in await outbox(client, "report_ack")
 
 
+async def test_the_timeline_notes_a_surge_s_links_once_not_every_later_batch(client) -> None:
+    for i in range(6):
+        await client.post("/api/v1/reports", headers=auth(), json=report(i, tags={"component": "payments"}))
+    # Late reports arrive in batches, as a group commit under load would hand them over.
+    for start in (10, 20):
+        r = await client.post("/api/v1/reports/batch", headers=auth(),
+                              json={"reports": [report(i, tags={"component": "payments"}) for i in range(start, start + 4)]})
+        assert r.status == 202 and all(res["incident_id"] for res in (await r.json())["reports"])
+    [incident_id] = {res["incident_id"] for res in (await r.json())["reports"]}
+    async with client.app[RUNTIME].store.read() as rd:
+        entries = (await rd.incidents.entries([incident_id]))[incident_id]
+        linked = await rd.reports.for_incident(incident_id)
+    notes = [e for e in entries if e.body.startswith("Linked ")]
+    assert len(linked) == 14
+    assert len(notes) == 1 and notes[0].data["clients"] == 5, [e.body for e in notes]  # the five that opened it
+    assert await outbox(client, "report_ack") == sorted(f"client{i}@example.com" for i in [*range(6), *range(10, 14),
+                                                                                          *range(20, 24)])
+
+
 async def test_idempotent_on_source_and_external_id(client) -> None:
     first = await client.post("/api/v1/reports", headers=auth(), json=report(1, external_id="T-1"))
     again = await client.post("/api/v1/reports", headers=auth(), json=report(1, external_id="T-1"))
