@@ -304,6 +304,21 @@ async def test_the_detector_gives_the_same_answers_in_a_child_process_and_inline
     assert answers[False] == answers[True]
 
 
+def test_the_detector_runs_numpy_s_blas_on_one_thread() -> None:
+    """Split over two cores, its small products spin a helper thread: about 40 % more CPU in a server."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from statusd.report_worker import DetectorSpec, InlineDetector
+
+    def blas_threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    with threadpool_limits(limits=2, user_api="blas"):  # restores this process's setting afterwards
+        assert blas_threads() == {2}
+        InlineDetector(DetectorSpec().build)  # the child process calls the same function first thing
+        assert blas_threads() == {1}
+
+
 # --- a text model fitted on the operator's history ---------------------------------------------
 
 
