@@ -437,8 +437,9 @@ class Coordinator:
         """`link_reports` for several incidents in one transaction (the report intake's group commit).
 
         `noted`: the incidents whose links get a timeline note (None: each with two or more).
-        The intake notes a surge's opening links only: later reports trickle in at whatever
-        batch size the load makes, and the reports API lists them without a note per batch.
+        The intake notes the links that came with a surge's signal (opened, re-opened, joined
+        or grown): later reports trickle in at whatever batch size the load makes, and the
+        reports API lists them without a note per batch.
         Returns how many reports were newly linked per incident.
         """
         now = self.clock.now()

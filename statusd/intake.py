@@ -181,7 +181,11 @@ class ReportIntake:
             batch = list(self._stored)
             self._stored.clear()
             stored = [pair for pending in batch for pair in pending.stored]
-            outcomes = await self._observe([_for_detector(report) for report, created in stored if created])
+            try:
+                outcomes = await self._observe([_for_detector(report) for report, created in stored if created])
+            except Exception:  # noqa: BLE001 - stored all the same: answered undetected, never left waiting
+                log.exception("report detection failed for %d stored reports", len(stored))
+                outcomes = [None] * sum(created for _, created in stored)
             self._observed.append(_Observed(batch, stored, outcomes))
             self._linking = _ensure_running(self._linking, self._link_observed, "report-link")
 
@@ -222,7 +226,7 @@ class ReportIntake:
         results = _stored_results(stored)
         fresh = [result for result, (_, created) in zip(results, stored) if created]
         links: dict[str, list[int]] = {}  # incident key → reports to link
-        opening: set[str] = set()  # keys of surges that opened (or joined an incident) in this batch
+        signalled: set[str] = set()  # keys whose surge signalled in this batch: opened, re-opened, joined or grew
         keyed: list[tuple[dict[str, Any], str]] = []
         for result, outcome in zip(fresh, outcomes):
             if outcome is None:
@@ -237,13 +241,16 @@ class ReportIntake:
             if outcome.incident_key and outcome.link_report_ids:
                 links.setdefault(outcome.incident_key, []).extend(int(i) for i in outcome.link_report_ids)
                 keyed.append((result, outcome.incident_key))
-                if outcome.opened:
-                    opening.add(outcome.incident_key)
+                if outcome.signal is not None:
+                    signalled.add(outcome.incident_key)
         incidents = await self._incidents_for(links)
         if incidents:
+            by_incident: dict[int, list[int]] = {}  # two surges may share one incident (one joined the other)
+            for key, ids in links.items():
+                if key in incidents:
+                    by_incident.setdefault(incidents[key], []).extend(ids)
             await self.coordinator.link_reports_many(
-                {incidents[key]: ids for key, ids in links.items() if key in incidents},
-                noted={incidents[key] for key in opening if key in incidents})
+                by_incident, noted={incidents[key] for key in signalled if key in incidents})
         for result, key in keyed:
             if result["incident_id"] is None:
                 result["incident_id"] = incidents.get(key)
@@ -427,7 +434,7 @@ class _Observed:
 
 @dataclass(slots=True)
 class _Pending:
-    """One request's reports on their way through the intake's two stages."""
+    """One request's reports on their way through the intake's three stages."""
 
     reports: list[CustomerReport]
     waiter: asyncio.Future[list[dict[str, Any]]]
