@@ -180,13 +180,9 @@ class ReportIntake:
         while self._stored:
             batch = list(self._stored)
             self._stored.clear()
-            stored = [pair for pending in batch for pair in pending.stored]
-            try:
-                outcomes = await self._observe([_for_detector(report) for report, created in stored if created])
-            except Exception:  # noqa: BLE001 - stored all the same: answered undetected, never left waiting
-                log.exception("report detection failed for %d stored reports", len(stored))
-                outcomes = [None] * sum(created for _, created in stored)
-            self._observed.append(_Observed(batch, stored, outcomes))
+            fresh = [report for pending in batch for report, created in pending.stored if created]
+            outcomes = await self._observe(fresh)
+            self._observed.append(_Observed(batch, outcomes))
             self._linking = _ensure_running(self._linking, self._link_observed, "report-link")
 
     async def _link_observed(self) -> None:
@@ -195,7 +191,7 @@ class ReportIntake:
             done = list(self._observed)
             self._observed.clear()
             batch = [pending for observed in done for pending in observed.batch]
-            stored = [pair for observed in done for pair in observed.stored]
+            stored = [pair for pending in batch for pair in pending.stored]
             try:
                 results = await self._link(stored, [outcome for observed in done for outcome in observed.outcomes])
             except Exception:  # noqa: BLE001 - the reports are stored: answer so, and say what failed in the log
@@ -206,16 +202,21 @@ class ReportIntake:
                 if not pending.waiter.done():
                     pending.waiter.set_result(mine)
 
-    async def _observe(self, reports: list[Report]) -> list[ReportOutcome | None]:
-        """The detector's outcome per report; None for each where detection failed (they stay stored)."""
+    async def _observe(self, fresh: list[CustomerReport]) -> list[ReportOutcome | None]:
+        """The detector's outcome per newly stored report; None for each where detection failed (they stay stored).
+
+        Never raises: the requests waiting for these reports are answered whatever happens here.
+        """
+        reports: list[Report] = []
         try:
+            reports = [_for_detector(report) for report in fresh]
             return await self.detector.observe_many(reports)
         except DetectorLost:
             log.exception("report detector lost; starting a new one from the last %g h of reports", self.rebuild_hours)
             return await self._recover(reports, before_id=min(int(r.id) for r in reports))
         except Exception:  # noqa: BLE001 - e.g. the detector cannot be built: the reports stay stored
-            log.exception("report detection failed for %d reports; they are stored, undetected", len(reports))
-            return [None] * len(reports)
+            log.exception("report detection failed for %d reports; they are stored, undetected", len(fresh))
+            return [None] * len(fresh)
 
     async def _link(self, stored: list[tuple[CustomerReport, bool]],
                     outcomes: list[ReportOutcome | None]) -> list[dict[str, Any]]:
@@ -428,7 +429,6 @@ class _Observed:
     """Requests whose reports the detector has seen, with its outcome per newly stored report."""
 
     batch: list[_Pending]
-    stored: list[tuple[CustomerReport, bool]]
     outcomes: list[ReportOutcome | None]
 
 
