@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import secrets
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -670,6 +671,76 @@ async def test_transaction_that_raises_rolls_back_everything(store: Store) -> No
     assert (await create(store, new_incident(dedup_key="probe:api"))).dedup_key == "probe:api"
 
 
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "statusd.db")
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def test_sqlite_transaction_holds_the_write_lock_from_its_first_statement(sqlite_store: SqliteStore) -> None:
+    # BEGIN IMMEDIATE travels with the first statement: from there on, no other writer gets in.
+    other = sqlite3.connect(sqlite_store.path, isolation_level=None, timeout=0)
+    try:
+        async with sqlite_store.transaction() as tx:
+            await tx.outbox.enqueue([message("m1")])
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")  # committed: free again
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    async with sqlite_store.read() as r:
+        assert [m.key for m in await r.outbox.list()] == ["m1"]
+
+
+async def test_sqlite_transaction_costs_one_hop_per_statement_and_one_to_commit(
+        sqlite_store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every hop to the connection's thread waits for a turn of the event loop; under load that is the cost.
+    writer = sqlite_store._writer
+    assert writer is not None
+    hops: list[str] = []
+    execute = type(writer)._execute
+
+    async def counted(self: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(fn, "__name__", repr(fn)))
+        return await execute(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(type(writer), "_execute", counted)
+    async with sqlite_store.transaction() as tx:
+        await tx.outbox.enqueue([message("m1")])
+    assert hops == ["_begun", "_commit"]
+    hops.clear()
+    async with sqlite_store.transaction() as tx:
+        pass
+    assert hops == []  # nothing to begin or commit
+
+
+async def test_sqlite_statement_after_a_failed_begin_still_runs_in_the_transaction(sqlite_store: SqliteStore) -> None:
+    # The first statement's BEGIN finds the database locked by another writer. A body that carries
+    # on must not write outside the transaction: the next statement begins it, so the rollback holds.
+    writer = sqlite_store._writer
+    assert writer is not None
+    await writer.execute("PRAGMA busy_timeout = 0")
+    other = sqlite3.connect(sqlite_store.path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(Boom):
+            async with sqlite_store.transaction() as tx:
+                with pytest.raises(sqlite3.OperationalError, match="locked"):
+                    await tx.outbox.enqueue([message("m1")])
+                other.execute("ROLLBACK")
+                await tx.outbox.enqueue([message("m2")])
+                raise Boom()
+    finally:
+        other.close()
+    async with sqlite_store.read() as r:
+        assert await r.outbox.list() == []
+
+
 async def test_committed_work_is_visible_to_readers(store: Store) -> None:
     async with store.transaction() as tx:
         created = await tx.incidents.create(new_incident())
@@ -930,8 +1001,6 @@ async def test_upgrade_to_rollups_starts_open_intervals_at_the_last_change(
     # Rows as the 0002 code wrote them: the status and the time of its last change.
     rows = [("api", "API", "partial_outage", utc(1, 10)), ("web", "Web", "operational", utc(1, 0))]
     if backend.dialect == "sqlite":
-        import sqlite3
-
         from statusd.store import ts
 
         assert isinstance(old, SqliteStore)

@@ -3,6 +3,11 @@
 Writes go through one connection, one transaction at a time (`BEGIN IMMEDIATE` under a
 lock), so a unit of work never interleaves with another. Reads use a second connection
 and, thanks to WAL, never wait for writers.
+
+Every call to aiosqlite is a hop to the connection's thread and back through the event
+loop, and under load each hop waits for a turn of a busy loop. So each statement is one
+hop (never execute + fetch + close), and a transaction's `BEGIN IMMEDIATE` travels with
+its first statement: a transaction of n statements costs n + 1 hops.
 """
 
 from __future__ import annotations
@@ -10,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -47,22 +53,86 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
+T = TypeVar("T")
+
+
+class _Connection(aiosqlite.Connection):
+    """aiosqlite's connection, plus `run`: a function of the sqlite3 connection, on its thread, in one hop."""
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        # `_execute` queues a call for the connection's thread; every public aiosqlite call is built on it.
+        return await self._execute(fn, self._conn, *args)
+
+
+class _Session:
+    """Statements on one connection; in a write transaction the first one carries the `BEGIN IMMEDIATE`."""
+
+    __slots__ = ("db", "begin")
+
+    def __init__(self, db: _Connection, *, begin: bool = False) -> None:
+        self.db = db
+        self.begin = begin  # True until a statement has opened the transaction
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        if not self.begin:
+            return await self.db.run(fn, *args)
+        try:
+            return await self.db.run(_begun, fn, *args)
+        finally:  # a failed BEGIN leaves it to the next statement; a failed statement after it does not
+            self.begin = not self.db.in_transaction
+
+
+def _begun(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    return fn(conn, *args)
+
+
+def _fetchall(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+    return conn.execute(sql, params).fetchall()
+
+
+def _rowcount(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
+    return conn.execute(sql, params).rowcount
+
+
+def _lastrowid(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
+    new_id = conn.execute(sql, params).lastrowid
+    assert new_id is not None
+    return new_id
+
+
+def _executemany(conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    conn.executemany(sql, rows)
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    conn.execute("COMMIT")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:  # not when the BEGIN itself failed, or no statement ran
+        conn.execute("ROLLBACK")
+
+
 class _Repo:
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: _Session) -> None:
         self.db = db
 
-    # Every aiosqlite call is a hop to the connection's thread and back through the event loop,
-    # so a query is one call (execute_fetchall) rather than three (execute, fetch, close).
-    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        return list(await self.db.execute_fetchall(sql, params))
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return await self.db.run(_fetchall, sql, params)
 
-    async def _one(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
-        rows = await self.db.execute_fetchall(sql, params)
-        return next(iter(rows), None)
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        rows = await self.db.run(_fetchall, sql, params)
+        return rows[0] if rows else None
 
     async def _exec(self, sql: str, params: Sequence[Any] = ()) -> int:
-        async with self.db.execute(sql, params) as cur:
-            return cur.rowcount
+        return await self.db.run(_rowcount, sql, params)
+
+    async def _insert_id(self, sql: str, params: Sequence[Any]) -> int:
+        return await self.db.run(_lastrowid, sql, params)
+
+    async def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self.db.run(_executemany, sql, rows)
 
 
 class SqliteComponents(_Repo):
@@ -108,11 +178,10 @@ class SqliteComponents(_Repo):
         column = STATUS_SECONDS_FIELD[status]  # from a fixed mapping, never from input
         rows = [(component_id, day.isoformat(), seconds, ts(end)) for day, seconds in utc_day_spans(start, end)]
         if rows:
-            async with self.db.executemany(
+            await self._many(
                 f"INSERT INTO component_daily (component, day, {column}, updated_at) VALUES (?, ?, ?, ?)"
                 f" ON CONFLICT (component, day) DO UPDATE SET {column} = {column} + excluded.{column},"
-                " updated_at = max(updated_at, excluded.updated_at)", rows):
-                pass
+                " updated_at = max(updated_at, excluded.updated_at)", rows)
 
     async def uptime(self, component_ids: Iterable[str], days: int, now: datetime) -> dict[str, list[DayUptime]]:
         ids = list(dict.fromkeys(component_ids))
@@ -135,7 +204,7 @@ class SqliteComponents(_Repo):
         return out
 
     @staticmethod
-    def _component(r: aiosqlite.Row) -> Component:
+    def _component(r: sqlite3.Row) -> Component:
         return Component(id=r["id"], name=r["name"], description=r["description"], group=r["grp"],
                          position=r["position"], status=ComponentStatus(r["status"]), updated_at=dt(r["updated_at"]))
 
@@ -148,15 +217,13 @@ def _day_uptime(r: Any, day: date) -> DayUptime:
 
 class SqliteIncidents(_Repo):
     async def create(self, incident: NewIncident) -> Incident:
-        async with self.db.execute(
+        new_id = await self._insert_id(
             "INSERT INTO incidents (title, status, impact, components, source, dedup_key, assignee, escalation,"
             " opened_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (incident.title, incident.status.value, incident.impact.value, _json(list(incident.components)),
              incident.source, incident.dedup_key, incident.assignee, _json(incident.escalation),
              ts(incident.opened_at), ts(incident.opened_at)),
-        ) as cur:
-            new_id = cur.lastrowid
-        assert new_id is not None
+        )
         created = await self.get(new_id)
         assert created is not None
         return created
@@ -205,13 +272,12 @@ class SqliteIncidents(_Repo):
         return [self._incident(r) for r in rows]
 
     async def add_entry(self, entry: TimelineEntry) -> TimelineEntry:
-        async with self.db.execute(
+        new_id = await self._insert_id(
             "INSERT INTO timeline (incident_id, at, kind, body, author, status, public, data)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (entry.incident_id, ts(entry.at), entry.kind.value, entry.body, entry.author,
              entry.status.value if entry.status else None, int(entry.public), _json(entry.data)),
-        ) as cur:
-            new_id = cur.lastrowid
+        )
         return TimelineEntry(**{**_fields(entry), "id": new_id})
 
     async def entries(self, incident_ids: Iterable[int], *, public_only: bool = False) -> dict[int, list[TimelineEntry]]:
@@ -232,7 +298,7 @@ class SqliteIncidents(_Repo):
         return out
 
     @staticmethod
-    def _incident(r: aiosqlite.Row) -> Incident:
+    def _incident(r: sqlite3.Row) -> Incident:
         return Incident(
             id=r["id"], title=r["title"], status=IncidentStatus(r["status"]), impact=Impact(r["impact"]),
             components=tuple(json.loads(r["components"])), source=r["source"], dedup_key=r["dedup_key"],
@@ -257,21 +323,19 @@ class SqliteProbeResults(_Repo):
     async def add_many(self, results: Sequence[ProbeResult]) -> None:
         if not results:
             return
-        async with self.db.executemany(
+        await self._many(
             "INSERT INTO probe_results (probe, component, at, ok, degraded, latency_s, error, detail)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(r.probe, r.component, ts(r.at), int(r.ok), int(r.degraded), r.latency_s, r.error, _json(r.detail))
-             for r in results]):
-            pass
+             for r in results])
         counts = daily_checks(results)
         if counts:
-            async with self.db.executemany(
+            await self._many(
                 "INSERT INTO component_daily (component, day, checks, failures, updated_at) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (component, day) DO UPDATE SET checks = checks + excluded.checks,"
                 " failures = failures + excluded.failures, updated_at = max(updated_at, excluded.updated_at)",
                 [(component, day.isoformat(), checks, failures, ts(last))
-                 for (component, day), (checks, failures, last) in counts.items()]):
-                pass
+                 for (component, day), (checks, failures, last) in counts.items()])
 
     async def oldest(self) -> datetime | None:
         row = await self._one("SELECT MIN(at) AS at FROM probe_results")
@@ -312,7 +376,7 @@ class SqliteSubscribers(_Repo):
         return [s for s in await self.list() if not s.components or wanted.intersection(s.components)]
 
     @staticmethod
-    def _subscriber(r: aiosqlite.Row) -> Subscriber:
+    def _subscriber(r: sqlite3.Row) -> Subscriber:
         return Subscriber(id=r["id"], notifier=r["notifier"], target=r["target"],
                           components=tuple(json.loads(r["components"])), created_at=dt(r["created_at"]))
 
@@ -369,7 +433,7 @@ class SqliteOutbox(_Repo):
         return [self._message(r) for r in await self._all("SELECT * FROM outbox ORDER BY id DESC LIMIT ?", (limit,))]
 
     @staticmethod
-    def _message(r: aiosqlite.Row) -> OutboxMessage:
+    def _message(r: sqlite3.Row) -> OutboxMessage:
         return OutboxMessage(
             id=r["id"], key=r["key"], notifier=r["notifier"], recipient=r["recipient"], template=r["template"],
             context=json.loads(r["context"]), status=OutboxStatus(r["status"]), attempts=r["attempts"],
@@ -381,11 +445,10 @@ class SqliteOutbox(_Repo):
 class SqliteTimers(_Repo):
     async def schedule(self, timer: Timer) -> Timer:
         created = timer.created_at or timer.due_at
-        async with self.db.execute(
+        new_id = await self._insert_id(
             "INSERT INTO timers (kind, incident_id, due_at, payload, created_at) VALUES (?, ?, ?, ?, ?)",
             (timer.kind, timer.incident_id, ts(timer.due_at), _json(timer.payload), ts(created)),
-        ) as cur:
-            new_id = cur.lastrowid
+        )
         return Timer(**{**_fields(timer), "id": new_id, "created_at": created})
 
     async def cancel(self, incident_id: int, kinds: Iterable[str], at: datetime) -> int:
@@ -415,7 +478,7 @@ class SqliteTimers(_Repo):
         return [self._timer(r) for r in rows]
 
     @staticmethod
-    def _timer(r: aiosqlite.Row) -> Timer:
+    def _timer(r: sqlite3.Row) -> Timer:
         return Timer(id=r["id"], kind=r["kind"], incident_id=r["incident_id"], due_at=dt(r["due_at"]),  # type: ignore[arg-type]
                      payload=json.loads(r["payload"]), created_at=dt(r["created_at"]), fired_at=dt(r["fired_at"]),
                      cancelled_at=dt(r["cancelled_at"]))
@@ -444,7 +507,7 @@ class SqliteReports(_Repo):
         # Each statement is a hop to the connection's thread and back, so a batch is one multi-row
         # INSERT ... RETURNING. Rowids grow in VALUES order, so the new rows sorted by id come back in
         # input order, skipping the repeats (which are then read one by one: rare).
-        new: list[aiosqlite.Row] = []
+        new: list[sqlite3.Row] = []
         for start in range(0, len(reports), 2000):  # 11 parameters a row, under SQLite's 32,766
             chunk = reports[start:start + 2000]
             new += await self._all(self._insert(len(chunk)), [v for report in chunk for v in self._row(report)])
@@ -476,7 +539,7 @@ class SqliteReports(_Repo):
 
     async def link_many(self, links: Mapping[int, Sequence[int]]) -> list[CustomerReport]:
         pairs = [(report_id, incident_id) for incident_id, ids in links.items() for report_id in ids]
-        rows: list[aiosqlite.Row] = []
+        rows: list[sqlite3.Row] = []
         for start in range(0, len(pairs), 5000):  # three parameters a pair, under SQLite's 32,766
             chunk = pairs[start:start + 5000]
             cases = " ".join("WHEN ? THEN ?" for _ in chunk)
@@ -499,7 +562,7 @@ class SqliteReports(_Repo):
         return await self._exec("UPDATE reports SET incident_id = ? WHERE incident_id = ?", (to_incident, from_incident))
 
     @staticmethod
-    def _report(r: aiosqlite.Row) -> CustomerReport:
+    def _report(r: sqlite3.Row) -> CustomerReport:
         contact = (r["contact_notifier"], r["contact_address"]) if r["contact_notifier"] else None
         return CustomerReport(id=r["id"], source=r["source"], external_id=r["external_id"], client_id=r["client_id"],
                               channel=r["channel"], text=r["text"], tags=json.loads(r["tags"]), contact=contact,
@@ -510,7 +573,7 @@ class SqliteReports(_Repo):
 class SqliteTx:
     """Repositories over one connection."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: _Session) -> None:
         self.components = SqliteComponents(db)
         self.incidents = SqliteIncidents(db)
         self.probe_results = SqliteProbeResults(db)
@@ -525,8 +588,8 @@ class SqliteStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
+        self._writer: _Connection | None = None
+        self._reader: _Connection | None = None
         self._write_lock = asyncio.Lock()
         self.applied_migrations: list[str] = []  # by the last open()
 
@@ -537,9 +600,10 @@ class SqliteStore:
         self.applied_migrations = await self.migrate()
         self._reader = await self._connect()
 
-    async def _connect(self) -> aiosqlite.Connection:
-        db = await aiosqlite.connect(self.path, isolation_level=None)
-        db.row_factory = aiosqlite.Row
+    async def _connect(self) -> _Connection:
+        path = str(self.path)
+        db = await _Connection(lambda: sqlite3.connect(path, isolation_level=None), 64)
+        db.row_factory = sqlite3.Row
         await db.execute("PRAGMA foreign_keys = ON")
         await db.execute("PRAGMA busy_timeout = 5000")
         await db.execute("PRAGMA synchronous = NORMAL")
@@ -582,18 +646,19 @@ class SqliteStore:
     async def transaction(self) -> AsyncIterator[SqliteTx]:
         assert self._writer is not None, "open() first"
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            session = _Session(self._writer, begin=True)
             try:
-                yield SqliteTx(self._writer)
+                yield SqliteTx(session)
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                await self._writer.run(_rollback)
                 raise
-            await self._writer.execute("COMMIT")
+            if not session.begin:  # a statement opened the transaction (none ran: nothing to commit)
+                await self._writer.run(_commit)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqliteTx]:
         assert self._reader is not None, "open() first"
-        yield SqliteTx(self._reader)
+        yield SqliteTx(_Session(self._reader))
 
 
 def _statements(sql: str) -> list[str]:
