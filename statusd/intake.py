@@ -67,6 +67,10 @@ class ReportIntake:
         self.limits = limits
         self.rebuild_hours = rebuild_hours  # what a new detector learns from the store
         self._incident_by_key: dict[str, int] = {}
+        # Incidents stage three's signals opened or joined, numbered in order: a read of the open
+        # incidents taken during detection may predate the latest of them.
+        self._handled: dict[int, tuple[int, str | None]] = {}  # incident id → (number, dedup key)
+        self._handled_count = 0
         self._waiting: deque[_Pending] = deque()  # stage one: to be stored
         self._stored: deque[_Pending] = deque()  # stage two: stored, to be detected
         self._observed: deque[_Observed] = deque()  # stage three: detected, to be linked and answered
@@ -176,13 +180,17 @@ class ReportIntake:
             self._detecting = _ensure_running(self._detecting, self._detect_stored, "report-detect")
 
     async def _detect_stored(self) -> None:
-        """Stage two: the detector folds in every stored report it has not seen, in order, in one call."""
+        """Stage two: the detector folds in every stored report it has not seen, in order, in one call.
+
+        Meanwhile the open incidents are read, so that stage three maps surges to incidents
+        without waiting for a read of its own.
+        """
         while self._stored:
             batch = list(self._stored)
             self._stored.clear()
             fresh = [report for pending in batch for report, created in pending.stored if created]
-            outcomes = await self._observe(fresh)
-            self._observed.append(_Observed(batch, outcomes))
+            outcomes, open_now = await asyncio.gather(self._observe(fresh), self._open_now()) if fresh else ([], None)
+            self._observed.append(_Observed(batch, outcomes, open_now))
             self._linking = _ensure_running(self._linking, self._link_observed, "report-link")
 
     async def _link_observed(self) -> None:
@@ -193,7 +201,8 @@ class ReportIntake:
             batch = [pending for observed in done for pending in observed.batch]
             stored = [pair for pending in batch for pair in pending.stored]
             try:
-                results = await self._link(stored, [outcome for observed in done for outcome in observed.outcomes])
+                results = await self._link(stored, [outcome for observed in done for outcome in observed.outcomes],
+                                           done[-1].open_now)
             except Exception:  # noqa: BLE001 - the reports are stored: answer so, and say what failed in the log
                 log.exception("opening incidents or linking failed for %d stored reports", len(stored))
                 results = _stored_results(stored)
@@ -218,11 +227,12 @@ class ReportIntake:
             log.exception("report detection failed for %d reports; they are stored, undetected", len(fresh))
             return [None] * len(fresh)
 
-    async def _link(self, stored: list[tuple[CustomerReport, bool]],
-                    outcomes: list[ReportOutcome | None]) -> list[dict[str, Any]]:
+    async def _link(self, stored: list[tuple[CustomerReport, bool]], outcomes: list[ReportOutcome | None],
+                    open_now: _OpenIncidents | None) -> list[dict[str, Any]]:
         """Results for stored reports: open incidents for surges and link what belongs to them.
 
-        `outcomes` are the detector's, one per newly stored report, in order.
+        `outcomes` are the detector's, one per newly stored report, in order. `open_now`: the
+        open incidents as read during detection (None: read them here).
         """
         results = _stored_results(stored)
         fresh = [result for result, (_, created) in zip(results, stored) if created]
@@ -235,8 +245,10 @@ class ReportIntake:
             result.update(group=outcome.group_key, incident_id=None)
             if outcome.signal is not None:
                 incident = await self.coordinator.handle(outcome.signal)
-                if incident is not None:
+                if incident is not None and incident.id is not None:
                     result["incident_id"] = incident.id
+                    self._handled_count += 1
+                    self._handled[incident.id] = (self._handled_count, incident.dedup_key)
                     if outcome.incident_key:
                         self._incident_by_key[outcome.incident_key] = incident.id
             if outcome.incident_key and outcome.link_report_ids:
@@ -244,7 +256,7 @@ class ReportIntake:
                 keyed.append((result, outcome.incident_key))
                 if outcome.signal is not None:
                     signalled.add(outcome.incident_key)
-        incidents = await self._incidents_for(links)
+        incidents = await self._incidents_for(links, self._still_open(open_now))
         if incidents:
             by_incident: dict[int, list[int]] = {}  # two surges may share one incident (one joined the other)
             for key, ids in links.items():
@@ -271,16 +283,34 @@ class ReportIntake:
             log.exception("could not restart the report detector; %d reports are stored, undetected", len(reports))
             return [None] * len(reports)
 
-    async def _incidents_for(self, keys: Iterable[str]) -> dict[str, int]:
+    async def _open_now(self) -> _OpenIncidents | None:
+        """Every open incident's id and dedup key (few, even in a flood); None if the read failed."""
+        handled = self._handled_count  # before the read: what stage three handled until now, it sees
+        try:
+            async with self.store.read() as r:
+                return _OpenIncidents(await r.incidents.open_keys(), handled)
+        except Exception:  # noqa: BLE001 - stage three reads them again
+            log.exception("reading the open incidents failed")
+            return None
+
+    def _still_open(self, read: _OpenIncidents | None) -> dict[int, str | None] | None:
+        """The incidents open at `read`, plus those stage three's signals opened or joined since it began."""
+        if read is None:
+            return None
+        self._handled = {i: handled for i, handled in self._handled.items() if handled[0] > read.handled}
+        return {**read.keys, **{i: key for i, (_, key) in self._handled.items()}}
+
+    async def _incidents_for(self, keys: Iterable[str], open_ids: dict[int, str | None] | None) -> dict[str, int]:
         """The open incident each surge belongs to: remembered, or found by its dedup key (e.g. after a restart).
 
-        One read of the open incidents serves the whole batch; there are few of them even in a flood.
+        `open_ids`: the open incidents' ids and dedup keys, read here if None.
         """
         keys = list(keys)
         if not keys:
             return {}
-        async with self.store.read() as r:
-            open_ids = await r.incidents.open_keys()
+        if open_ids is None:
+            async with self.store.read() as r:
+                open_ids = await r.incidents.open_keys()
         by_key = {key: incident_id for incident_id, key in open_ids.items() if key}
         # Forget surges whose incident was resolved, so the map stays as small as the open incidents.
         self._incident_by_key = {k: v for k, v in self._incident_by_key.items() if v in open_ids}
@@ -430,6 +460,15 @@ class _Observed:
 
     batch: list[_Pending]
     outcomes: list[ReportOutcome | None]
+    open_now: _OpenIncidents | None  # read during detection
+
+
+@dataclass(frozen=True, slots=True)
+class _OpenIncidents:
+    """The open incidents' ids and dedup keys, read after stage three had handled `handled` signals."""
+
+    keys: dict[int, str | None]
+    handled: int
 
 
 @dataclass(slots=True)

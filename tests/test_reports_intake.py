@@ -248,6 +248,35 @@ async def test_a_failed_commit_fails_every_request_that_shared_it_and_stores_not
     assert ok.status == 202  # the intake goes on after a failed commit
 
 
+async def test_a_report_detected_while_its_surge_opens_the_incident_is_linked_to_it(tmp_path, aiohttp_client) -> None:
+    """Stage two reads the open incidents while the detector works; the surge's incident may open just after."""
+    import asyncio
+
+    c = await aiohttp_client(build_app(config(tmp_path, detector_process=False), run_probes=False, run_worker=False))
+    runtime = c.app[RUNTIME]
+    for i in range(4):
+        await c.post("/api/v1/reports", headers=auth(), json=report(i, tags={"component": "payments"}))
+    release = asyncio.Event()
+    handle = runtime.coordinator.handle
+
+    async def held(signal):
+        await release.wait()
+        return await handle(signal)
+    runtime.coordinator.handle = held
+    surge = asyncio.create_task(c.post("/api/v1/reports", headers=auth(), json=report(4, tags={"component": "payments"})))
+    while runtime.intake._linking is None or runtime.intake._linking.done():  # stage three waits in handle
+        await asyncio.sleep(0.01)
+    late = asyncio.create_task(c.post("/api/v1/reports", headers=auth(), json=report(5, tags={"component": "payments"})))
+    while not runtime.intake._observed:  # the late report is detected, the open incidents read: none yet
+        await asyncio.sleep(0.01)
+    release.set()
+    first, second = [(await (await task).json())["report"] for task in (surge, late)]
+    assert first["incident_id"] is not None
+    assert second["incident_id"] == first["incident_id"]
+    async with runtime.store.read() as r:
+        assert len(await r.reports.for_incident(first["incident_id"])) == 6
+
+
 @pytest.mark.parametrize("killed_before", [3, 4, 6])  # 4: the report that tips the surge (min_clients 5)
 async def test_reports_survive_the_detector_process_dying_and_detection_resumes(client, killed_before) -> None:
     import os
