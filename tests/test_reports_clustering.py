@@ -188,6 +188,17 @@ def test_history_finds_past_reports_like_a_group() -> None:
     assert c.history_span_s(AT + timedelta(minutes=32)) == pytest.approx(22 * 60)
 
 
+def test_a_full_history_keeps_every_other_report_at_twice_the_weight() -> None:
+    # A window of one report: each report leaves it for the history when the next arrives.
+    c = clusterer(max_items=1, history_items=4)
+    texts = [f"card payment failed at the shop {i}" for i in range(8)]
+    keys = [c.assign(f"r{i}", t, AT + timedelta(minutes=i)).group_key for i, t in enumerate(texts)]
+    times, weights = c.history_matches(keys[-1])
+    # r0-r3 filled it; r4 halved it to r0, r2 (weight 2) and then came in at the new stride, as did r6.
+    assert times == [AT + timedelta(minutes=m) for m in (0, 2, 4, 6)]
+    assert list(weights) == [2.0] * 4
+
+
 def test_same_input_same_groups() -> None:
     texts = ["card payment failed", "my card payment failed", "where is my parcel", "parcel not delivered",
              "не проходит оплата картой", "оплата картой не проходит"] * 5
