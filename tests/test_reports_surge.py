@@ -201,3 +201,49 @@ def test_nb_tail_edge_cases() -> None:
     # A busy group (mean 10⁶): the tail tends to the gamma(k = 2) one, P(X ≥ t·mean) = e^{−2t}(1 + 2t).
     for t in (1.5, 3.0):
         assert nb_tail(int(t * 1e6), 1e6, 2.0) == pytest.approx(math.exp(-2 * t) * (1 + 2 * t), rel=1e-4)
+
+
+def test_a_full_window_adds_nothing_for_the_garbage_collector_to_walk() -> None:
+    """A flood keeps 30 minutes of reports in the windows; full collections must not grow with them."""
+    import gc
+
+    stream = Stream()
+    quiet_day(stream)
+    at = START + timedelta(days=1)
+
+    def flood(n: int) -> None:  # outcomes not kept, unlike Stream.report
+        for _ in range(n):
+            stream.n += 1
+            stream.detector.observe(Report(f"r{stream.n}", f"c{stream.n}", "card payment failed",
+                                           at + timedelta(seconds=stream.n / 100),
+                                           tags={"component": "payments", "region": "eu"}))
+
+    flood(200)
+    gc.collect()
+    before = len(gc.get_objects())
+    flood(2000)
+    gc.collect()
+    assert len(gc.get_objects()) - before < 300  # not three objects a report (6,000), as Report, tags and entry were
+    # The window still gives back the reports as they came, for a signal's evidence.
+    [window] = [stream.detector.surge.window(key) for key in stream.detector.surge.states if "payments" in key]
+    assert len(window) == 2200 and window[-1].tags == {"component": "payments", "region": "eu"}
+    assert window[-1].id == f"r{stream.n}" and window[-1].text == "card payment failed"
+
+
+def test_the_detector_process_freezes_what_survives_a_full_collection() -> None:
+    import gc
+
+    from statusd.report_worker import _LongLived
+
+    try:
+        long_lived = _LongLived()
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        survivors = [[i] for i in range(1000)]  # containers, tracked
+        long_lived.settle()
+        assert gc.get_freeze_count() == frozen  # no full collection since: nothing to do
+        gc.collect()
+        long_lived.settle()
+        assert gc.get_freeze_count() >= frozen + len(survivors)
+    finally:
+        gc.unfreeze()
