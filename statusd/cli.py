@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -106,6 +107,9 @@ async def _serve(config: Config) -> int:
     app = build_app(config)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
+    # What start-up built (modules, templates, the app) lives as long as the process: keep it
+    # out of full garbage collections, which otherwise walk it all and stall the loop 50-70 ms.
+    gc.freeze()
     site = web.TCPSite(runner, config.server.host, config.server.port)
     try:
         await site.start()
