@@ -156,9 +156,9 @@ async def run_scenario(s: Scenario) -> dict[str, Any]:
 
         transactions = 0
 
-        def transaction(self):  # type: ignore[override]
+        def transaction(self, **options):  # type: ignore[override]
             CountingStore.transactions += 1
-            return super().transaction()
+            return super().transaction(**options)
 
     target = subprocess.Popen([sys.executable, __file__, "--target"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True)
@@ -242,8 +242,8 @@ async def run_prune(hours: float, probes: int, interval_s: float) -> dict[str, A
     class TimedStore(SqliteStore):
         slices: list[float] = []
 
-        def transaction(self):  # type: ignore[override]
-            outer = super().transaction()
+        def transaction(self, **options):  # type: ignore[override]
+            outer = super().transaction(**options)
             timings = self.slices
 
             class Timed:

@@ -443,7 +443,7 @@ class Coordinator:
         Returns how many reports were newly linked per incident.
         """
         now = self.clock.now()
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(brief=True) as tx:  # a few statements, each report's group commit
             by_incident: dict[int, list[CustomerReport]] = {}
             for report in await tx.reports.link_many(links):
                 assert report.incident_id is not None

@@ -169,7 +169,7 @@ class ReportIntake:
                 batch.append(self._waiting.popleft())
                 size += len(batch[-1].reports)
             try:
-                async with self.store.transaction() as tx:
+                async with self.store.transaction(brief=True) as tx:
                     stored = await tx.reports.add_many([report for pending in batch for report in pending.reports])
             except Exception as exc:  # noqa: BLE001 - every request of the batch answers with the failure
                 _fail(batch, exc)

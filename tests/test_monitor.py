@@ -244,11 +244,11 @@ class FlakyStore:
     def read(self):
         return self.inner.read()
 
-    def transaction(self):
+    def transaction(self, **options):
         if self.failures:
             self.failures -= 1
             raise OSError("disk unplugged")
-        return self.inner.transaction()
+        return self.inner.transaction(**options)
 
 
 def result(i: int) -> ProbeResult:

@@ -235,7 +235,7 @@ async def test_a_failed_commit_fails_every_request_that_shared_it_and_stores_not
     store = client.app[RUNTIME].store
     real = store.transaction
 
-    def broken():
+    def broken(**options):
         raise OSError("disk full")
     monkeypatch.setattr(store, "transaction", broken)
     responses = await asyncio.gather(*(client.post("/api/v1/reports", headers=auth(), json=report(i)) for i in range(5)))

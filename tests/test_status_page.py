@@ -87,8 +87,8 @@ class CountingStore:
     async def close(self) -> None:
         await self.inner.close()
 
-    def transaction(self) -> AbstractAsyncContextManager[Tx]:
-        return self.inner.transaction()
+    def transaction(self, *, brief: bool = False) -> AbstractAsyncContextManager[Tx]:
+        return self.inner.transaction(brief=brief)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:

@@ -671,6 +671,17 @@ async def test_transaction_that_raises_rolls_back_everything(store: Store) -> No
     assert (await create(store, new_incident(dedup_key="probe:api"))).dedup_key == "probe:api"
 
 
+async def test_a_brief_transaction_commits_and_rolls_back_like_any_other(store: Store) -> None:
+    with pytest.raises(Boom):
+        async with store.transaction(brief=True) as tx:
+            await tx.outbox.enqueue([message("m1")])
+            raise Boom()
+    async with store.transaction(brief=True) as tx:
+        await tx.outbox.enqueue([message("m2")])
+    async with store.read() as r:
+        assert [m.key for m in await r.outbox.list()] == ["m2"]
+
+
 @pytest.fixture
 async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     s = SqliteStore(tmp_path / "statusd.db")
@@ -717,6 +728,34 @@ async def test_sqlite_transaction_costs_one_hop_per_statement_and_one_to_commit(
     async with sqlite_store.transaction() as tx:
         pass
     assert hops == []  # nothing to begin or commit
+
+
+async def test_sqlite_brief_transaction_runs_on_the_loop_thread_and_the_wal_is_checkpointed_off_it(
+        sqlite_store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer = sqlite_store._writer
+    assert writer is not None
+    hops: list[str] = []
+    execute = type(writer)._execute
+
+    async def counted(self: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self is writer:
+            hops.append(getattr(fn, "__name__", repr(fn)))
+        return await execute(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(type(writer), "_execute", counted)
+    monkeypatch.setattr(sqlite_store, "checkpoint_interval_s", 0.0)
+    big = {"text": "x" * 50_000}
+    for i in range(200):  # 10 MB through the WAL
+        async with sqlite_store.transaction(brief=True) as tx:
+            await tx.outbox.enqueue([message(f"m{i}", context=big)])
+        await asyncio.sleep(0)  # a server's loop turns between requests; the checkpoint starts in one
+    assert hops == []  # no statement, BEGIN or COMMIT went to the writer's thread
+    if sqlite_store._checkpointing is not None:
+        await sqlite_store._checkpointing
+    wal = sqlite_store.path.with_name(sqlite_store.path.name + "-wal")
+    assert wal.stat().st_size < 4_000_000  # checkpointed as it went (the writer never checkpoints itself)
+    async with sqlite_store.read() as r:
+        assert len(await r.outbox.list(1000)) == 200
 
 
 async def test_sqlite_statement_after_a_failed_begin_still_runs_in_the_transaction(sqlite_store: SqliteStore) -> None:

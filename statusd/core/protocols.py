@@ -239,8 +239,13 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    def transaction(self) -> AbstractAsyncContextManager[Tx]:
-        """A unit of work: commit on normal exit, roll back on error."""
+    def transaction(self, *, brief: bool = False) -> AbstractAsyncContextManager[Tx]:
+        """A unit of work: commit on normal exit, roll back on error.
+
+        `brief`: a few small statements on a path where latency counts (the report intake's
+        group commits). A store may run them without handing them to another thread, so it
+        must never be asked for work that can take long.
+        """
         ...
 
     def read(self) -> AbstractAsyncContextManager[Tx]:

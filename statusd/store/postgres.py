@@ -661,8 +661,8 @@ class PostgresStore:
         return self._pool
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[PostgresTx]:
-        """A unit of work on one connection: commit on normal exit, roll back on error."""
+    async def transaction(self, *, brief: bool = False) -> AsyncIterator[PostgresTx]:
+        """A unit of work on one connection: commit on normal exit, roll back on error (`brief` changes nothing)."""
         async with self._require_pool().acquire() as conn, conn.transaction():
             yield PostgresTx(conn)
 

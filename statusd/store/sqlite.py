@@ -7,7 +7,11 @@ and, thanks to WAL, never wait for writers.
 Every call to aiosqlite is a hop to the connection's thread and back through the event
 loop, and under load each hop waits for a turn of a busy loop. So each statement is one
 hop (never execute + fetch + close), and a transaction's `BEGIN IMMEDIATE` travels with
-its first statement: a transaction of n statements costs n + 1 hops.
+its first statement: a transaction of n statements costs n + 1 hops. A brief transaction
+(`transaction(brief=True)`: the report intake's group commits, a few small statements)
+runs on the event loop's thread instead, with no hop at all: its statements take less
+time than one hop. So that no commit there ever runs a checkpoint, the writer does not
+checkpoint the WAL itself; a third connection does, on its own thread, after commits.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -63,23 +68,34 @@ class _Connection(aiosqlite.Connection):
         # `_execute` queues a call for the connection's thread; every public aiosqlite call is built on it.
         return await self._execute(fn, self._conn, *args)
 
+    def run_here(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn` on the calling thread: only while nothing else uses the connection (the writer's lock)."""
+        return fn(self._conn, *args)
+
 
 class _Session:
-    """Statements on one connection; in a write transaction the first one carries the `BEGIN IMMEDIATE`."""
+    """Statements on one connection; in a write transaction the first one carries the `BEGIN IMMEDIATE`.
 
-    __slots__ = ("db", "begin")
+    `here`: run them on the event loop's thread (a brief transaction), not the connection's.
+    """
 
-    def __init__(self, db: _Connection, *, begin: bool = False) -> None:
+    __slots__ = ("db", "begin", "here")
+
+    def __init__(self, db: _Connection, *, begin: bool = False, here: bool = False) -> None:
         self.db = db
         self.begin = begin  # True until a statement has opened the transaction
+        self.here = here
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         if not self.begin:
-            return await self.db.run(fn, *args)
+            return await self.call(fn, *args)
         try:
-            return await self.db.run(_begun, fn, *args)
+            return await self.call(_begun, fn, *args)
         finally:  # a failed BEGIN leaves it to the next statement; a failed statement after it does not
             self.begin = not self.db.in_transaction
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return self.db.run_here(fn, *args) if self.here else await self.db.run(fn, *args)
 
 
 def _begun(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
@@ -112,6 +128,10 @@ def _commit(conn: sqlite3.Connection) -> None:
 def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:  # not when the BEGIN itself failed, or no statement ran
         conn.execute("ROLLBACK")
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 class _Repo:
@@ -586,23 +606,32 @@ class SqliteTx:
 class SqliteStore:
     """The SQLite implementation of `statusd.core.protocols.Store`."""
 
+    checkpoint_interval_s = 0.25  # at most one WAL checkpoint this often, after commits
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._writer: _Connection | None = None
         self._reader: _Connection | None = None
+        self._checkpointer: _Connection | None = None
+        self._checkpointing: asyncio.Task[None] | None = None
+        self._checkpointed_at = 0.0  # time.monotonic()
         self._write_lock = asyncio.Lock()
         self.applied_migrations: list[str] = []  # by the last open()
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await self._connect()
+        # The writer is also used on the event loop's thread (brief transactions), under the lock.
+        self._writer = await self._connect(check_same_thread=False)
         await self._writer.execute("PRAGMA journal_mode = WAL")
+        await self._writer.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job: see _checkpoint_soon
         self.applied_migrations = await self.migrate()
         self._reader = await self._connect()
+        self._checkpointer = await self._connect()
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self, *, check_same_thread: bool = True) -> _Connection:
         path = str(self.path)
-        db = await _Connection(lambda: sqlite3.connect(path, isolation_level=None), 64)
+        db = await _Connection(lambda: sqlite3.connect(path, isolation_level=None,
+                                                       check_same_thread=check_same_thread), 64)
         db.row_factory = sqlite3.Row
         await db.execute("PRAGMA foreign_keys = ON")
         await db.execute("PRAGMA busy_timeout = 5000")
@@ -637,23 +666,50 @@ class SqliteStore:
         return applied
 
     async def close(self) -> None:
-        for db in (self._reader, self._writer):
+        if self._checkpointing is not None:
+            await self._checkpointing
+        for db in (self._checkpointer, self._reader, self._writer):
             if db is not None:
-                await db.close()
-        self._reader = self._writer = None
+                await db.close()  # the last one to close checkpoints what is left
+        self._checkpointer = self._reader = self._writer = None
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqliteTx]:
+    async def transaction(self, *, brief: bool = False) -> AsyncIterator[SqliteTx]:
         assert self._writer is not None, "open() first"
         async with self._write_lock:
-            session = _Session(self._writer, begin=True)
+            session = _Session(self._writer, begin=True, here=brief)
             try:
                 yield SqliteTx(session)
             except BaseException:
-                await self._writer.run(_rollback)
+                await session.call(_rollback)
                 raise
             if not session.begin:  # a statement opened the transaction (none ran: nothing to commit)
-                await self._writer.run(_commit)
+                await session.call(_commit)
+                self._checkpoint_soon()
+
+    def _checkpoint_soon(self) -> None:
+        """Copy committed pages from the WAL into the database, on the checkpointer's thread.
+
+        At most once per `checkpoint_interval_s`, and never on the event loop: a checkpoint of
+        a thousand pages takes about 10 ms with its fsyncs. It holds the write lock, as the
+        writer's own automatic checkpoint did: under a steady stream of commits a checkpoint
+        running beside them never catches up with the end of the WAL, so the WAL could never
+        start over and would grow without bound.
+        """
+        now = time.monotonic()
+        if ((self._checkpointing is not None and not self._checkpointing.done())
+                or now - self._checkpointed_at < self.checkpoint_interval_s):
+            return
+        self._checkpointed_at = now
+        self._checkpointing = asyncio.create_task(self._checkpoint(), name="sqlite-checkpoint")
+
+    async def _checkpoint(self) -> None:
+        try:
+            assert self._checkpointer is not None
+            async with self._write_lock:
+                await self._checkpointer.run(_checkpoint)
+        except Exception:  # noqa: BLE001 - the next commit tries again; the WAL only grows meanwhile
+            log.exception("checkpointing the SQLite WAL failed")
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqliteTx]:
