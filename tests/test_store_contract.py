@@ -758,6 +758,85 @@ async def test_sqlite_brief_transaction_runs_on_the_loop_thread_and_the_wal_is_c
         assert len(await r.outbox.list(1000)) == 200
 
 
+async def test_sqlite_a_commit_cancelled_on_the_thread_ends_before_a_brief_transaction_begins(
+        sqlite_store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # E.g. a probe's transaction cancelled by shutdown while its COMMIT waits on the writer's thread,
+    # then the intake's group commit on the loop's thread: one connection, never used by both at once.
+    import threading
+
+    import statusd.store.sqlite as sqlite_module
+
+    gate = threading.Event()
+    commit = sqlite_module._commit
+
+    def slow_commit(conn: sqlite3.Connection) -> None:
+        gate.wait(5)
+        commit(conn)
+    monkeypatch.setattr(sqlite_module, "_commit", slow_commit)
+
+    async def probe() -> None:
+        async with sqlite_store.transaction() as tx:
+            await tx.outbox.enqueue([message("probe")])
+    task = asyncio.create_task(probe())
+    await asyncio.sleep(0.05)  # the COMMIT is queued on the thread
+    task.cancel()
+    monkeypatch.setattr(sqlite_module, "_commit", commit)
+    brief = asyncio.create_task(_brief_enqueue(sqlite_store, "intake"))
+    await asyncio.sleep(0.05)
+    assert not brief.done()  # waits for the lock the cancelled transaction still holds
+    gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await brief
+    async with sqlite_store.read() as r:
+        assert sorted(m.key for m in await r.outbox.list()) == ["intake", "probe"]
+
+
+async def test_sqlite_brief_transaction_waits_for_another_process_off_the_loop(sqlite_store: SqliteStore) -> None:
+    # Another process holds the write lock (statusd migrate, a backup, the sqlite3 shell): the
+    # brief transaction waits for it on the writer's thread, and the event loop goes on meanwhile.
+    import threading
+
+    other = sqlite3.connect(sqlite_store.path, isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        threading.Timer(0.3, lambda: other.execute("COMMIT")).start()
+        turns = 0
+
+        async def ticker() -> None:
+            nonlocal turns
+            while True:
+                await asyncio.sleep(0.01)
+                turns += 1
+        tick = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        await _brief_enqueue(sqlite_store, "m1")
+        waited_turns = turns
+        tick.cancel()
+        assert waited_turns > 5  # a BEGIN waiting on the loop's thread would have frozen it: 0
+    finally:
+        other.close()
+    async with sqlite_store.read() as r:
+        assert [m.key for m in await r.outbox.list()] == ["m1"]
+
+
+async def test_sqlite_a_commit_while_closing_starts_no_checkpoint(
+        sqlite_store: SqliteStore, caplog: pytest.LogCaptureFixture) -> None:
+    sqlite_store.checkpoint_interval_s = 0.0
+    closing = asyncio.create_task(sqlite_store.close())
+    await asyncio.sleep(0)
+    with contextlib.suppress(Exception):  # the store may already be closed for it: either way, no checkpoint
+        await _brief_enqueue(sqlite_store, "late", brief=False)
+    await closing
+    assert sqlite_store._checkpointing is None or sqlite_store._checkpointing.done()
+    assert not [r for r in caplog.records if "checkpoint" in r.getMessage()]
+
+
+async def _brief_enqueue(store: SqliteStore, key: str, *, brief: bool = True) -> None:
+    async with store.transaction(brief=brief) as tx:
+        await tx.outbox.enqueue([message(key)])
+
+
 async def test_sqlite_statement_after_a_failed_begin_still_runs_in_the_transaction(sqlite_store: SqliteStore) -> None:
     # The first statement's BEGIN finds the database locked by another writer. A body that carries
     # on must not write outside the transaction: the next statement begins it, so the rollback holds.

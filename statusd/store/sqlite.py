@@ -21,7 +21,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -90,6 +90,11 @@ class _Session:
         if not self.begin:
             return await self.call(fn, *args)
         try:
+            if self.here:
+                try:
+                    return self.db.run_here(_begun_at_once, fn, *args)
+                except _Busy:  # another process writes: wait for it on the connection's thread, not the loop
+                    self.here = False
             return await self.call(_begun, fn, *args)
         finally:  # a failed BEGIN leaves it to the next statement; a failed statement after it does not
             self.begin = not self.db.in_transaction
@@ -98,8 +103,29 @@ class _Session:
         return self.db.run_here(fn, *args) if self.here else await self.db.run(fn, *args)
 
 
+BUSY_TIMEOUT_MS = 5000  # how long a write waits for another process's write lock
+
+
+class _Busy(Exception):
+    """Another connection holds the write lock."""
+
+
 def _begun(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
     conn.execute("BEGIN IMMEDIATE")
+    return fn(conn, *args)
+
+
+def _begun_at_once(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+    """`_begun` without waiting for the write lock (on the event loop, a wait would stop everything)."""
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+            raise _Busy() from exc
+        raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     return fn(conn, *args)
 
 
@@ -615,6 +641,7 @@ class SqliteStore:
         self._checkpointer: _Connection | None = None
         self._checkpointing: asyncio.Task[None] | None = None
         self._checkpointed_at = 0.0  # time.monotonic()
+        self._closing = False
         self._write_lock = asyncio.Lock()
         self.applied_migrations: list[str] = []  # by the last open()
 
@@ -634,7 +661,7 @@ class SqliteStore:
                                                        check_same_thread=check_same_thread), 64)
         db.row_factory = sqlite3.Row
         await db.execute("PRAGMA foreign_keys = ON")
-        await db.execute("PRAGMA busy_timeout = 5000")
+        await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         await db.execute("PRAGMA synchronous = NORMAL")
         return db
 
@@ -666,6 +693,8 @@ class SqliteStore:
         return applied
 
     async def close(self) -> None:
+        async with self._write_lock:  # after the transaction under way; no checkpoint starts from now on
+            self._closing = True
         if self._checkpointing is not None:
             await self._checkpointing
         for db in (self._checkpointer, self._reader, self._writer):
@@ -680,11 +709,14 @@ class SqliteStore:
             session = _Session(self._writer, begin=True, here=brief)
             try:
                 yield SqliteTx(session)
+                if not session.begin:  # a statement opened the transaction (none ran: nothing to commit)
+                    await session.call(_commit)
             except BaseException:
-                await session.call(_rollback)
+                # Also when cancelled while a statement or the COMMIT was queued on the thread: it
+                # runs on regardless, and the rollback, queued behind it, keeps the lock until then.
+                await _finish(session.call(_rollback))
                 raise
-            if not session.begin:  # a statement opened the transaction (none ran: nothing to commit)
-                await session.call(_commit)
+            if not session.begin:
                 self._checkpoint_soon()
 
     def _checkpoint_soon(self) -> None:
@@ -697,7 +729,7 @@ class SqliteStore:
         start over and would grow without bound.
         """
         now = time.monotonic()
-        if ((self._checkpointing is not None and not self._checkpointing.done())
+        if (self._closing or (self._checkpointing is not None and not self._checkpointing.done())
                 or now - self._checkpointed_at < self.checkpoint_interval_s):
             return
         self._checkpointed_at = now
@@ -707,7 +739,8 @@ class SqliteStore:
         try:
             assert self._checkpointer is not None
             async with self._write_lock:
-                await self._checkpointer.run(_checkpoint)
+                if not self._closing:
+                    await self._checkpointer.run(_checkpoint)
         except Exception:  # noqa: BLE001 - the next commit tries again; the WAL only grows meanwhile
             log.exception("checkpointing the SQLite WAL failed")
 
@@ -715,6 +748,23 @@ class SqliteStore:
     async def read(self) -> AsyncIterator[SqliteTx]:
         assert self._reader is not None, "open() first"
         yield SqliteTx(_Session(self._reader))
+
+
+async def _finish(call: Awaitable[T]) -> T:
+    """Await `call` to its end even if the awaiting task is cancelled meanwhile (then re-raise that)."""
+    task = asyncio.ensure_future(call)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError()
+    return result
 
 
 def _statements(sql: str) -> list[str]:
