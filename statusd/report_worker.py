@@ -313,18 +313,20 @@ class _LongLived:
     collect (a full collection after a flood finds none), yet every full collection walked
     all of it: in a sustained flood those pauses grew from 20 to over 90 ms within three
     minutes, and every report queued behind one waited. What survives a full collection is
-    frozen after it; the young generations still collect whatever cycles newer objects make.
+    frozen after it, once the young generations have let go of their garbage cycles; they
+    still collect whatever cycles newer objects make.
     """
 
     def __init__(self) -> None:
-        gc.freeze()  # the modules and what importing them built
-        self._full = gc.get_stats()[2]["collections"]
+        self._full = -1
+        self.settle()  # the modules and what importing them built
 
     def settle(self) -> None:
         full = gc.get_stats()[2]["collections"]
         if full != self._full:
-            self._full = full
+            gc.collect(1)  # the young generations only: cheap, and nothing cyclic gets frozen
             gc.freeze()
+            self._full = full
 
 
 def _exit_with_parent(parent: int) -> None:

@@ -232,6 +232,7 @@ def test_a_full_window_adds_nothing_for_the_garbage_collector_to_walk() -> None:
 
 def test_the_detector_process_freezes_what_survives_a_full_collection() -> None:
     import gc
+    import weakref
 
     from statusd.report_worker import _LongLived
 
@@ -243,7 +244,15 @@ def test_the_detector_process_freezes_what_survives_a_full_collection() -> None:
         long_lived.settle()
         assert gc.get_freeze_count() == frozen  # no full collection since: nothing to do
         gc.collect()
+
+        class Node:
+            pass
+        node = Node()
+        node.me = node  # type: ignore[attr-defined]
+        cycle = weakref.ref(node)
+        del node  # garbage made since the full collection: collected, not frozen for good
         long_lived.settle()
+        assert cycle() is None
         assert gc.get_freeze_count() >= frozen + len(survivors)
     finally:
         gc.unfreeze()
