@@ -708,19 +708,26 @@ async def test_sqlite_transaction_holds_the_write_lock_from_its_first_statement(
         assert [m.key for m in await r.outbox.list()] == ["m1"]
 
 
-async def test_sqlite_transaction_costs_one_hop_per_statement_and_one_to_commit(
-        sqlite_store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Every hop to the connection's thread waits for a turn of the event loop; under load that is the cost.
-    writer = sqlite_store._writer
+def writer_hops(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the functions sent to the writer's thread from now on, one per hop."""
+    writer = store._writer
     assert writer is not None
     hops: list[str] = []
     execute = type(writer)._execute
 
     async def counted(self: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        hops.append(getattr(fn, "__name__", repr(fn)))
+        if self is writer:
+            hops.append(getattr(fn, "__name__", repr(fn)))
         return await execute(self, fn, *args, **kwargs)
 
     monkeypatch.setattr(type(writer), "_execute", counted)
+    return hops
+
+
+async def test_sqlite_transaction_costs_one_hop_per_statement_and_one_to_commit(
+        sqlite_store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every hop to the connection's thread waits for a turn of the event loop; under load that is the cost.
+    hops = writer_hops(sqlite_store, monkeypatch)
     async with sqlite_store.transaction() as tx:
         await tx.outbox.enqueue([message("m1")])
     assert hops == ["_begun", "_commit"]
@@ -732,17 +739,7 @@ async def test_sqlite_transaction_costs_one_hop_per_statement_and_one_to_commit(
 
 async def test_sqlite_brief_transaction_runs_on_the_loop_thread_and_the_wal_is_checkpointed_off_it(
         sqlite_store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    writer = sqlite_store._writer
-    assert writer is not None
-    hops: list[str] = []
-    execute = type(writer)._execute
-
-    async def counted(self: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if self is writer:
-            hops.append(getattr(fn, "__name__", repr(fn)))
-        return await execute(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(type(writer), "_execute", counted)
+    hops = writer_hops(sqlite_store, monkeypatch)
     monkeypatch.setattr(sqlite_store, "checkpoint_interval_s", 0.0)
     big = {"text": "x" * 50_000}
     for i in range(200):  # 10 MB through the WAL
