@@ -16,6 +16,7 @@ far more than the report itself. After a restart, `rebuild` replays recent repor
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -218,8 +219,10 @@ _AT, _CLIENT, _FRESH, _WEIGHT, _LINKED, _ID = range(6)
 
 
 def _entry(report: Report, *, fresh: bool, weight: float, linked: bool) -> _Entry:
-    return (report.received_at, report.client_id, fresh, weight, linked, report.id, report.text, report.channel,
-            tuple(x for item in report.tags.items() for x in item), report.contact)
+    # Channels and tags repeat: one copy each (as decoded from JSON every report has its own).
+    return (report.received_at, report.client_id, fresh, weight, linked, report.id, report.text,
+            sys.intern(report.channel), tuple(sys.intern(x) for item in report.tags.items() for x in item),
+            report.contact)
 
 
 def _report(e: _Entry) -> Report:
