@@ -7,7 +7,7 @@ text models (statusd.textmodel) are fitted on train.csv only; bursts and backgro
 disjoint parts of test.csv. Every stream goes through `statusd.replay.replay`, i.e. the
 detector the server runs.
 
-    python bench/report_detection.py [--data DIR] [--seeds 10]
+    python bench/report_detection.py [--data DIR] [--seeds 10] [--first-seed 0]
                                      [--encoders tfidf,lsa,lda,lda-open,category,category-open,blend,use]
                                      [--model FILE.npz] [--save-model DIR]
 
@@ -374,6 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="folder with banking77 train.csv and test.csv")
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed+seeds-1 (10: held out)")
     parser.add_argument("--encoders", default="tfidf,lsa,lda,lda-open,category,category-open,blend,use",
                         help="comma-separated: tfidf; lsa (text model fitted on train.csv texts); lda, category "
                              "(fitted on train.csv texts and intents); lda-open, category-open (fitted without the "
@@ -448,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ClusteringConfig.for_encoder(preset, **join_overrides)
 
     if test and not args.no_banking:
-        streams = [banking_stream(test, seed) for seed in range(args.seeds)]
+        streams = [banking_stream(test, seed) for seed in range(args.first_seed, args.first_seed + args.seeds)]
         n_rows = sum(len(s) for s in streams)
         print(f"\nbanking77: {args.seeds} streams, {n_rows} reports, "
               f"{sum(1 for s in streams for r in s if r.label)} in {len(BURST_SIZES) * args.seeds} bursts")
@@ -486,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # rare. A text model is fitted, as a deployment would, on its own history: two days of the same mixed
     # traffic (topics as labels for lda) without any card-payment outage, so the burst is a kind it never saw.
     history = [(r.text, r.topic or "") for r in mixed_stream(10_000, with_english_card=False) if not r.label]
-    streams = [mixed_stream(seed) for seed in range(args.seeds)]
+    streams = [mixed_stream(seed) for seed in range(args.first_seed, args.first_seed + args.seeds)]
     for kind in kinds:
         if fitted_kind(kind) in FITTED:
             model = fit_model(fitted_kind(kind), history, stem_prefix=args.stem, **fit_options)
