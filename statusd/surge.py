@@ -226,7 +226,9 @@ def _entry(report: Report, *, fresh: bool, weight: float, linked: bool) -> _Entr
 
 
 def _report(e: _Entry) -> Report:
-    return Report(e[5], e[1], e[6], e[0], channel=e[7], tags=dict(zip(e[8][::2], e[8][1::2])), contact=e[9])
+    at, client_id, _, _, _, report_id, text, channel, tags, contact = e
+    return Report(report_id, client_id, text, at, channel=channel, tags=dict(zip(tags[::2], tags[1::2])),
+                  contact=contact)
 
 
 def _linked(window: Iterable[_Entry]) -> deque[_Entry]:
@@ -273,7 +275,8 @@ class SurgeTest:
 
     def __init__(self, config: SurgeConfig | None = None) -> None:
         self.config = (config or SurgeConfig()).for_encoder("tfidf")  # ReportDetector passes its encoder's
-        self._p_value = float(self.config.p_value or DEFAULT_P_VALUE)
+        assert self.config.p_value is not None  # for_encoder set it
+        self._p_value = self.config.p_value
         self.profile = SeasonalProfile(self.config.halflife_s)
         self.states: dict[str, _GroupState] = {}
         self._decay_per_s = math.log(2) / self.config.halflife_s

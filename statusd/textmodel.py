@@ -119,6 +119,7 @@ class ReportModel:
         if kind == "lsa":
             labels = None
         default_r, default_w = DEFAULTS[kind]
+        means, spread = None, 0.0  # a category model's alone
         weight = default_w if weight is None else weight
         ngram = NgramEncoder(stem_prefix=stem_prefix, latin_prefix=latin_prefix).fit(texts)
         if labels is None:
@@ -146,11 +147,8 @@ class ReportModel:
                 # history it is near 0 and would make every posterior one-hot.
                 means = (sums / counts[:, None]) @ projection
                 spread = float(np.trace(projection.T @ within @ projection)) / projection.shape[1]
-                return cls(kind, ngram.df, ngram.docs, projection, weight=weight, ngrams=ngram.ngrams,
-                           stem_prefix=stem_prefix, latin_prefix=latin_prefix, dim=ngram.dim, means=means,
-                           spread=spread)
         return cls(kind, ngram.df, ngram.docs, projection, weight=weight, ngrams=ngram.ngrams,
-                   stem_prefix=stem_prefix, latin_prefix=latin_prefix, dim=ngram.dim)
+                   stem_prefix=stem_prefix, latin_prefix=latin_prefix, dim=ngram.dim, means=means, spread=spread)
 
     @classmethod
     def fit_file(cls, path: str | Path, *, labels: bool | None = None, label_field: str = "label",

@@ -168,7 +168,7 @@ class _Repo:
         return await self.db.run(_fetchall, sql, params)
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        rows = await self.db.run(_fetchall, sql, params)
+        rows = await self._all(sql, params)
         return rows[0] if rows else None
 
     async def _exec(self, sql: str, params: Sequence[Any] = ()) -> int:
