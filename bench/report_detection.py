@@ -390,12 +390,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model-weight", type=float, help="weight of the projected cosine when fitting lsa/lda")
     parser.add_argument("--components", type=int, help="projection size when fitting lsa/lda")
     parser.add_argument("--ridge", type=float, help="LDA ridge, in units of the within-scatter's mean eigenvalue")
+    parser.add_argument("--scan-min-clients", type=int, help="override the surge scan's minimum clients (0: no scan)")
     parser.add_argument("--no-ru", action="store_true", help="skip the ru/en scenario")
     parser.add_argument("--no-banking", action="store_true", help="only the ru/en scenario (models still fit)")
     parser.add_argument("--no-flood", action="store_true", help="skip the throughput measurement")
     args = parser.parse_args(argv)
     surge_overrides = {k: v for k, v in (("p_value", args.p_value), ("min_clients", args.min_clients),
-                                         ("dispersion", args.dispersion)) if v is not None}
+                                         ("dispersion", args.dispersion),
+                                         ("scan_min_clients", args.scan_min_clients)) if v is not None}
     fit_options = {k: v for k, v in (("weight", args.model_weight), ("components", args.components),
                                      ("ridge", args.ridge)) if v is not None}
     join_overrides = {k: v for k, v in (("join_single", args.join_single), ("join_large", args.join_large))

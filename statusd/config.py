@@ -237,6 +237,7 @@ class IncidentsConfig:
 class ReportsConfig:
     window_s: float = 1800.0  # surge window: distinct clients counted over this long
     min_clients: int = 5  # a surge needs at least this many distinct clients in the window
+    scan_min_clients: int = 4  # also test tighter runs of this many clients within the window (0: off)
     link_quiet_s: float = 900.0  # after a surge, its group's later reports are linked until it is this quiet
     encoder: Literal["tfidf", "use", "blend", "auto"] = "tfidf"  # text similarity; use/blend need the reports-embeddings extra
     rebuild_hours: float = 24.0  # on start, replay this much stored history into the detector
@@ -257,6 +258,8 @@ class ReportsConfig:
                     + positive(self.form_rate_per_min, "form_rate_per_min"))
         if self.max_future_s < 0:
             problems.append(("max_future_s", "must not be negative"))
+        if self.scan_min_clients < 0 or self.scan_min_clients == 1:
+            problems.append(("scan_min_clients", "expected 0 (off) or at least 2 clients"))
         if self.model is not None:
             if self.encoder in ("use", "blend"):
                 problems.append(("model", f"a fitted model replaces TF-IDF: use encoder \"tfidf\" or \"auto\" with it, "

@@ -495,6 +495,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     defaults = SurgeConfig()
     parser.add_argument("--min-clients", type=int, default=defaults.min_clients,
                         help=f"distinct clients needed for a surge (default {defaults.min_clients})")
+    parser.add_argument("--scan-min-clients", type=int, default=defaults.scan_min_clients,
+                        help="also test tighter runs of this many clients within the window "
+                             f"(default {defaults.scan_min_clients}; 0: off)")
     parser.add_argument("--link-quiet-min", type=float, default=defaults.active_s / 60,
                         help="after a surge, link its group's later reports until it is this many minutes quiet "
                              f"(default {defaults.active_s / 60:g})")
@@ -511,8 +514,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.window_min <= 0 or args.min_clients < 1 or args.link_quiet_min <= 0:
         print("statusd replay: --window-min and --link-quiet-min must be > 0 and --min-clients >= 1", file=err)
         return 2
+    if args.scan_min_clients < 0 or args.scan_min_clients == 1:
+        print("statusd replay: --scan-min-clients must be 0 (off) or >= 2", file=err)
+        return 2
     result = replay(rows, encoder=encoder,
                     surge=SurgeConfig(window_s=args.window_min * 60, min_clients=args.min_clients,
+                                      scan_min_clients=args.scan_min_clients,
                                       active_s=args.link_quiet_min * 60))
     summary_out = sys.stdout
     if args.out:

@@ -1,10 +1,13 @@
 """Report groups → Signals: a surge of distinct clients against a seasonal, over-dispersed baseline.
 
 Per group, the number of distinct clients in a sliding window is compared with what the
-group usually sees at that hour of the day and day of the week. Report counts are far
-burstier than Poisson, so the test uses a negative-binomial tail (variance μ + μ²/k) and
-also needs `min_clients`; after a signal the group is *active* (every later report of it is
-linked to the incident) and *refractory* (no new incident for `refractory_s`).
+group usually sees: its share of the traffic, times how busy the stream is now (the hour of
+day and day of week it has learnt, corrected by the last hour's traffic). Report counts are
+far burstier than Poisson, so the test uses a negative-binomial tail (variance μ + μ²/k) and
+also needs `min_clients`. A scan also tests the tightest recent runs of `scan_min_clients`
+or more: four clients within five minutes need not wait for a fifth. After a signal the
+group is *active* (every later report of it is linked to the incident) and *refractory* (no
+new incident for `refractory_s`).
 
 `ReportDetector` is what the intake calls once per report: it groups the report
 (`statusd.clustering`) and runs the surge test on its group. Like `statusd.detection` it is
@@ -15,11 +18,12 @@ far more than the report itself. After a restart, `rebuild` replays recent repor
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -80,14 +84,28 @@ def _beta_fraction(a: float, b: float, x: float, eps: float = 1e-14, tiny: float
 
 
 class SeasonalProfile:
-    """The stream's shape over the day and the week, learned online: expected-rate factors around 1.
+    """How busy the stream is at a given time, relative to its long-run mean: factors around 1.
 
-    Exposure (seconds observed) and counts are kept per hour of day and per day of week (UTC)
-    and forgotten exponentially, so a change of habits is learned within a few half-lives.
-    Until a bucket has seen enough, its factor is shrunk toward 1.
+    Two parts multiply:
+    - the *shape*: exposure (seconds observed) and counts per hour of day and per day of week
+      (UTC), forgotten exponentially, so a change of habits is learned within a few half-lives;
+      until a bucket has seen enough, its factor is shrunk toward 1;
+    - the *recent correction*: the reports of the last `recent_s` against what the shape
+      expected for them. The shape needs days to learn a daily cycle and never sees a
+      marketing mail or a holiday; the last hour's traffic does, from the first day on.
+      `recent_prior` reports' worth of belief in the shape keeps a quiet stream (a few
+      reports an hour) on the shape rather than on its last few arrivals.
+
+    A surge inflates the last hour's traffic only by its own reports: the ten reports of a
+    small burst among a hundred an hour raise every group's baseline by a tenth. A flood
+    that makes up most of the traffic is measured against a baseline it raised, and still
+    stands out by orders of magnitude in its own group.
     """
 
-    def __init__(self, halflife_s: float = 14 * 86400.0, prior_s: float = 4 * 3600.0) -> None:
+    BUCKET_S = 300  # recent traffic is counted in buckets of this many seconds
+
+    def __init__(self, halflife_s: float = 14 * 86400.0, prior_s: float = 4 * 3600.0, *,
+                 recent_s: float = 3600.0, recent_prior: float = 10.0, keep_s: float = 25 * 3600.0) -> None:
         self.hod_count = [0.0] * 24
         self.hod_expo = [0.0] * 24
         self.dow_count = [0.0] * 7
@@ -95,11 +113,19 @@ class SeasonalProfile:
         self.prior_s = prior_s
         self._hour_decay = 0.5 ** (3600.0 / halflife_s)
         self.at: datetime | None = None
+        self.first: float | None = None  # when observing began (epoch seconds)
+        self.recent_s = recent_s
+        self.recent_prior = recent_prior
+        self._span = max(1, round(recent_s / self.BUCKET_S))  # buckets per correction
+        self._keep = max(self._span, math.ceil(keep_s / self.BUCKET_S))  # buckets kept: the history searched
+        self._buckets: dict[int, float] = {}  # bucket index (epoch // BUCKET_S) → reports, in time order
+        self._corrections: dict[int, float] = {}  # bucket index → correction, for buckets already over
 
     def advance(self, now: datetime) -> None:
         """Account for the time observed since the last call, hour by hour."""
         if self.at is None:
             self.at = now
+            self.first = now.timestamp()
             return
         t = self.at
         if now <= t:
@@ -117,19 +143,33 @@ class SeasonalProfile:
                 self._decay()
             t = step_end
         self.at = now
+        oldest = int(now.timestamp()) // self.BUCKET_S - self._keep
+        while self._buckets:
+            first = next(iter(self._buckets))
+            if first >= oldest:
+                break
+            del self._buckets[first]
+            self._corrections.pop(first, None)
 
     def count(self, at: datetime, weight: float = 1.0) -> None:
         """One arrival at `at`."""
         self.hod_count[at.hour] += weight
         self.dow_count[at.weekday()] += weight
+        b = int(at.timestamp()) // self.BUCKET_S
+        if b in self._buckets or not self._buckets or b > next(reversed(self._buckets)):
+            self._buckets[b] = self._buckets.get(b, 0.0) + weight
+        else:  # a late arrival for a bucket never counted: rare (backfill); keep the dict in time order
+            self._buckets = dict(sorted({**self._buckets, b: weight}.items()))
+        if self._corrections and b <= next(reversed(self._corrections)):
+            self._corrections.clear()  # a late arrival changes corrections already computed
 
     def rate(self) -> float:
         """Mean arrivals per second over everything observed (0 before any exposure)."""
         expo = sum(self.hod_expo)
         return sum(self.hod_count) / expo if expo > 0 else 0.0
 
-    def factor(self, at: datetime) -> float:
-        """How much busier than average `at` usually is (1.0 with no history)."""
+    def shape(self, at: datetime) -> float:
+        """How much busier than average `at` usually is by hour of day and day of week (1.0 with no history)."""
         mean = self.rate()
         if mean <= 0:
             return 1.0
@@ -138,18 +178,48 @@ class SeasonalProfile:
         d = (self.dow_count[at.weekday()] + a * mean) / (self.dow_expo[at.weekday()] + a) / mean
         return h * d
 
+    def correction(self, at: datetime) -> float:
+        """The last `recent_s` up to `at`: reports seen against what the shape expected (1.0 with none seen)."""
+        b = int(at.timestamp()) // self.BUCKET_S
+        cached = self._corrections.get(b)
+        if cached is not None:
+            return cached
+        if self.at is None or self.first is None:
+            return 1.0
+        now = self.at.timestamp()
+        start = max((b - self._span + 1) * self.BUCKET_S, self.first)
+        end = min((b + 1) * self.BUCKET_S, now)
+        if end <= start or b < int(now) // self.BUCKET_S - self._keep:
+            return 1.0
+        seen = sum(self._buckets.get(i, 0.0) for i in range(b - self._span + 1, b + 1))
+        expected = self.rate() * self.shape(at) * (end - start)
+        value = (seen + self.recent_prior) / (expected + self.recent_prior)
+        if (b + 1) * self.BUCKET_S <= now:  # an ended bucket's count is final
+            self._corrections[b] = value
+        return value
+
+    def factor(self, at: datetime) -> float:
+        """How much busier than average `at` is: the shape, corrected by the traffic of the hour before."""
+        return self.shape(at) * self.correction(at)
+
     def mean_factor(self, start: datetime, end: datetime) -> float:
-        """The factor averaged over [start, end], hour bucket by hour bucket."""
-        if end <= start:
+        """The factor averaged over [start, end].
+
+        A span shorter than `recent_s` lies within the traffic the correction at `end` has
+        counted: that factor stands for all of it. A longer span is averaged bucket by bucket.
+        """
+        if (end - start).total_seconds() < self.recent_s:
             return self.factor(end)
         total, t = 0.0, start
+        step = timedelta(seconds=self.BUCKET_S)
         while t < end:
-            step_end = min(t.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1), end)
-            total += self.factor(t) * (step_end - t).total_seconds()
+            step_end = min(t + step, end)
+            total += self.factor(t + (step_end - t) / 2) * (step_end - t).total_seconds()
             t = step_end
         return total / (end - start).total_seconds()
 
     def _decay(self) -> None:
+        self._corrections.clear()  # they divide by the shape, which this changes
         k = self._hour_decay
         for arr in (self.hod_count, self.hod_expo, self.dow_count, self.dow_expo):
             for i in range(len(arr)):
@@ -159,13 +229,15 @@ class SeasonalProfile:
 # --- the surge test ------------------------------------------------------------------------
 
 
+#: The scan (`SurgeTest._scan`) tests this many spans at most, over the newest SCAN_ENTRIES reports.
+SCAN_DEPTH = 5
+SCAN_ENTRIES = 512
+#: The scan chooses its span after seeing the arrivals, so its tails are doubled: a Bonferroni
+#: correction as for one more test beside the window's. Its spans are nested and their tails move
+#: together; one test per span (×6) left it no power on banking77 (bench/README.md).
+SCAN_PENALTY = 2.0
 _DEFAULT_STEPS = ((25, ComponentStatus.MAJOR_OUTAGE), (10, ComponentStatus.PARTIAL_OUTAGE),
                   (0, ComponentStatus.DEGRADED_PERFORMANCE))
-DEFAULT_P_VALUE = 3e-4
-#: The surge p-value of an encoder kind whose groups need another (bench/README.md). A category model
-#: groups one category's background almost perfectly, so at 3e-4 its ordinary coincidences of 5
-#: clients fire about once a day on banking77; at 1e-4, 0.45 a day.
-P_VALUES: dict[str, float] = {"category": 1e-4}
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +246,10 @@ class SurgeConfig:
 
     window_s: float = 1800.0
     min_clients: int = 5
-    p_value: float | None = None  # a window count at most this likely under the baseline is a surge; None: per encoder
+    # A window count at most this likely under the baseline is a surge. One value serves every encoder
+    # since the baseline follows the last hour's traffic (bench/README.md): a category model had needed
+    # 1e-4 while the day's shape was still unlearnt and every busy hour looked unusual.
+    p_value: float = 3e-4
     dispersion: float = 2.0  # negative-binomial size k; smaller = burstier baseline, fewer alarms
     refractory_s: float = 6 * 3600.0  # no second incident for the same group within this time
     # After a signal, later reports of the group join the incident until the group is this quiet.
@@ -186,15 +261,14 @@ class SurgeConfig:
     halflife_s: float = 14 * 86400.0  # baselines forget at this pace
     severity_steps: tuple[tuple[int, ComponentStatus], ...] = _DEFAULT_STEPS  # (min distinct clients, status)
     max_linked: int = 100_000  # report ids remembered per incident for `incident_reports`
+    # A tighter run of at least this many clients inside the window is tested too (0: off), see `_scan`.
+    scan_min_clients: int = 4
 
     def __post_init__(self) -> None:
-        if (self.window_s <= 0 or self.min_clients < 1 or not (self.p_value is None or 0 < self.p_value < 1)
-                or self.dispersion <= 0):
-            raise ValueError("surge: need window_s > 0, min_clients >= 1, 0 < p_value < 1, dispersion > 0")
-
-    def for_encoder(self, kind: str) -> SurgeConfig:
-        """This config with an unset p_value taken from the encoder kind's preset."""
-        return self if self.p_value is not None else replace(self, p_value=P_VALUES.get(kind, DEFAULT_P_VALUE))
+        if (self.window_s <= 0 or self.min_clients < 1 or not 0 < self.p_value < 1
+                or self.dispersion <= 0 or self.scan_min_clients < 0 or self.scan_min_clients == 1):
+            raise ValueError("surge: need window_s > 0, min_clients >= 1, 0 < p_value < 1, dispersion > 0, "
+                             "scan_min_clients 0 or >= 2")
 
     def severity(self, distinct_clients: int) -> ComponentStatus:
         """The component status a surge of this many distinct clients implies."""
@@ -248,7 +322,7 @@ class _GroupState:
     last_at: datetime | None = None
     severity: ComponentStatus | None = None
     linked: list[str] = field(default_factory=list)
-    level: tuple[datetime, float] | None = None  # (computed at, de-seasonalised rate) from history, cached
+    level: tuple[datetime, float, float] | None = None  # (computed at, de-seasonalised rate, history s), cached
 
 
 #: For a text group: times and weights of past reports like the group's, and the seconds of history searched.
@@ -268,15 +342,17 @@ class SurgeVerdict:
     p_value: float
     severity: ComponentStatus | None
     link_report_ids: tuple[str, ...]  # ids to link to the incident now (all members when it opens)
+    # What `expected` and `p_value` were measured on: the whole window and its distinct clients,
+    # or the tighter run of recent clients the scan found (`SurgeTest._scan`).
+    span_s: float = 0.0
+    span_clients: int = 0
 
 
 class SurgeTest:
     """Per-group sliding windows, baselines, refractory periods and active incidents."""
 
     def __init__(self, config: SurgeConfig | None = None) -> None:
-        self.config = (config or SurgeConfig()).for_encoder("tfidf")  # ReportDetector passes its encoder's
-        assert self.config.p_value is not None  # for_encoder set it
-        self._p_value = self.config.p_value
+        self.config = config or SurgeConfig()
         self.profile = SeasonalProfile(self.config.halflife_s)
         self.states: dict[str, _GroupState] = {}
         self._decay_per_s = math.log(2) / self.config.halflife_s
@@ -317,11 +393,20 @@ class SurgeTest:
                                 severity, (report.id,))
         refractory = (state.fired_at is not None
                       and (at - state.fired_at).total_seconds() < cfg.refractory_s)
-        if not fresh or distinct < cfg.min_clients or refractory:
+        floor = min(cfg.min_clients, cfg.scan_min_clients or cfg.min_clients)
+        if not fresh or distinct < floor or refractory:
             return SurgeVerdict(False, False, None, distinct, len(state.window), 0.0, 1.0, None, ())
-        expected = self.expected(key, at, history)
-        p = nb_tail(distinct, expected, cfg.dispersion)
-        if p > self._p_value:
+        level, watched_s = self._level(key, at, history)
+        expected = level * cfg.window_s * self.profile.mean_factor(at - timedelta(seconds=cfg.window_s), at)
+        p = nb_tail(distinct, expected, cfg.dispersion) if distinct >= cfg.min_clients else 1.0
+        span_s, clients = cfg.window_s, distinct
+        # The scan needs a baseline that has seen the traffic of a whole recent period; before that
+        # (a fresh deployment) its short spans measure mostly the prior.
+        if cfg.scan_min_clients and watched_s >= self.profile.recent_s:
+            scan_p, scan_span_s, scan_clients, scan_expected = self._scan(state, at, level)
+            if scan_p < p:
+                p, span_s, clients, expected = scan_p, scan_span_s, scan_clients, scan_expected
+        if p > cfg.p_value:
             return SurgeVerdict(False, False, None, distinct, len(state.window), expected, p, None, ())
         state.incident_key = f"reports:{key}"
         state.fired_at = at
@@ -330,29 +415,62 @@ class SurgeTest:
         state.window = _linked(state.window)
         state.linked = list(ids[:cfg.max_linked])
         return SurgeVerdict(True, False, state.incident_key, distinct, len(state.window), expected, p,
-                            state.severity, ids)
+                            state.severity, ids, span_s, clients)
+
+    def _scan(self, state: _GroupState, at: datetime, level: float) -> tuple[float, float, int, float]:
+        """The tightest run of recent clients: (p-value, span, clients, expected), the lowest p-value.
+
+        For k = scan_min_clients … + SCAN_DEPTH − 1, the span reaches back to the k-th most recent
+        distinct client, and k − 1 more arrivals in it are tested against the baseline over that
+        span. Four clients within five minutes can be far less likely than five within thirty:
+        the window test alone waits for the fifth.
+        """
+        cfg = self.config
+        best = (1.0, cfg.window_s, 0, 0.0)
+        seen: set[str] = set()
+        for e in itertools.islice(reversed(state.window), SCAN_ENTRIES):
+            client, start = e[_CLIENT], e[_AT]
+            if client in seen or start > at:  # (a backfilled report is older than the window's newest)
+                continue
+            seen.add(client)
+            k = len(seen)
+            if k < cfg.scan_min_clients:
+                continue
+            span_s = (at - start).total_seconds()
+            expected = level * span_s * self.profile.mean_factor(start, at)
+            p = min(1.0, nb_tail(k - 1, expected, cfg.dispersion) * SCAN_PENALTY)
+            if p < best[0]:
+                best = (p, span_s, k, expected)
+            if k >= cfg.scan_min_clients + SCAN_DEPTH - 1:
+                break
+        return best
 
     def expected(self, key: str, at: datetime, history: History | None = None) -> float:
         """Distinct clients the group `key` usually has in one window ending at `at`."""
+        cfg = self.config
+        return self._level(key, at, history)[0] * cfg.window_s * self.profile.mean_factor(
+            at - timedelta(seconds=cfg.window_s), at)
+
+    def _level(self, key: str, at: datetime, history: History | None = None) -> tuple[float, float]:
         cfg = self.config
         state = self.states.get(key)
         prior_rate = cfg.prior_share * self._deseasonalised_rate()
         if history is not None:
             if state is not None and state.level is not None and (at - state.level[0]).total_seconds() < 60:
-                level = state.level[1]
+                _, level, expo = state.level
             else:
-                times, weights, span = history()
+                times, weights, expo = history()
                 count = sum(float(w) / self.profile.factor(t) for t, w in zip(times, weights))
-                level = (count + prior_rate * cfg.prior_s) / (span + cfg.prior_s)
+                level = (count + prior_rate * cfg.prior_s) / (expo + cfg.prior_s)
                 if state is not None:
-                    state.level = (at, level)
+                    state.level = (at, level, expo)
         else:
             count, expo = 0.0, 0.0
             if state is not None:
                 self._age(state, at)
                 count, expo = state.base_count, state.base_expo
             level = (count + prior_rate * cfg.prior_s) / (expo + cfg.prior_s)
-        return level * cfg.window_s * self.profile.mean_factor(at - timedelta(seconds=cfg.window_s), at)
+        return level, expo
 
     def window(self, key: str) -> list[Report]:
         """The reports of group `key` in the current window, oldest first."""
@@ -464,7 +582,7 @@ class ReportDetector:
     def __init__(self, clustering: ClusteringConfig | None = None, surge: SurgeConfig | None = None,
                  encoder: Encoder | None = None, *, learn: bool = True) -> None:
         self.clusterer = Clusterer(clustering, encoder, learn=learn)
-        self.surge = SurgeTest((surge or SurgeConfig()).for_encoder(getattr(self.clusterer.encoder, "kind", "tfidf")))
+        self.surge = SurgeTest(surge)
         self._swept_at: datetime | None = None
 
     def observe(self, report: Report) -> ReportOutcome:
@@ -522,11 +640,12 @@ class ReportDetector:
         window = self.surge.window(key)
         component = self._component(key, window)
         texts = self._samples(key, window)
-        minutes = round(self.surge.config.window_s / 60)
+        span_s = verdict.span_s or self.surge.config.window_s
+        clients = verdict.span_clients or verdict.distinct_clients
         about = f"{component}: " if component else ""
         verb = "grew to" if verdict.escalated else "surge:"
-        summary = (f"{about}customer reports {verb} {verdict.distinct_clients} clients in {minutes} min "
-                   f"(usually {verdict.expected:.1f}), e.g. \u201c{_clip(texts[0] if texts else report.text)}\u201d")
+        summary = (f"{about}customer reports {verb} {clients} clients in {max(1, round(span_s / 60))} min "
+                   f"(usually {verdict.expected:.2g}), e.g. \u201c{_clip(texts[0] if texts else report.text)}\u201d")
         channels = Counter(r.channel for r in window)
         regions = Counter(r.tags.get("region") for r in window if r.tags.get("region"))
         evidence = {
@@ -537,6 +656,8 @@ class ReportDetector:
             "expected": round(verdict.expected, 3),
             "p_value": float(f"{verdict.p_value:.3g}"),
             "window_s": self.surge.config.window_s,
+            "span_s": round(span_s, 1),  # what `expected` and `p_value` were measured on
+            "span_clients": clients,
             "sample_texts": [_clip(t) for t in texts[:5]],
             "report_ids": list(verdict.link_report_ids),
         }

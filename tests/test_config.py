@@ -41,7 +41,7 @@ def test_every_key_of_every_section_is_in_the_example() -> None:
     sections = [c.ServerConfig, c.StoreConfig, c.PageConfig, c.IncidentsConfig, c.NotificationsConfig,
                 c.ComponentConfig, c.PersonConfig, c.TokenConfig, c.ScheduleConfig, c.LayerConfig,
                 c.RestrictionConfig, c.OverrideConfig, c.EscalationPolicyConfig, c.EscalationLevelConfig,
-                c.FallbackConfig]
+                c.FallbackConfig, c.ReportsConfig]
     from statusd.alerts import AlertRule, AlertsConfig
     sections += [AlertsConfig, AlertRule]
     sections += [k.config for k in probes.builtin_kinds().values()]
@@ -71,9 +71,10 @@ def test_unknown_keys_and_bad_values_are_all_reported_with_paths() -> None:
         "notifiers": {"m": {"type": "email", "port": "25"}},
         "people": {"ann": {"name": "Ann", "contacts": {"pager": "123"}}},
         "tokens": {"t": {"name": "T", "secret": "short", "scopes": ["root"]}},
+        "reports": {"scan_min_clients": 1},
         "extra": {},
     })
-    expected = {
+    expected = {"reports.scan_min_clients",
         "server.port", "server.colour", "page.history_days", "schedules.t.timezone", "schedules.s.layers[0].start",
         "components.api.owner", "probes.p1.component", "probes.p2.type", "probes.p3.type", "notifiers.m.port",
         "people.ann.contacts.pager", "tokens.t.scopes[0]", "extra",

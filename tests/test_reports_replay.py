@@ -166,6 +166,10 @@ def test_main_reports_bad_input_without_a_traceback(tmp_path: Path, capsys: pyte
     assert f"{source}: line 3, field received_at: not an ISO-8601 time" in err and "Traceback" not in err
     assert main([str(tmp_path / "missing.csv")]) == 2
     assert "cannot read" in capsys.readouterr().err
+    good = tmp_path / "good.csv"
+    good.write_bytes(HEADER.encode() + b"2026-01-05T09:00:00Z,c1,ok\n")
+    assert main([str(good), "--scan-min-clients", "1"]) == 2
+    assert "--scan-min-clients must be 0 (off) or >= 2" in capsys.readouterr().err
 
 
 def test_main_without_out_prints_incidents_to_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
