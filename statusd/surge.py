@@ -114,12 +114,15 @@ class SeasonalProfile:
         self._hour_decay = 0.5 ** (3600.0 / halflife_s)
         self.at: datetime | None = None
         self.first: float | None = None  # when observing began (epoch seconds)
+        self.total_count = 0.0  # sum(hod_count), sum(hod_expo): kept as they change, asked per report
+        self.total_expo = 0.0
         self.recent_s = recent_s
         self.recent_prior = recent_prior
         self._span = max(1, round(recent_s / self.BUCKET_S))  # buckets per correction
         self._keep = max(self._span, math.ceil(keep_s / self.BUCKET_S))  # buckets kept: the history searched
         self._buckets: dict[int, float] = {}  # bucket index (epoch // BUCKET_S) → reports, in time order
         self._corrections: dict[int, float] = {}  # bucket index → correction, for buckets already over
+        self._before: dict[int, float] = {}  # bucket index → reports in the buckets of its span before it
 
     def advance(self, now: datetime) -> None:
         """Account for the time observed since the last call, hour by hour."""
@@ -139,6 +142,7 @@ class SeasonalProfile:
             seconds = (step_end - t).total_seconds()
             self.hod_expo[t.hour] += seconds
             self.dow_expo[t.weekday()] += seconds
+            self.total_expo += seconds
             if step_end == hour_end:
                 self._decay()
             t = step_end
@@ -150,23 +154,26 @@ class SeasonalProfile:
                 break
             del self._buckets[first]
             self._corrections.pop(first, None)
+            self._before.pop(first, None)
 
     def count(self, at: datetime, weight: float = 1.0) -> None:
         """One arrival at `at`."""
         self.hod_count[at.hour] += weight
         self.dow_count[at.weekday()] += weight
+        self.total_count += weight
         b = int(at.timestamp()) // self.BUCKET_S
-        if b in self._buckets or not self._buckets or b > next(reversed(self._buckets)):
+        last = next(reversed(self._buckets)) if self._buckets else b
+        if b in self._buckets or b >= last:
             self._buckets[b] = self._buckets.get(b, 0.0) + weight
         else:  # a late arrival for a bucket never counted: rare (backfill); keep the dict in time order
             self._buckets = dict(sorted({**self._buckets, b: weight}.items()))
-        if self._corrections and b <= next(reversed(self._corrections)):
-            self._corrections.clear()  # a late arrival changes corrections already computed
+        if b < last:  # a late arrival changes what was computed from the buckets after it
+            self._corrections.clear()
+            self._before.clear()
 
     def rate(self) -> float:
         """Mean arrivals per second over everything observed (0 before any exposure)."""
-        expo = sum(self.hod_expo)
-        return sum(self.hod_count) / expo if expo > 0 else 0.0
+        return self.total_count / self.total_expo if self.total_expo > 0 else 0.0
 
     def shape(self, at: datetime) -> float:
         """How much busier than average `at` usually is by hour of day and day of week (1.0 with no history)."""
@@ -191,7 +198,10 @@ class SeasonalProfile:
         end = min((b + 1) * self.BUCKET_S, now)
         if end <= start or b < int(now) // self.BUCKET_S - self._keep:
             return 1.0
-        seen = sum(self._buckets.get(i, 0.0) for i in range(b - self._span + 1, b + 1))
+        before = self._before.get(b)
+        if before is None:
+            before = self._before[b] = sum(self._buckets.get(i, 0.0) for i in range(b - self._span + 1, b))
+        seen = before + self._buckets.get(b, 0.0)
         expected = self.rate() * self.shape(at) * (end - start)
         value = (seen + self.recent_prior) / (expected + self.recent_prior)
         if (b + 1) * self.BUCKET_S <= now:  # an ended bucket's count is final
@@ -224,6 +234,7 @@ class SeasonalProfile:
         for arr in (self.hod_count, self.hod_expo, self.dow_count, self.dow_expo):
             for i in range(len(arr)):
                 arr[i] *= k
+        self.total_count, self.total_expo = sum(self.hod_count), sum(self.hod_expo)  # no drift from the running sums
 
 
 # --- the surge test ------------------------------------------------------------------------
@@ -521,9 +532,7 @@ class SurgeTest:
         # A quiet stream (one report an hour) worth an hour of exposure: without it, a fresh
         # deployment's first burst would set the "normal" rate itself and never look like a surge;
         # any longer and the first hours of a busy stream would look quieter than they are.
-        profile = self.profile
-        count, expo = sum(profile.hod_count), sum(profile.hod_expo)
-        return (count + 1.0) / (expo + 3600.0)
+        return (self.profile.total_count + 1.0) / (self.profile.total_expo + 3600.0)
 
     def _end_if_quiet(self, state: _GroupState, now: datetime) -> bool:
         if state.incident_key is None or state.last_at is None:
