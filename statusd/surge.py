@@ -245,7 +245,7 @@ SCAN_DEPTH = 5
 SCAN_ENTRIES = 512
 #: The scan chooses its span after seeing the arrivals, so its tails are doubled: a Bonferroni
 #: correction as for one more test beside the window's. Its spans are nested and their tails move
-#: together; one test per span and the window (×7) left it no gain on banking77 (bench/README.md).
+#: together; a factor of 7 (about one per span and the window) left it no gain on banking77 (bench/README.md).
 SCAN_PENALTY = 2.0
 _DEFAULT_STEPS = ((25, ComponentStatus.MAJOR_OUTAGE), (10, ComponentStatus.PARTIAL_OUTAGE),
                   (0, ComponentStatus.DEGRADED_PERFORMANCE))
