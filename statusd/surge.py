@@ -408,7 +408,7 @@ class SurgeTest:
         if not fresh or distinct < floor or refractory:
             return SurgeVerdict(False, False, None, distinct, len(state.window), 0.0, 1.0, None, ())
         level, watched_s = self._level(key, at, history)
-        expected = level * cfg.window_s * self.profile.mean_factor(at - timedelta(seconds=cfg.window_s), at)
+        expected = self._over(level, at - timedelta(seconds=cfg.window_s), at)
         p = nb_tail(distinct, expected, cfg.dispersion) if distinct >= cfg.min_clients else 1.0
         span_s, clients = cfg.window_s, distinct
         # The scan needs a baseline that has seen the traffic of a whole recent period; before that
@@ -447,20 +447,21 @@ class SurgeTest:
             k = len(seen)
             if k < cfg.scan_min_clients:
                 continue
-            span_s = (at - start).total_seconds()
-            expected = level * span_s * self.profile.mean_factor(start, at)
+            expected = self._over(level, start, at)
             p = min(1.0, nb_tail(k - 1, expected, cfg.dispersion) * SCAN_PENALTY)
             if p < best[0]:
-                best = (p, span_s, k, expected)
+                best = (p, (at - start).total_seconds(), k, expected)
             if k >= cfg.scan_min_clients + SCAN_DEPTH - 1:
                 break
         return best
 
     def expected(self, key: str, at: datetime, history: History | None = None) -> float:
         """Distinct clients the group `key` usually has in one window ending at `at`."""
-        cfg = self.config
-        return self._level(key, at, history)[0] * cfg.window_s * self.profile.mean_factor(
-            at - timedelta(seconds=cfg.window_s), at)
+        return self._over(self._level(key, at, history)[0], at - timedelta(seconds=self.config.window_s), at)
+
+    def _over(self, level: float, start: datetime, end: datetime) -> float:
+        """Arrivals expected over [start, end] at a de-seasonalised `level` per second."""
+        return level * (end - start).total_seconds() * self.profile.mean_factor(start, end)
 
     def _level(self, key: str, at: datetime, history: History | None = None) -> tuple[float, float]:
         cfg = self.config
