@@ -432,18 +432,25 @@ class Coordinator:
                 raise NotFound("incident", incident_id)
         return (await self.link_reports_many({incident_id: list(report_ids)})).get(incident_id, 0)
 
-    async def link_reports_many(self, links: Mapping[int, Sequence[int]], *,
-                                noted: Collection[int] | None = None) -> dict[int, int]:
+    async def link_reports_many(self, links: Mapping[int, Sequence[int]], *, noted: Collection[int] | None = None,
+                                open_only: bool = False) -> dict[int, int]:
         """`link_reports` for several incidents in one transaction (the report intake's group commit).
 
         `noted`: the incidents whose links get a timeline note (None: each with two or more).
         The intake notes the links that came with a surge's signal (opened, re-opened, joined
         or grown): later reports trickle in at whatever batch size the load makes, and the
         reports API lists them without a note per batch.
-        Returns how many reports were newly linked per incident.
+        `open_only`: link only to incidents still open inside this transaction. The intake
+        decided where its reports belong from a read taken before it; an engineer may have
+        resolved one of those incidents since, and a report must not join it afterwards.
+        Returns, for each incident linked to, how many reports were newly linked (0 when all
+        already were); with `open_only`, incidents found resolved are missing.
         """
         now = self.clock.now()
         async with self.store.transaction(brief=True) as tx:  # a few statements, each report's group commit
+            if open_only:
+                still_open = await tx.incidents.open_keys()
+                links = {incident_id: ids for incident_id, ids in links.items() if incident_id in still_open}
             by_incident: dict[int, list[CustomerReport]] = {}
             for report in await tx.reports.link_many(links):
                 assert report.incident_id is not None
@@ -452,7 +459,7 @@ class Coordinator:
                      for incident_id, linked in by_incident.items()]
         if any(wrote):  # late reports without a contact change nothing anyone sees
             self._committed(None, now)
-        return {incident_id: len(linked) for incident_id, linked in by_incident.items()}
+        return {incident_id: len(by_incident.get(incident_id, ())) for incident_id in links}
 
     async def _linked(self, tx: Tx, incident_id: int, linked: list[CustomerReport], now: datetime, *,
                       note: bool = True) -> bool:

@@ -262,11 +262,12 @@ class ReportIntake:
             for key, ids in links.items():
                 if key in incidents:
                     by_incident.setdefault(incidents[key], []).extend(ids)
-            await self.coordinator.link_reports_many(
-                by_incident, noted={incidents[key] for key in signalled if key in incidents})
+            linked = await self.coordinator.link_reports_many(
+                by_incident, noted={incidents[key] for key in signalled if key in incidents}, open_only=True)
+            # `incidents` came from a read older than the link's transaction: one resolved since takes no reports.
+            incidents = {key: incident_id for key, incident_id in incidents.items() if incident_id in linked}
         for result, key in keyed:
-            if result["incident_id"] is None:
-                result["incident_id"] = incidents.get(key)
+            result["incident_id"] = incidents.get(key)
         return results
 
     async def _recover(self, reports: list[Report], *, before_id: int) -> list[ReportOutcome | None]:

@@ -277,6 +277,41 @@ async def test_a_report_detected_while_its_surge_opens_the_incident_is_linked_to
         assert len(await r.reports.for_incident(first["incident_id"])) == 6
 
 
+async def test_a_report_detected_before_its_incident_was_resolved_by_hand_is_not_linked_to_it(
+        tmp_path, aiohttp_client) -> None:
+    """Stage three links from a read of the open incidents taken during detection; a resolution may come between."""
+    import asyncio
+
+    c = await aiohttp_client(build_app(config(tmp_path, detector_process=False), run_probes=False, run_worker=False))
+    intake = c.app[RUNTIME].intake
+    for i in range(5):
+        r = await c.post("/api/v1/reports", headers=auth(), json=report(i, tags={"component": "payments"}))
+    incident_id = (await r.json())["report"]["incident_id"]
+    assert incident_id is not None
+    release, held = asyncio.Event(), asyncio.Event()
+    link = intake._link
+
+    async def late_link(stored, outcomes, open_now):
+        held.set()
+        await release.wait()
+        return await link(stored, outcomes, open_now)
+    intake._link = late_link
+    late = asyncio.create_task(c.post("/api/v1/reports", headers=auth(), json=report(5, tags={"component": "payments"})))
+    await held.wait()  # detected as part of the active surge; the open incidents were read: it is open
+    r = await c.post(f"/api/v1/incidents/{incident_id}/resolve", headers=auth(SUPPORT), json={"body": "Fixed."})
+    assert r.status == 200, await r.text()
+    release.set()
+    answer = await late
+    assert answer.status == 202
+    result = (await answer.json())["report"]
+    assert result["incident_id"] is None
+    async with c.app[RUNTIME].store.read() as rd:
+        assert len(await rd.reports.for_incident(incident_id)) == 5
+        [late_report] = [x for x in await rd.reports.recent(T0_FAR_PAST) if x.client_id == "client-5"]
+        assert late_report.incident_id is None
+    assert "client5@example.com" not in await outbox(c, "report_ack")
+
+
 @pytest.mark.parametrize("killed_before", [3, 4, 6])  # 4: the report that tips the surge (min_clients 5)
 async def test_reports_survive_the_detector_process_dying_and_detection_resumes(client, killed_before) -> None:
     import os
