@@ -22,6 +22,7 @@ from probes.base import ProbeKind
 from statusd.alerts import AlertsConfig
 from statusd.core.errors import ConfigError
 from statusd.core.schema import MISSING, Problems, Secret, interpolate, is_missing, join, load_section, positive
+from statusd.surge import WINDOW_FLOOR
 
 Scope = Literal["incidents:write", "components:write", "subscribers:write", "reports:write", "admin"]
 SCOPES: tuple[str, ...] = ("incidents:write", "components:write", "subscribers:write", "reports:write", "admin")
@@ -239,6 +240,7 @@ class ReportsConfig:
     min_clients: int = 5  # a surge needs at least this many distinct clients in the window
     scan_min_clients: int = 4  # also test tighter runs of this many clients within the window (0: off)
     link_quiet_s: float = 900.0  # after a surge, its group's later reports are linked until it is this quiet
+    max_window_reports: int = 200_000  # reports the surge windows hold in all (memory bound; longest windows cut first)
     encoder: Literal["tfidf", "use", "blend", "auto"] = "tfidf"  # text similarity; use/blend need the reports-embeddings extra
     rebuild_hours: float = 24.0  # on start, replay this much stored history into the detector
     detector_process: bool = True  # cluster in a child process (a second core); false: in the server process
@@ -260,6 +262,8 @@ class ReportsConfig:
             problems.append(("max_future_s", "must not be negative"))
         if self.scan_min_clients < 0 or self.scan_min_clients == 1:
             problems.append(("scan_min_clients", "expected 0 (off) or at least 2 clients"))
+        if self.max_window_reports < WINDOW_FLOOR:
+            problems.append(("max_window_reports", f"expected at least {WINDOW_FLOOR} reports"))
         if self.model is not None:
             if self.encoder in ("use", "blend"):
                 problems.append(("model", f"a fitted model replaces TF-IDF: use encoder \"tfidf\" or \"auto\" with it, "

@@ -101,6 +101,7 @@ class DetectorSpec:
             raise ConfigError(problems)
         return cls(rc.encoder, model=model, surge=SurgeConfig(window_s=rc.window_s, min_clients=rc.min_clients,
                                                               scan_min_clients=rc.scan_min_clients,
+                                                              max_window_reports=rc.max_window_reports,
                                                               active_s=rc.link_quiet_s))
 
     def build(self) -> ReportDetector:

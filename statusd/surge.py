@@ -247,6 +247,9 @@ SCAN_ENTRIES = 512
 #: correction as for one more test beside the window's. Its spans are nested and their tails move
 #: together; a factor of 7 (about one per span and the window) left it no gain on banking77 (bench/README.md).
 SCAN_PENALTY = 2.0
+#: Over `max_window_reports`, no group's window is cut below this many reports: far more than a surge
+#: needs, so the cut only ever shortens windows that are surging or flooding already.
+WINDOW_FLOOR = 64
 _DEFAULT_STEPS = ((25, ComponentStatus.MAJOR_OUTAGE), (10, ComponentStatus.PARTIAL_OUTAGE),
                   (0, ComponentStatus.DEGRADED_PERFORMANCE))
 
@@ -274,12 +277,17 @@ class SurgeConfig:
     max_linked: int = 100_000  # report ids remembered per incident for `incident_reports`
     # A tighter run of at least this many clients inside the window is tested too (0: off), see `_scan`.
     scan_min_clients: int = 4
+    # Reports held in all groups' windows together (about 560 bytes each): a flood at 1,000 reports/s
+    # would otherwise hold 1.8 million for the 30-minute window. Over it, the largest windows lose their
+    # oldest reports first, never below WINDOW_FLOOR each (see `SurgeTest._trim`).
+    max_window_reports: int = 200_000
 
     def __post_init__(self) -> None:
         if (self.window_s <= 0 or self.min_clients < 1 or not 0 < self.p_value < 1
-                or self.dispersion <= 0 or self.scan_min_clients < 0 or self.scan_min_clients == 1):
+                or self.dispersion <= 0 or self.scan_min_clients < 0 or self.scan_min_clients == 1
+                or self.max_window_reports < WINDOW_FLOOR):
             raise ValueError("surge: need window_s > 0, min_clients >= 1, 0 < p_value < 1, dispersion > 0, "
-                             "scan_min_clients 0 or >= 2")
+                             f"scan_min_clients 0 or >= 2, max_window_reports >= {WINDOW_FLOOR}")
 
     def severity(self, distinct_clients: int) -> ComponentStatus:
         """The component status a surge of this many distinct clients implies."""
@@ -367,6 +375,8 @@ class SurgeTest:
         self.profile = SeasonalProfile(self.config.halflife_s)
         self.states: dict[str, _GroupState] = {}
         self._decay_per_s = math.log(2) / self.config.halflife_s
+        self.held = 0  # reports in all windows together
+        self._trim_above = self.config.max_window_reports
 
     def observe(self, key: str, report: Report, history: History | None = None) -> SurgeVerdict:
         """Count one report into group `key` and test the group.
@@ -389,6 +399,9 @@ class SurgeTest:
         state.window.append(entry)
         state.clients[report.client_id] += 1
         state.last_at = at
+        self.held += 1
+        if self.held > self._trim_above:
+            self._trim()
 
         distinct = len(state.clients)
         if active:
@@ -517,7 +530,9 @@ class SurgeTest:
 
     def forget(self, key: str) -> None:
         """Drop a group's state (the clusterer forgot the group)."""
-        self.states.pop(key, None)
+        state = self.states.pop(key, None)
+        if state is not None:
+            self.held -= len(state.window)
 
     def end_quiet(self, now: datetime) -> list[str]:
         """End every active surge quiet for `active_s`; returns their group keys."""
@@ -561,13 +576,43 @@ class SurgeTest:
         self._age(state, now)
         window = self.config.window_s
         while state.window and (now - state.window[0][_AT]).total_seconds() > window:
-            e = state.window.popleft()
-            client = e[_CLIENT]
-            state.clients[client] -= 1
-            if state.clients[client] <= 0:
-                del state.clients[client]
-            if e[_FRESH] and not e[_LINKED]:
-                state.base_count += e[_WEIGHT]
+            self._leave(state)
+
+    def _leave(self, state: _GroupState) -> None:
+        """The oldest report leaves the group's window: its client may go, its arrival teaches the baseline."""
+        e = state.window.popleft()
+        self.held -= 1
+        client = e[_CLIENT]
+        state.clients[client] -= 1
+        if state.clients[client] <= 0:
+            del state.clients[client]
+        if e[_FRESH] and not e[_LINKED]:
+            state.base_count += e[_WEIGHT]
+
+    def _trim(self) -> None:
+        """Bring the reports held to 90 % of `max_window_reports`, oldest first from the longest windows.
+
+        Every window longer than a common length L is cut to L (water-filling), L as large as the
+        target allows but not below WINDOW_FLOOR. A window that long is a surge or a flood: its
+        distinct clients, counted over the reports it keeps, are still far above any threshold.
+        Cutting a tenth below the cap makes this O(groups) sweep rare: once per 20,000 reports at
+        the default cap. When the floor keeps more than the cap (many groups, each at the floor),
+        the next sweep waits for another tenth of the cap all the same.
+        """
+        target = self.config.max_window_reports * 9 // 10
+        sizes = np.fromiter((len(s.window) for s in self.states.values()), dtype=np.int64, count=len(self.states))
+        lo, hi = WINDOW_FLOOR, int(sizes.max(initial=0))
+        while lo < hi:  # the largest L with sum(min(size, L)) <= target
+            mid = (lo + hi + 1) // 2
+            if int(np.minimum(sizes, mid).sum()) <= target:
+                lo = mid
+            else:
+                hi = mid - 1
+        for state in self.states.values():
+            while len(state.window) > lo:
+                self._leave(state)
+        cap = self.config.max_window_reports
+        self._trim_above = max(cap, self.held + cap // 10)
 
 
 # --- the detector the intake calls --------------------------------------------------------

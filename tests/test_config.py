@@ -71,10 +71,10 @@ def test_unknown_keys_and_bad_values_are_all_reported_with_paths() -> None:
         "notifiers": {"m": {"type": "email", "port": "25"}},
         "people": {"ann": {"name": "Ann", "contacts": {"pager": "123"}}},
         "tokens": {"t": {"name": "T", "secret": "short", "scopes": ["root"]}},
-        "reports": {"scan_min_clients": 1},
+        "reports": {"scan_min_clients": 1, "max_window_reports": 10},
         "extra": {},
     })
-    expected = {"reports.scan_min_clients",
+    expected = {"reports.scan_min_clients", "reports.max_window_reports",
         "server.port", "server.colour", "page.history_days", "schedules.t.timezone", "schedules.s.layers[0].start",
         "components.api.owner", "probes.p1.component", "probes.p2.type", "probes.p3.type", "notifiers.m.port",
         "people.ann.contacts.pager", "tokens.t.scopes[0]", "extra",

@@ -325,3 +325,59 @@ def test_the_detector_process_freezes_what_survives_a_full_collection() -> None:
         assert gc.get_freeze_count() >= frozen + len(survivors)
     finally:
         gc.unfreeze()
+
+
+def held_in_windows(test: SurgeTest) -> int:
+    return sum(len(state.window) for state in test.states.values())
+
+
+def test_a_flood_is_held_to_max_window_reports_by_cutting_the_longest_window_oldest_first() -> None:
+    test = SurgeTest(SurgeConfig(max_window_reports=1000))
+    fired = []
+    for i in range(3000):  # 3,000 reports in 25 minutes: all inside the 30-minute window
+        at = START + timedelta(seconds=i / 2)
+        verdict = test.observe("flood", Report(f"f{i}", f"fc{i}", "site down", at))
+        fired.append(verdict.fire and not verdict.escalated)
+        if i % 300 == 0:  # a quiet group beside it: ten reports
+            test.observe("quiet", Report(f"q{i}", f"qc{i}", "slow export", at))
+        assert test.held == held_in_windows(test) <= 1000
+    assert [r.id for r in test.window("quiet")] == [f"q{i}" for i in range(0, 3000, 300)]  # untouched
+    flood = [r.id for r in test.window("flood")]
+    assert flood == [f"f{i}" for i in range(3000 - len(flood), 3000)]  # the newest kept, in order
+    assert len(flood) >= 800
+    assert fired.count(True) == 1  # one surge, whose later reports all belong to it, cut or not
+    assert test.incident_reports("flood") == tuple(f"f{i}" for i in range(3000))
+
+
+def test_the_cut_never_goes_below_the_floor_and_then_waits_for_a_tenth_of_the_cap() -> None:
+    from statusd.surge import WINDOW_FLOOR
+
+    test = SurgeTest(SurgeConfig(max_window_reports=WINDOW_FLOOR * 2))
+    sweeps = 0
+    trim = test._trim
+
+    def counted() -> None:
+        nonlocal sweeps
+        sweeps += 1
+        trim()
+    test._trim = counted  # type: ignore[method-assign]
+    for i in range(WINDOW_FLOOR * 5):  # five groups of 64 reports each: more than the cap, none cut
+        test.observe(f"g{i % 5}", Report(f"r{i}", f"c{i}", "x", START + timedelta(seconds=i)))
+    assert test.held == held_in_windows(test) == WINDOW_FLOOR * 5
+    assert all(len(state.window) == WINDOW_FLOOR for state in test.states.values())
+    assert sweeps <= (WINDOW_FLOOR * 3) // (WINDOW_FLOOR * 2 // 10) + 1  # not one sweep per report
+    with pytest.raises(ValueError, match="max_window_reports"):
+        SurgeConfig(max_window_reports=WINDOW_FLOOR - 1)
+
+
+def test_the_reports_held_are_counted_through_slides_merges_and_forgotten_groups() -> None:
+    test = SurgeTest(SurgeConfig(window_s=600))
+    for i in range(40):
+        test.observe(f"g{i % 4}", Report(f"r{i}", f"c{i}", "x", START + timedelta(seconds=30 * i)))
+        assert test.held == held_in_windows(test)
+    test.merge("g0", "g1")
+    assert test.held == held_in_windows(test)
+    test.forget("g2")
+    assert test.held == held_in_windows(test)
+    test.observe("g0", Report("late", "c-late", "x", START + timedelta(hours=2)))
+    assert test.held == held_in_windows(test) == 1 + len(test.states["g3"].window)
