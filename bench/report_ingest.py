@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import json
 import os
 import random
@@ -29,8 +28,9 @@ from pathlib import Path
 import aiohttp
 from yarl import URL
 
+from banking77 import texts  # beside this script, whose folder is on the path
+
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "banking77" / "test.csv"
 TOKEN = "bench-helpdesk-token-0123456789"
 
 
@@ -38,16 +38,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def texts() -> list[str]:
-    if DATA.exists():
-        with DATA.open(encoding="utf-8") as f:
-            return [row["text"] for row in csv.DictReader(f)]
-    print(f"({DATA} not found: using generated texts)")
-    rng = random.Random(1)
-    words = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=6)) for _ in range(2000)]
-    return [" ".join(rng.sample(words, 8)) for _ in range(3000)]
 
 
 def write_config(folder: Path, port: int) -> Path:

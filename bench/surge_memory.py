@@ -12,7 +12,6 @@ hold 1.8 million reports without `[reports] max_window_reports`.
 from __future__ import annotations
 
 import argparse
-import csv
 import random
 import sys
 import time
@@ -22,22 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from banking77 import texts  # noqa: E402 - beside this script, whose folder is on the path
 from statusd.clustering import NgramEncoder  # noqa: E402
 from statusd.reports import Report  # noqa: E402
 from statusd.surge import ReportDetector, SurgeConfig  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "banking77" / "test.csv"
 START = datetime(2026, 1, 5, 9, tzinfo=UTC)
-
-
-def texts() -> list[str]:
-    if DATA.exists():
-        with DATA.open(encoding="utf-8") as f:
-            return [row["text"] for row in csv.DictReader(f)]
-    print(f"({DATA} not found: using generated texts)")
-    rng = random.Random(1)
-    words = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=6)) for _ in range(2000)]
-    return [" ".join(rng.sample(words, 8)) for _ in range(3000)]
 
 
 def rss_mib() -> float:
