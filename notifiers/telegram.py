@@ -38,7 +38,7 @@ from notifiers.base import NotifierSettings, describe_client_error, raise_for_ht
 from statusd.core.clock import Clock, SystemClock
 from statusd.core.errors import NotifyError
 from statusd.core.model import Rendered
-from statusd.core.schema import Problems, Secret, positive
+from statusd.core.schema import Problems, Secret, http_url, positive
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class TelegramConfig(NotifierSettings):
             problems.append(("bot_token", "required; ask @BotFather for a token, e.g. bot_token = \"${TELEGRAM_BOT_TOKEN}\""))
         elif not _TOKEN.fullmatch(self.bot_token.reveal()):
             problems.append(("bot_token", "expected a token from @BotFather such as '123456:ABC-DEF1234ghIkl'"))
-        url = _parse_http_url(self.api_url)
+        url = http_url(self.api_url)
         if url is None:
             problems.append(("api_url", "expected an absolute http:// or https:// URL such as 'https://api.telegram.org'"))
         elif url.query_string or url.fragment:
@@ -391,12 +391,6 @@ def _retry_after(answer: Mapping[str, Any]) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
 
 
-def _parse_http_url(value: str) -> URL | None:
-    try:
-        url = URL(value)
-    except (TypeError, ValueError):
-        return None
-    return url if url.scheme in ("http", "https") and url.host else None
 
 
 def _error_response(status: int, field: str, message: str) -> web.Response:

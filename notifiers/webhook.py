@@ -39,7 +39,7 @@ from notifiers.base import NotifierSettings, describe_client_error, raise_for_ht
 from statusd.core.clock import Clock, SystemClock
 from statusd.core.errors import NotifyError
 from statusd.core.model import Rendered
-from statusd.core.schema import Problems, Secret, positive
+from statusd.core.schema import Problems, Secret, http_url, positive
 
 DELIVERY_HEADER = "X-Statusd-Delivery"
 TIMESTAMP_HEADER = "X-Statusd-Timestamp"
@@ -138,11 +138,8 @@ class WebhookNotifier:
 
 def _parse_url(recipient: str) -> URL:
     problem = NotifyError("webhook recipient must be an absolute http:// or https:// URL", retryable=False)
-    try:
-        url = URL(recipient)
-    except (TypeError, ValueError):
-        raise problem from None
-    if url.scheme not in ("http", "https") or not url.host:
+    url = http_url(recipient)
+    if url is None:
         raise problem
     return url
 

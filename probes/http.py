@@ -17,7 +17,7 @@ from yarl import URL
 
 from probes.base import ProbeSettings
 from statusd.core.model import ProbeResult
-from statusd.core.schema import Problems, positive
+from statusd.core.schema import Problems, http_url, positive
 
 _SHOWN_CHARS = 100  # configured text and JSON values are cut to this length in errors
 _CLOSE_TIMEOUT_S = 1.0
@@ -51,8 +51,8 @@ class HttpConfig(ProbeSettings):
 
     def check(self) -> Problems:
         problems = super().check()
-        url = URL(self.url)
-        if url.scheme not in ("http", "https") or not url.host:
+        url = http_url(self.url)
+        if url is None:
             problems.append(("url", "expected an absolute http:// or https:// URL"))
         for i, code in enumerate(self.expected_status):
             if not 100 <= code <= 599:
@@ -80,7 +80,7 @@ class HttpConfig(ProbeSettings):
             problems.append(("json_path", "required when json_equals is set (where to find the value)"))
         if self.cert_expiry_warn_days is not None:
             problems += positive(self.cert_expiry_warn_days, "cert_expiry_warn_days")
-            if url.scheme == "http":
+            if url is not None and url.scheme == "http":
                 problems.append(("cert_expiry_warn_days", "only applies to https:// URLs; remove it or use https"))
         return problems
 

@@ -25,10 +25,10 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from statusd.api import error_response
+from statusd.api import error_response, parse_json
 from statusd.coordinator import Coordinator
 from statusd.core.clock import Clock
-from statusd.core.errors import Conflict
+from statusd.core.errors import Conflict, ValidationError
 from statusd.core.model import ComponentStatus, Incident, Signal
 from statusd.core.schema import Problems, Secret, join
 
@@ -233,15 +233,9 @@ def _json_object(raw: bytes, problems: _Problems) -> dict[str, Any] | None:
         problems.add("body", "is empty; expected a JSON object")
         return None
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        problems.add("body", "is not valid UTF-8")
-        return None
-    except json.JSONDecodeError as exc:
-        problems.add("body", f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
-        return None
-    except RecursionError:
-        problems.add("body", "is nested too deeply")
+        data = parse_json(raw)
+    except ValidationError as exc:
+        problems.add(exc.field, exc.message)
         return None
     if not isinstance(data, dict):
         problems.add("body", "must be a JSON object")
@@ -599,7 +593,7 @@ class AlertIntake:
             return None
         found = None
         for key, name in self._routing_keys:  # compare with every key, in constant time each
-            if hmac.compare_digest(key, presented.encode()):
+            if hmac.compare_digest(key, presented.encode("utf-8", "surrogateescape")):
                 found = name
         if found is None:
             problems.add("routing_key", "Invalid routing key")
@@ -632,7 +626,7 @@ class AlertIntake:
         presented = _presented_token(request)
         if presented is None:
             return _unauthorized("missing credentials: send Authorization: Bearer <alerts.token> or ?token=")
-        if not hmac.compare_digest(self._token, presented.encode()):
+        if not hmac.compare_digest(self._token, presented.encode("utf-8", "surrogateescape")):
             return _unauthorized("invalid token")
         return None
 

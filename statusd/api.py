@@ -11,6 +11,7 @@ import hmac
 import html
 import json
 import logging
+import re
 from datetime import datetime, timedelta
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -82,6 +83,62 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 # --- input -------------------------------------------------------------------------------
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body as JSON, or ValidationError naming "body" (or the string that cannot be stored).
+
+    Beyond syntax, it refuses what `json.loads` takes but nothing downstream can handle:
+    NaN and Infinity, nesting deep enough to exhaust the stack, integers of thousands of
+    digits, and strings with an unpaired surrogate escape ("\\ud800"), which no UTF-8
+    store can write. Such a string is named by its path, e.g. `reports[2].text`.
+    """
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise ValidationError("body", "is not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise ValidationError("body", f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ValidationError("body", "is nested too deeply") from None
+    except ValueError as exc:  # NaN/Infinity, or an integer past Python's digit limit
+        raise ValidationError("body", f"is not valid JSON: {exc}") from None
+    if _SURROGATE_ESCAPE.search(raw):  # rare: only then walk the value
+        path = _unpaired_surrogate(data, "")
+        if path is not None:
+            raise ValidationError(path or "body", "contains an unpaired UTF-16 surrogate (\\ud800-\\udfff)")
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _unpaired_surrogate(value: Any, path: str) -> str | None:
+    """The path of the first string (or key) in `value` that is not encodable as UTF-8, else None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if _unpaired_surrogate(key, inner) is not None:
+                return path or "body"
+            found = _unpaired_surrogate(item, inner)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _unpaired_surrogate(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
 class Body:
     """A JSON object from a request, read field by field; unknown fields are errors."""
 
@@ -93,15 +150,15 @@ class Body:
 
     @classmethod
     async def read(cls, request: web.Request, allowed: set[str]) -> Body:
-        raw = await request.read()
+        try:
+            raw = await request.read()
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. a Content-Encoding the body does not match
+            raise ValidationError("body", f"could not be read: {exc}") from None
         if not raw:
             return cls({}, allowed)
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise ValidationError("body", "is not valid UTF-8") from None
-        except json.JSONDecodeError as exc:
-            raise ValidationError("body", f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        data = parse_json(raw)
         if not isinstance(data, dict):
             raise ValidationError("body", "must be a JSON object")
         return cls(data, allowed)
@@ -147,11 +204,15 @@ class Body:
         return value
 
 
-def _incident_id(request: web.Request) -> int:
+def path_id(request: web.Request, what: str = "incident") -> int:
+    """The `{id}` of the path: 400 if it is not an integer, 404 if no row could have it (64-bit ids)."""
     try:
-        return int(request.match_info["id"])
+        value = int(request.match_info["id"])
     except ValueError:
         raise ValidationError("id", "must be an integer") from None
+    if not 0 < value < 2**63:
+        raise NotFound(what, value)
+    return value
 
 
 # --- output ------------------------------------------------------------------------------
@@ -233,7 +294,7 @@ class WriteApi:
             raise _unauthorized("missing bearer token")
         found = None
         for token in self.tokens:  # compare with every token, in constant time each
-            if hmac.compare_digest(token.secret.encode(), presented.strip().encode()):
+            if hmac.compare_digest(token.secret.encode(), presented.strip().encode("utf-8", "surrogateescape")):
                 found = token
         if found is None:
             raise _unauthorized("invalid token")
@@ -258,7 +319,7 @@ class WriteApi:
 
     async def get_incident(self, request: web.Request) -> web.Response:
         self.authorize(request, None)
-        incident_id = _incident_id(request)
+        incident_id = path_id(request)
         async with self.store.read() as r:
             incident = await r.incidents.get(incident_id)
             if incident is None:
@@ -268,7 +329,7 @@ class WriteApi:
 
     async def post_update(self, request: web.Request) -> web.Response:
         token = self.authorize(request, "incidents:write")
-        incident_id = _incident_id(request)
+        incident_id = path_id(request)
         body = await Body.read(request, {"body", "status", "impact", "component_status", "notify"})
         incident = await self.coordinator.post_update(
             incident_id, body=body.text("body", required=True) or "", author=token.name,
@@ -279,14 +340,14 @@ class WriteApi:
 
     async def acknowledge(self, request: web.Request) -> web.Response:
         token = self.authorize(request, "incidents:write")
-        incident_id = _incident_id(request)
+        incident_id = path_id(request)
         await Body.read(request, set())
         incident = await self.coordinator.acknowledge(incident_id, by=token.name, person=token.person)
         return web.json_response({"incident": incident_json(incident)})
 
     async def resolve(self, request: web.Request) -> web.Response:
         token = self.authorize(request, "incidents:write")
-        incident_id = _incident_id(request)
+        incident_id = path_id(request)
         body = await Body.read(request, {"body", "notify"})
         text = body.text("body", default="This incident has been resolved.") or "This incident has been resolved."
         incident = await self.coordinator.resolve(incident_id, body=text, author=token.name,
@@ -336,7 +397,7 @@ class WriteApi:
 
     async def remove_subscriber(self, request: web.Request) -> web.Response:
         self.authorize(request, "subscribers:write")
-        subscriber_id = _incident_id(request)
+        subscriber_id = path_id(request, "subscriber")
         async with self.store.transaction() as tx:
             removed = await tx.subscribers.remove(subscriber_id)
         if not removed:
@@ -361,7 +422,7 @@ class WriteApi:
 
     async def hand_off(self, request: web.Request) -> web.Response:
         token = self.authorize(request, "incidents:write")
-        incident_id = _incident_id(request)
+        incident_id = path_id(request)
         body = await Body.read(request, {"to", "note"})
         incident = await self.coordinator.hand_off(
             incident_id, to=body.text("to", required=True, max_len=100) or "", note=body.text("note", default="") or "",
@@ -370,7 +431,7 @@ class WriteApi:
 
     async def set_comms(self, request: web.Request) -> web.Response:
         token = self.authorize(request, "incidents:write")
-        incident_id = _incident_id(request)
+        incident_id = path_id(request)
         body = await Body.read(request, {"person"})
         incident = await self.coordinator.set_comms(incident_id, person=body.text("person", max_len=100),
                                                     by=token.name)
@@ -378,7 +439,7 @@ class WriteApi:
 
     async def postmortem(self, request: web.Request) -> web.Response:
         token = self.authorize(request, "incidents:write")
-        incident_id = _incident_id(request)
+        incident_id = path_id(request)
         body = await Body.read(request, {"body", "notify"})
         incident = await self.coordinator.publish_postmortem(
             incident_id, body=body.text("body", required=True, max_len=100_000) or "", author=token.name,
@@ -387,7 +448,7 @@ class WriteApi:
 
     async def merge(self, request: web.Request) -> web.Response:
         token = self.authorize(request, "incidents:write")
-        incident_id = _incident_id(request)
+        incident_id = path_id(request)
         body = await Body.read(request, {"into"})
         into = body.data.get("into")
         if not isinstance(into, int) or isinstance(into, bool):
@@ -477,7 +538,7 @@ class WriteApi:
         return web.Response(body=calendar.to_ical(), content_type="text/calendar", charset="utf-8")
 
     def _check_ack_link(self, request: web.Request) -> tuple[int, str]:
-        incident_id = _incident_id(request)
+        incident_id = path_id(request)
         person = request.match_info["person"]
         if self.signer is None or not self.signer.verify(request.match_info["sig"], "ack", incident_id, person):
             raise web.HTTPForbidden(text="This acknowledgement link is not valid.")

@@ -22,14 +22,14 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
-from yarl import URL
 
-from statusd.api import Body, Token, WriteApi, parse_time
+from statusd.api import Body, Token, WriteApi, parse_time, path_id
 from statusd.coordinator import Coordinator
 from statusd.core.clock import Clock
 from statusd.core.errors import NotFound, ValidationError
 from statusd.core.model import CustomerReport
 from statusd.core.protocols import Store
+from statusd.core.schema import http_url
 from statusd.reports import TAG_KEYS, Report
 from statusd.report_worker import DetectorHost, DetectorLost
 from statusd.surge import ReportOutcome
@@ -86,12 +86,16 @@ class ReportIntake:
             raise ValidationError(path or "body", "must be a JSON object")
         body = _Prefixed(data, REPORT_FIELDS, path)
         now = self.clock.now()
-        client_id = body.text("client_id", required=True, max_len=200)
+        client_id = body.text("client_id", required=True, max_len=320)  # room for an e-mail address and a prefix
         text = body.text("text", required=True, max_len=self.limits.max_text_chars)
+        if not any(c.isprintable() and not c.isspace() for c in text or ""):
+            raise ValidationError(body.key("text"), "must contain visible text")
         channel = body.text("channel", max_len=50) or "api"
         external_id = body.text("external_id", max_len=200)
+        if external_id == "":  # "" would make every later empty id a duplicate of the first report
+            raise ValidationError(body.key("external_id"), "must not be empty (leave it out when there is none)")
         ticket_url = body.text("ticket_url", max_len=2000)
-        if ticket_url is not None and (URL(ticket_url).scheme not in ("http", "https") or not URL(ticket_url).host):
+        if ticket_url is not None and http_url(ticket_url) is None:
             raise ValidationError(body.key("ticket_url"), "expected an absolute http(s) URL")
         contact = self._contact(data.get("contact"), body.key("contact"))
         tags = self._tags(data.get("tags"), body.key("tags"))
@@ -169,15 +173,32 @@ class ReportIntake:
                 batch.append(self._waiting.popleft())
                 size += len(batch[-1].reports)
             try:
-                async with self.store.transaction(brief=True) as tx:
-                    stored = await tx.reports.add_many([report for pending in batch for report in pending.reports])
-            except Exception as exc:  # noqa: BLE001 - every request of the batch answers with the failure
-                _fail(batch, exc)
-                continue
-            for pending in batch:
-                pending.stored, stored = stored[:len(pending.reports)], stored[len(pending.reports):]
+                await self._store(batch)
+            except Exception as exc:  # noqa: BLE001 - answered below
+                if len(batch) == 1:
+                    _fail(batch, exc)
+                    continue
+                # What failed may be one request's reports, not the store: each request is stored on its
+                # own, so only the requests that fail alone answer with an error.
+                kept = []
+                for pending in batch:
+                    try:
+                        await self._store([pending])
+                    except Exception as alone:  # noqa: BLE001 - this request answers with its failure
+                        _fail([pending], alone)
+                    else:
+                        kept.append(pending)
+                batch = kept
             self._stored.extend(batch)
-            self._detecting = _ensure_running(self._detecting, self._detect_stored, "report-detect")
+            if self._stored:
+                self._detecting = _ensure_running(self._detecting, self._detect_stored, "report-detect")
+
+    async def _store(self, batch: list[_Pending]) -> None:
+        """Every report of these requests in one transaction; each request then holds its stored reports."""
+        async with self.store.transaction(brief=True) as tx:
+            stored = await tx.reports.add_many([report for pending in batch for report in pending.reports])
+        for pending in batch:
+            pending.stored, stored = stored[:len(pending.reports)], stored[len(pending.reports):]
 
     async def _detect_stored(self) -> None:
         """Stage two: the detector folds in every stored report it has not seen, in order, in one call.
@@ -380,10 +401,7 @@ class ReportIntake:
     async def incident_reports(self, request: web.Request) -> web.Response:
         """The reports linked to an incident and the distinct clients affected."""
         self._api.authorize(request, None)
-        try:
-            incident_id = int(request.match_info["id"])
-        except ValueError:
-            raise ValidationError("id", "must be an integer") from None
+        incident_id = path_id(request)
         async with self.store.read() as r:
             if await r.incidents.get(incident_id) is None:
                 raise NotFound("incident", incident_id)
@@ -420,6 +438,9 @@ class ReportIntake:
         form = await request.post()
         if form.get("website"):  # the hidden honeypot: people leave it empty, bots fill it in
             return self._render("Thank you", "<p>Thank you for your report.</p>", 200)
+        files = [name for name, value in form.items() if not isinstance(value, str)]
+        if files:
+            return self._form_error(files[0], "must be text, not a file")
         data: dict[str, Any] = {"client_id": f"form:{request.remote or 'unknown'}", "channel": "form",
                                 "text": str(form.get("text", ""))}
         email = str(form.get("email", "")).strip()
@@ -432,13 +453,17 @@ class ReportIntake:
         try:
             report = self.parse(data, "", "form")
         except ValidationError as exc:
-            field = {"contact.address": "email", "tags.component": "component"}.get(exc.field, exc.field)
-            return self._render("Please check your report", f"<p>{html.escape(field)}: {html.escape(exc.message)}</p>"
-                                '<p><a href="/report">Back to the form</a></p>', 400)
+            # The form's own field names: the e-mail address is also the client id.
+            field = {"contact.address": "email", "client_id": "email", "tags.component": "component"}
+            return self._form_error(field.get(exc.field, exc.field), exc.message)
         await self.ingest([report])
         kept = " We will e-mail you about it." if "contact" in data else ""
         return self._render("Thank you", f"<p>Thank you — your report reached our team.{kept}</p>"
                             '<p><a href="/">Back to the status page</a></p>', 200)
+
+    def _form_error(self, field: str, message: str) -> web.Response:
+        return self._render("Please check your report", f"<p>{html.escape(field)}: {html.escape(message)}</p>"
+                            '<p><a href="/report">Back to the form</a></p>', 400)
 
     def _allow(self, remote: str) -> bool:
         """A token bucket per address: `form_rate_per_min` reports a minute, refilled continuously."""

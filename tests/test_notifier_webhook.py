@@ -249,3 +249,10 @@ def test_config_loads_from_a_table() -> None:
 ])
 def test_config_problems(table: dict[str, object], expected: Problems) -> None:
     assert load(table)[1] == expected
+
+
+@pytest.mark.parametrize("recipient", ["http://xn--/hook", "http://a:99999/hook", "http://[::1/hook",
+                                       "http://exa mple.com/hook", "http://a@/hook", "ftp://example.com/hook"])
+def test_a_recipient_that_is_no_http_url_is_a_problem_not_an_exception(recipient: str) -> None:
+    assert WebhookConfig(name="hooks", type="webhook").check_recipient(recipient) is not None
+    assert WebhookConfig(name="hooks", type="webhook").check_recipient("https://hooks.example.com/statusd?x=1") is None

@@ -159,6 +159,14 @@ async def test_idempotent_on_source_and_external_id(client) -> None:
                  "contact.address", id="bad-address"),
     pytest.param({"client_id": "c", "text": "x", "ticket_url": "javascript:alert(1)"}, "ticket_url",
                  id="bad-ticket-url"),
+    pytest.param({"client_id": "c", "text": "x", "ticket_url": "http://a:99999/t/1"}, "ticket_url",
+                 id="ticket-url-bad-port"),
+    pytest.param({"client_id": "c", "text": "x", "ticket_url": "http://xn--/t/1"}, "ticket_url",
+                 id="ticket-url-bad-idna"),
+    pytest.param({"client_id": "c", "text": "x", "ticket_url": "http://exa mple.com/"}, "ticket_url",
+                 id="ticket-url-space"),
+    pytest.param({"client_id": "c", "text": "\u0000\u0007"}, "text", id="control-characters-only"),
+    pytest.param({"client_id": "c", "text": "x", "external_id": "  "}, "external_id", id="empty-external-id"),
 ])
 async def test_bad_reports_name_the_field_and_store_nothing(client, body, field) -> None:
     r = await client.post("/api/v1/reports", headers=auth(), json=body)
@@ -166,6 +174,65 @@ async def test_bad_reports_name_the_field_and_store_nothing(client, body, field)
     assert (await r.json())["error"]["field"] == field
     async with client.app[RUNTIME].store.read() as rd:
         assert await rd.reports.recent(client.app[RUNTIME].clock.now() - timedelta(days=1)) == []
+
+
+@pytest.mark.parametrize(("raw", "field"), [
+    pytest.param(b'{"client_id": "c", "text": "card \\ud800 declined"}', "text", id="unpaired-surrogate"),
+    pytest.param(b'{"client_id": "c", "text": "x", "tags": {"region": "\\udc00"}}', "tags.region",
+                 id="unpaired-surrogate-in-a-tag"),
+    pytest.param(b'{"client_id": "c", "text": "x", "external_id": NaN}', "body", id="nan"),
+    pytest.param(b"[" * 5000 + b"]" * 5000, "body", id="nested-too-deep"),
+    pytest.param(b'{"client_id": "c", "text": "x", "external_id": ' + b"9" * 5000 + b"}", "body", id="huge-integer"),
+])
+async def test_bodies_json_accepts_but_nothing_can_store_are_refused_naming_the_field(client, raw, field) -> None:
+    r = await client.post("/api/v1/reports", headers={**auth(), "Content-Type": "application/json"}, data=raw)
+    assert r.status == 400, await r.text()
+    assert (await r.json())["error"]["field"] == field
+    batch = b'{"reports": [{"client_id": "ok", "text": "fine"}, ' + raw + b"]}"
+    if raw.startswith(b"{"):  # the same report as the second item of a batch
+        r = await client.post("/api/v1/reports/batch", headers={**auth(), "Content-Type": "application/json"},
+                              data=batch)
+        assert r.status == 400
+        assert (await r.json())["error"]["field"] == ("body" if field == "body" else f"reports[1].{field}")
+    async with client.app[RUNTIME].store.read() as rd:
+        assert await rd.reports.recent(T0_FAR_PAST) == []
+
+
+async def test_a_body_that_does_not_match_its_content_encoding_is_a_400(client) -> None:
+    r = await client.post("/api/v1/reports", headers={**auth(), "Content-Type": "application/json",
+                                                      "Content-Encoding": "gzip"}, data=b'{"client_id": "c"}')
+    assert r.status == 400 and (await r.json())["error"]["field"] == "body"
+
+
+async def test_odd_credentials_and_ids_are_401_and_404_not_500(client) -> None:
+    r = await client.post("/api/v1/reports", headers={"Authorization": "Bearer caf\u00e9"}, json=report(1))
+    assert r.status == 401
+    r = await client.get(f"/api/v1/incidents/{2**63}/reports", headers=auth(SUPPORT))
+    assert r.status == 404 and "error" in await r.json()
+    r = await client.get(f"/api/v1/incidents/{2**63}", headers=auth(SUPPORT))
+    assert r.status == 404
+
+
+async def test_one_request_whose_reports_cannot_be_stored_fails_alone(client, monkeypatch) -> None:
+    """Requests share a commit; a report the store refuses must not take the others down with it."""
+    import asyncio
+
+    from statusd.store.sqlite import SqliteReports
+
+    real = SqliteReports.add_many
+
+    async def picky(self, reports):
+        if any("poison" in r.text for r in reports):
+            raise ValueError("the store refuses this text")
+        return await real(self, reports)
+    monkeypatch.setattr(SqliteReports, "add_many", picky)
+    bodies = [report(i) for i in range(20)]
+    bodies[7] = report(7, text="poison")
+    responses = await asyncio.gather(*(client.post("/api/v1/reports", headers=auth(), json=b) for b in bodies))
+    assert [r.status for r in responses] == [202] * 7 + [500] + [202] * 12
+    async with client.app[RUNTIME].store.read() as rd:
+        stored = await rd.reports.recent(T0_FAR_PAST)
+    assert sorted(r.client_id for r in stored) == sorted(f"client-{i}" for i in range(20) if i != 7)
 
 
 async def test_a_batch_with_one_bad_item_is_refused_whole(client) -> None:
@@ -201,6 +268,22 @@ async def test_public_form_rate_limit_honeypot_and_contact(client) -> None:
     async with client.app[RUNTIME].store.read() as rd:
         stored = await rd.reports.recent(client.app[RUNTIME].clock.now() - timedelta(days=1))
     assert [(r.channel, r.contact) for r in stored] == [("form", ("mail", "visitor@example.com"))]
+
+
+async def test_the_form_refuses_files_and_keeps_the_longest_e_mail_addresses(client) -> None:
+    import aiohttp
+
+    upload = aiohttp.FormData()
+    upload.add_field("text", b"file contents", filename="notes.txt")
+    bad = await client.post("/report", data=upload)
+    assert bad.status == 400 and "text: must be text, not a file" in await bad.text()
+    address = "a" * 64 + "@" + ".".join(["b" * 60, "b" * 60, "b" * 59]) + ".example"  # 254: the longest there is
+    assert len(address) == 254
+    ok = await client.post("/report", data={"text": "Checkout fails", "email": address})
+    assert ok.status == 200, await ok.text()
+    async with client.app[RUNTIME].store.read() as rd:
+        [stored] = await rd.reports.recent(T0_FAR_PAST)
+    assert stored.contact == ("mail", address)
 
 
 # --- the group commit and the detector's process ---------------------------------------------

@@ -17,6 +17,8 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
+from yarl import URL
+
 T = TypeVar("T")
 
 Problems = list[tuple[str, str]]
@@ -235,3 +237,20 @@ def is_missing(value: Any) -> bool:
 def positive(value: float, key: str) -> Problems:
     """A rule for `check`: the value must be > 0."""
     return [] if value > 0 else [(key, "must be greater than 0")]
+
+
+def http_url(value: str) -> URL | None:
+    """`value` as an absolute http:// or https:// URL with a host, or None when it is not one.
+
+    Not one: unparseable (a bad port, IPv6 literal or IDNA label: yarl raises ValueError), another
+    scheme, no host, or spaces and control characters anywhere, which yarl keeps verbatim.
+    """
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        return None
+    try:
+        url = URL(value)
+        ok = url.scheme in ("http", "https") and bool(url.host)
+    except (TypeError, ValueError):
+        return None
+    return url if ok else None
+
