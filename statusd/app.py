@@ -239,7 +239,7 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
         clock, components={cid: c.name for cid, c in config.components.items()}, notifiers=config.notifiers,
         limits=IntakeLimits(max_text_chars=rc.max_text_chars, max_batch=rc.max_batch, max_future_s=rc.max_future_s,
                             max_age_days=rc.max_age_days, form_notifier=rc.form_notifier,
-                            form_rate_per_min=rc.form_rate_per_min),
+                            form_rate_per_min=rc.form_rate_per_min, live_s=rc.window_s),
         rebuild_hours=rc.rebuild_hours)
     intake.add_routes(app, write_api)
     runtime.intake = intake

@@ -50,6 +50,9 @@ class IntakeLimits:
     form_notifier: str | None = None
     form_rate_per_min: int = 5
     commit_batch: int = 1000  # most reports stored in one group commit
+    # A report received longer ago than this (the surge window) is backfill: stored and listed, and
+    # replayed in time order by a rebuild within `rebuild_hours`, but never part of a live surge.
+    live_s: float = 1800.0
 
 
 class ReportIntake:
@@ -233,10 +236,18 @@ class ReportIntake:
                     pending.waiter.set_result(mine)
 
     async def _observe(self, fresh: list[CustomerReport]) -> list[ReportOutcome | None]:
-        """The detector's outcome per newly stored report; None for each where detection failed (they stay stored).
+        """The detector's outcome per newly stored report; None for backfill and where detection failed.
 
+        Backfill (received before the surge window) is not detected live: twenty-day-old tickets
+        must not open an incident today, nor land in today's windows among the current reports.
         Never raises: the requests waiting for these reports are answered whatever happens here.
         """
+        since = self.clock.now() - timedelta(seconds=self.limits.live_s)
+        live = [report.received_at >= since for report in fresh]
+        outcomes = iter(await self._observe_live([r for r, is_live in zip(fresh, live) if is_live]) if any(live) else [])
+        return [next(outcomes) if is_live else None for is_live in live]
+
+    async def _observe_live(self, fresh: list[CustomerReport]) -> list[ReportOutcome | None]:
         reports: list[Report] = []
         try:
             reports = [_for_detector(report) for report in fresh]

@@ -235,6 +235,32 @@ async def test_one_request_whose_reports_cannot_be_stored_fails_alone(client, mo
     assert sorted(r.client_id for r in stored) == sorted(f"client-{i}" for i in range(20) if i != 7)
 
 
+async def test_backfilled_reports_are_stored_but_never_open_or_join_a_live_surge(client) -> None:
+    """Tickets imported from twenty days ago are history: they must not page anyone today."""
+    old = (datetime.now(UTC) - timedelta(days=20)).isoformat()
+    r = await client.post("/api/v1/reports/batch", headers=auth(), json={
+        "reports": [report(i, tags={"component": "payments"}, received_at=old) for i in range(8)]})
+    assert r.status == 202
+    assert [res["incident_id"] for res in (await r.json())["reports"]] == [None] * 8
+    # Four current reports beside two more old ones: four clients now, not six.
+    for i in range(10, 14):
+        r = await client.post("/api/v1/reports", headers=auth(), json=report(i, tags={"component": "payments"}))
+        assert (await r.json())["report"]["incident_id"] is None
+    r = await client.post("/api/v1/reports/batch", headers=auth(), json={
+        "reports": [report(i, tags={"component": "payments"}, received_at=old) for i in (20, 21)]})
+    assert [res["incident_id"] for res in (await r.json())["reports"]] == [None, None]
+    async with client.app[RUNTIME].store.read() as rd:
+        assert await rd.incidents.list_open() == []
+        assert len(await rd.reports.recent(T0_FAR_PAST)) == 14
+    # The fifth current client is a surge of five, and only current reports are linked to it.
+    r = await client.post("/api/v1/reports", headers=auth(), json=report(14, tags={"component": "payments"}))
+    incident_id = (await r.json())["report"]["incident_id"]
+    assert incident_id is not None
+    async with client.app[RUNTIME].store.read() as rd:
+        linked = await rd.reports.for_incident(incident_id)
+    assert sorted(x.client_id for x in linked) == [f"client-{i}" for i in range(10, 15)]
+
+
 async def test_a_batch_with_one_bad_item_is_refused_whole(client) -> None:
     items = [report(1), report(2), {"client_id": "c3", "text": ""}]
     r = await client.post("/api/v1/reports/batch", headers=auth(), json={"reports": items})
