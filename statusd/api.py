@@ -67,8 +67,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if not request.path.startswith("/api/") or exc.status < 400:
             raise
-        field = "body" if exc.status == 413 else None
-        response = error_response(exc.status, field, exc.reason)
+        field, message = None, exc.reason
+        if exc.status == 413:  # name the limit, so a client knows to send fewer reports per batch
+            field, message = "body", f"is larger than {request.client_max_size} bytes ([server] max_body_bytes)"
+        response = error_response(exc.status, field, message)
         if "WWW-Authenticate" in exc.headers:
             response.headers["WWW-Authenticate"] = exc.headers["WWW-Authenticate"]
         return response

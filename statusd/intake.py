@@ -243,9 +243,9 @@ class ReportIntake:
         Never raises: the requests waiting for these reports are answered whatever happens here.
         """
         since = self.clock.now() - timedelta(seconds=self.limits.live_s)
-        live = [report.received_at >= since for report in fresh]
-        outcomes = iter(await self._observe_live([r for r, is_live in zip(fresh, live) if is_live]) if any(live) else [])
-        return [next(outcomes) if is_live else None for is_live in live]
+        live = [report for report in fresh if report.received_at >= since]
+        outcomes = iter(await self._observe_live(live) if live else [])
+        return [next(outcomes) if report.received_at >= since else None for report in fresh]
 
     async def _observe_live(self, fresh: list[CustomerReport]) -> list[ReportOutcome | None]:
         reports: list[Report] = []

@@ -148,7 +148,8 @@ async def test_malformed_bodies(client, raw, content_type) -> None:
 async def test_oversized_body_is_413_json(client) -> None:
     r = await client.post("/api/v1/incidents", headers=auth(), json={"title": "t", "body": "x" * 10_000})
     assert r.status == 413
-    assert (await error_of(r))["field"] == "body"
+    error = await error_of(r)
+    assert error["field"] == "body" and "max_body_bytes" in error["message"]
     assert await count_rows(client) == (0, 0)
 
 
