@@ -132,7 +132,9 @@ class Coordinator:
         now = self.clock.now()
         opened = False
         async with self.store.transaction() as tx:
-            existing = await tx.incidents.find_open_by_dedup_key(signal.dedup_key)
+            # Its own incident, or the one it joined: a repeat after the grouping window must not open a second.
+            existing = (await tx.incidents.find_open_by_dedup_key(signal.dedup_key)
+                        or await tx.incidents.find_open_joined(signal.dedup_key))
             if existing is not None:
                 incident = await self._refire(tx, existing, signal, now)
             else:
@@ -347,7 +349,7 @@ class Coordinator:
         """Name who writes the public updates (None clears it); reminders go to them too."""
         now = self.clock.now()
         if person is not None and person not in self.people:
-            raise ValidationError("comms", f"no person {person!r}")
+            raise ValidationError("person", f"no person {person!r} in [people]")
         async with self.store.transaction() as tx:
             incident = await self._get_open(tx, incident_id)
             incident = replace(incident, comms=person, updated_at=now)

@@ -123,6 +123,22 @@ async def test_recovery_keeps_component_down_while_another_incident_claims_it(co
         assert (await r.components.get("api")).status is ComponentStatus.PARTIAL_OUTAGE
 
 
+async def test_a_signal_that_joined_an_incident_rejoins_it_after_the_grouping_window(coordinator, sqlite_store,
+                                                                                      clock) -> None:
+    """An alert that joined an open incident is part of it: repeated later, it must not open (and page) a second."""
+    first = await coordinator.handle(signal(clock, key="probe:a"))
+    await clock.advance(60)
+    joined = await coordinator.handle(signal(clock, key="am:dup"))
+    assert joined.id == first.id
+    await clock.advance(coordinator.policy.group_window_s + 600)  # the grouping window is long over
+    again = await coordinator.handle(signal(clock, key="am:dup"))
+    assert again.id == first.id
+    async with sqlite_store.read() as r:
+        assert [i.id for i in await r.incidents.list_open()] == [first.id]
+        pages = [m for m in await r.outbox.list() if m.template == "alert"]
+    assert {m.context["incident"]["id"] for m in pages} == {first.id}
+
+
 async def test_recovery_without_incident_is_harmless(coordinator, sqlite_store, clock) -> None:
     assert await coordinator.handle(signal(clock, firing=False)) is None
     async with sqlite_store.read() as r:

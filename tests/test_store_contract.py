@@ -351,6 +351,23 @@ async def test_find_open_by_dedup_key(store: Store) -> None:
         assert await r.incidents.find_open_by_dedup_key("surge:login") is None
 
 
+async def test_find_open_joined_finds_the_open_incident_a_signal_joined(store: Store) -> None:
+    manual = await create(store, new_incident("Checkout down", opened_at=t(0)))
+    async with store.transaction() as tx:
+        await tx.incidents.add_entry(TimelineEntry(incident_id=manual.id, at=t(10), kind=EntryKind.SIGNAL,
+                                                   body="Joined: api 5xx", data={"joined": "am:dup", "n": 1}))
+        await tx.incidents.add_entry(TimelineEntry(incident_id=manual.id, at=t(20), kind=EntryKind.NOTE,
+                                                   body="not a signal", data={"joined": "am:note"}))
+    async with store.read() as r:
+        assert (await r.incidents.find_open_joined("am:dup")).id == manual.id
+        assert await r.incidents.find_open_joined("am:note") is None  # only signal entries count
+        assert await r.incidents.find_open_joined("am:other") is None
+        assert await r.incidents.find_open_by_dedup_key("am:dup") is None  # it is not the incident's own key
+    await resolve(store, manual, t(30))
+    async with store.read() as r:
+        assert await r.incidents.find_open_joined("am:dup") is None
+
+
 async def test_list_open_is_newest_first_by_instant(store: Store) -> None:
     # Local wall-clock text would sort these the other way round.
     older = await create(store, new_incident("older", opened_at=t(0, IST)))

@@ -72,6 +72,10 @@ class IncidentRepo(Protocol):
 
     async def find_open_by_dedup_key(self, dedup_key: str) -> Incident | None: ...
 
+    async def find_open_joined(self, dedup_key: str) -> Incident | None:
+        """The open incident a signal with this key joined (a SIGNAL entry with `data.joined`), or None."""
+        ...
+
     async def find_recent_by_dedup_key(self, dedup_key: str, resolved_since: datetime) -> Incident | None:
         """The latest incident with this key resolved at or after `resolved_since` (for re-opening)."""
         ...

@@ -209,6 +209,14 @@ class PostgresIncidents(_Repo):
             "SELECT * FROM incidents WHERE dedup_key = $1 AND resolved_at IS NULL", dedup_key)
         return self._incident(row) if row else None
 
+    async def find_open_joined(self, dedup_key: str) -> Incident | None:
+        """The open incident a signal with this key joined, or None."""
+        row = await self.conn.fetchrow(
+            "SELECT * FROM incidents AS i WHERE resolved_at IS NULL AND EXISTS (SELECT 1 FROM timeline"
+            " WHERE incident_id = i.id AND kind = 'signal' AND data->>'joined' = $1)"
+            " ORDER BY opened_at DESC, id DESC LIMIT 1", dedup_key)
+        return self._incident(row) if row else None
+
     async def find_recent_by_dedup_key(self, dedup_key: str, resolved_since: datetime) -> Incident | None:
         """The latest incident with this key resolved since `resolved_since`, or None."""
         row = await self.conn.fetchrow(

@@ -296,6 +296,13 @@ class SqliteIncidents(_Repo):
         row = await self._one("SELECT * FROM incidents WHERE dedup_key = ? AND resolved_at IS NULL", (dedup_key,))
         return self._incident(row) if row else None
 
+    async def find_open_joined(self, dedup_key: str) -> Incident | None:
+        # Only the open incidents' entries are read, through the (incident_id, id) index.
+        row = await self._one("SELECT * FROM incidents AS i WHERE resolved_at IS NULL AND EXISTS (SELECT 1 FROM timeline"
+                              " WHERE incident_id = i.id AND kind = 'signal' AND json_extract(data, '$.joined') = ?)"
+                              " ORDER BY opened_at DESC, id DESC LIMIT 1", (dedup_key,))
+        return self._incident(row) if row else None
+
     async def find_recent_by_dedup_key(self, dedup_key: str, resolved_since: datetime) -> Incident | None:
         row = await self._one("SELECT * FROM incidents WHERE dedup_key = ? AND resolved_at >= ? AND merged_into IS NULL"
                               " ORDER BY resolved_at DESC, id DESC LIMIT 1", (dedup_key, ts(resolved_since)))
