@@ -30,7 +30,8 @@ from statusd.core.schema import Problems, Secret, positive
 DELIVERY_HEADER = "X-Statusd-Delivery"
 
 # One mailbox, no display name, no list: what a contact address or envelope address may be.
-_ADDRESS = re.compile(r"[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+")
+# No control characters either: SMTP refuses them in RCPT TO, so such an address could never be delivered to.
+_ADDRESS = re.compile(r"[^@\s<>(),;:\"\[\]\\\x00-\x1f\x7f]+@[^@\s<>(),;:\"\[\]\\\x00-\x1f\x7f]+")
 
 
 def is_address(value: str) -> bool:

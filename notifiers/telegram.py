@@ -36,7 +36,8 @@ from yarl import URL
 
 from notifiers.base import NotifierSettings, describe_client_error, raise_for_http_status
 from statusd.core.clock import Clock, SystemClock
-from statusd.core.errors import NotifyError
+from statusd.core.errors import NotifyError, ValidationError
+from statusd.core.json_body import parse_json
 from statusd.core.model import Rendered
 from statusd.core.schema import Problems, Secret, http_url, positive
 
@@ -212,16 +213,22 @@ class TelegramCallbacks:
         return len(updates)
 
     async def handle_webhook(self, request: web.Request) -> web.Response:
-        """Take one Update from Telegram's webhook; 401 without the configured secret header, 400 for a bad body."""
+        """Take one Update from Telegram's webhook; 401 without the configured secret header, 400 for a bad body.
+
+        Without `webhook_secret` the webhook is off (404): anyone who can reach it could post a
+        forged press of an engineer's Acknowledge button.
+        """
         secret = self._config.webhook_secret
-        if secret is not None:
-            given = request.headers.get(SECRET_HEADER, "")
-            if not hmac.compare_digest(given.encode("utf-8", "replace"), secret.reveal().encode("utf-8")):
-                return _error_response(401, SECRET_HEADER, "missing or wrong secret token")
+        if secret is None:
+            return _error_response(404, "webhook_secret", "this notifier's webhook is off: set webhook_secret in its "
+                                                          "config and give it to setWebhook as secret_token")
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode("utf-8", "replace"), secret.reveal().encode("utf-8")):
+            return _error_response(401, SECRET_HEADER, "missing or wrong secret token")
         try:
-            update = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
-            return _error_response(400, "body", "expected a JSON Telegram Update")
+            update = parse_json(await request.read())
+        except ValidationError as exc:
+            return _error_response(400, exc.field, f"expected a JSON Telegram Update: {exc.message}")
         if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
             return _error_response(400, "update_id", "expected a Telegram Update object with an integer update_id")
         query = _callback_query(update)

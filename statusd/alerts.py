@@ -9,7 +9,6 @@ handled: a bad payload writes nothing. Nothing is sent from here.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import inspect
@@ -25,10 +24,11 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from statusd.api import error_response, parse_json
+from statusd.api import error_response
 from statusd.coordinator import Coordinator
 from statusd.core.clock import Clock
 from statusd.core.errors import Conflict, ValidationError
+from statusd.core.json_body import parse_json
 from statusd.core.model import ComponentStatus, Incident, Signal
 from statusd.core.schema import Problems, Secret, join
 
@@ -216,15 +216,28 @@ class _TooLarge(Exception):
     pass
 
 
+class _Unreadable(Exception):
+    pass
+
+
 async def _read_limited(request: web.Request, limit: int) -> bytes:
-    """The body, refusing more than `limit` bytes before reading them all into memory."""
+    """The body, refusing more than `limit` bytes before reading them all into memory.
+
+    _TooLarge over the limit; _Unreadable when the bytes cannot be read as sent (e.g. a body
+    that does not match its Content-Encoding).
+    """
     if request.content_length is not None and request.content_length > limit:
         raise _TooLarge(f"is larger than {limit} bytes (alerts.max_body_bytes)")
     body = bytearray()
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        body += chunk
-        if len(body) > limit:
-            raise _TooLarge(f"is larger than {limit} bytes (alerts.max_body_bytes)")
+    try:
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            body += chunk
+            if len(body) > limit:
+                raise _TooLarge(f"is larger than {limit} bytes (alerts.max_body_bytes)")
+    except (_TooLarge, web.HTTPException):
+        raise
+    except Exception as exc:  # noqa: BLE001 - aiohttp's payload errors: the sender's fault
+        raise _Unreadable(f"could not be read: {exc}") from None
     return bytes(body)
 
 
@@ -499,6 +512,8 @@ class AlertIntake:
             raw = await _read_limited(request, self.config.max_body_bytes)
         except _TooLarge as exc:
             return error_response(413, "body", str(exc))
+        except _Unreadable as exc:
+            return error_response(400, "body", str(exc))
         problems = _Problems()
         data = _json_object(raw, problems)
         alerts = _parse_webhook(data, source, problems) if data is not None else []
@@ -560,6 +575,8 @@ class AlertIntake:
             raw = await _read_limited(request, self.config.max_body_bytes)
         except _TooLarge as exc:
             return _pagerduty_invalid(413, [f"body: {exc}"], message="Event object is too large")
+        except _Unreadable as exc:
+            return _pagerduty_invalid(400, [f"body: {exc}"])
         problems = _Problems()
         data = _json_object(raw, problems)
         event = None
@@ -653,7 +670,7 @@ def _presented_token(request: web.Request) -> str | None:
         # Basic auth with the token as password, for senders that only offer user and password.
         try:
             return base64.b64decode(credentials, validate=True).decode("utf-8").partition(":")[2] or None
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), non-ASCII, or not UTF-8 once decoded
             return None
     return None
 

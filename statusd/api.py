@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hmac
 import html
-import json
 import logging
-import re
 from datetime import datetime, timedelta
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from aiohttp import web
 
 from statusd.coordinator import Coordinator
 from statusd.core.errors import Conflict, NotFound, StatusdError, ValidationError
+from statusd.core.json_body import parse_json
 from statusd.core.model import ComponentStatus, Impact, Incident, IncidentStatus, Subscriber, TimelineEntry
 from statusd.core.protocols import Store
 from statusd.links import Signer
@@ -84,62 +83,6 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 # --- input -------------------------------------------------------------------------------
-
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def parse_json(raw: bytes) -> Any:
-    """A request body as JSON, or ValidationError naming "body" (or the string that cannot be stored).
-
-    Beyond syntax, it refuses what `json.loads` takes but nothing downstream can handle:
-    NaN and Infinity, nesting deep enough to exhaust the stack, integers of thousands of
-    digits, and strings with an unpaired surrogate escape ("\\ud800"), which no UTF-8
-    store can write. Such a string is named by its path, e.g. `reports[2].text`.
-    """
-    try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
-    except UnicodeDecodeError:
-        raise ValidationError("body", "is not valid UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise ValidationError("body", f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except RecursionError:
-        raise ValidationError("body", "is nested too deeply") from None
-    except ValueError as exc:  # NaN/Infinity, or an integer past Python's digit limit
-        raise ValidationError("body", f"is not valid JSON: {exc}") from None
-    if _SURROGATE_ESCAPE.search(raw):  # rare: only then walk the value
-        path = _unpaired_surrogate(data, "")
-        if path is not None:
-            raise ValidationError(path or "body", "contains an unpaired UTF-16 surrogate (\\ud800-\\udfff)")
-    return data
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _unpaired_surrogate(value: Any, path: str) -> str | None:
-    """The path of the first string (or key) in `value` that is not encodable as UTF-8, else None."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return path
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            inner = f"{path}.{key}" if path else str(key)
-            if _unpaired_surrogate(key, inner) is not None:
-                return path or "body"
-            found = _unpaired_surrogate(item, inner)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            found = _unpaired_surrogate(item, f"{path}[{i}]")
-            if found is not None:
-                return found
-    return None
-
 
 class Body:
     """A JSON object from a request, read field by field; unknown fields are errors."""
@@ -208,10 +151,10 @@ class Body:
 
 def path_id(request: web.Request, what: str = "incident") -> int:
     """The `{id}` of the path: 400 if it is not an integer, 404 if no row could have it (64-bit ids)."""
-    try:
-        value = int(request.match_info["id"])
-    except ValueError:
-        raise ValidationError("id", "must be an integer") from None
+    raw = request.match_info["id"]
+    if not (raw.isascii() and raw.isdigit()):  # int() would also take "+1", " 1", "1_0" and other scripts' digits
+        raise ValidationError("id", "must be an integer")
+    value = int(raw) if len(raw) <= 19 else 2**63  # (and thousands of digits are an error of their own)
     if not 0 < value < 2**63:
         raise NotFound(what, value)
     return value
@@ -455,6 +398,8 @@ class WriteApi:
         into = body.data.get("into")
         if not isinstance(into, int) or isinstance(into, bool):
             raise ValidationError("into", "required: the id of the open incident to merge into")
+        if not 0 < into < 2**63:
+            raise NotFound("incident", into)
         incident = await self.coordinator.merge(incident_id, into=into, by=token.name)
         return web.json_response({"incident": incident_json(incident)})
 
@@ -599,6 +544,8 @@ def parse_time(value: Any, key: str) -> datetime:
         raise ValidationError(key, "expected an ISO-8601 time with offset, e.g. 2026-03-02T09:00:00Z") from None
     if parsed.tzinfo is None:
         raise ValidationError(key, "needs a UTC offset, e.g. Z or +03:00")
+    if not 1970 <= parsed.year <= 9000:  # far enough from datetime's limits that a day or a year more still fits
+        raise ValidationError(key, "must be between the years 1970 and 9000")
     return parsed
 
 

@@ -17,4 +17,5 @@ class Signer:
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
 
     def verify(self, signature: str, purpose: str, *parts: object) -> bool:
-        return hmac.compare_digest(self.sign(purpose, *parts), signature)
+        # As bytes: compare_digest refuses str with non-ASCII characters, and a link may carry anything.
+        return hmac.compare_digest(self.sign(purpose, *parts).encode(), signature.encode("utf-8", "surrogateescape"))

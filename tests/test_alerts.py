@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import json
 import logging
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -461,6 +462,13 @@ BAD_WEBHOOKS = [
     pytest.param(GRAFANA, auth(), changed(grafana_payload(), ("alerts", 0, "values", "B"), "91.5"), 400,
                  "alerts[0].values.B", id="grafana-value-not-number"),
     pytest.param(GRAFANA, auth(), changed(grafana_payload(), ("orgId",), "1"), 400, "orgId", id="grafana-orgId"),
+    # Found by an adversarial pass: each of these was a 500 (or, for 1e999, an Infinity stored in the timeline).
+    pytest.param(AM, {"Authorization": "Basic \u00e9"}, GOOD, 401, "Authorization", id="basic-not-ascii"),
+    pytest.param(AM, {"Content-Encoding": "gzip", **auth()}, json.dumps(GOOD).encode(), 400, "body",
+                 id="body-not-its-content-encoding"),
+    pytest.param(GRAFANA, {**auth(), "Content-Type": "application/json"},
+                 b'{"alerts": [{"status": "firing", "labels": {}, "values": {"A": 1e999}}]}', 400, "body",
+                 id="grafana-value-infinite"),
 ]
 
 

@@ -197,3 +197,9 @@ async def test_healthz_and_metrics(client) -> None:
     assert 'statusd_incidents_opened_total{impact="major",source="manual"} 1.0' in text
     assert "statusd_incident_time_to_first_public_update_seconds_count" in text
     assert 'statusd_outbox_messages{status="pending"} 1.0' in text
+
+
+async def test_a_subscriber_address_smtp_would_refuse_at_every_delivery_is_refused_once(client) -> None:
+    r = await client.post("/api/v1/subscribers", headers=auth(), json={"notifier": "mail", "target": "a@example.com\u0000"})
+    assert r.status == 400 and (await error_of(r))["field"] == "target"
+

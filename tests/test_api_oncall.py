@@ -153,3 +153,24 @@ async def test_postmortem_is_published_sanitised_on_the_page_and_in_api_v2(clien
     [published] = [i for i in incidents if i["id"] == str(iid)]
     assert published["status"] == "postmortem" and published["postmortem_body"] == body
     assert published["postmortem_published_at"] is not None
+
+
+async def test_odd_input_on_the_on_call_and_incident_paths_is_a_4xx_naming_the_field(client) -> None:
+    """Found by an adversarial pass: each of these was a 500."""
+    incident = await open_incident(client)
+    # Signatures and dates that no signer or calendar can take.
+    assert (await client.get("/schedules/primary.ics?sig=%C3%A9")).status == 401
+    assert (await client.get(f"/ack/{incident['id']}/ann/%C3%A9")).status in (401, 403)
+    for query in ("/api/v1/oncall?at=0001-01-01T00:00:00Z", "/api/v1/schedules/primary/shifts?from=9999-12-25T00:00:00Z"):
+        r = await client.get(query, headers=auth(SUPPORT))
+        assert r.status == 400, query
+        assert (await r.json())["error"]["field"] in ("at", "from")
+    # Ids past 64 bits, and path ids int() would take but nobody writes.
+    r = await client.post(f"/api/v1/incidents/{incident['id']}/merge", headers=auth(SUPPORT), json={"into": 2**63})
+    assert r.status == 404 and "error" in await r.json()
+    for odd in ("+1", "1_0", "%EF%BC%91", "%201"):
+        r = await client.get(f"/api/v1/incidents/{odd}", headers=auth(SUPPORT))
+        assert r.status == 400 and (await r.json())["error"]["field"] == "id", odd
+    # The field that names the person is `person`.
+    r = await client.put(f"/api/v1/incidents/{incident['id']}/comms", headers=auth(SUPPORT), json={"person": "zed"})
+    assert r.status == 400 and (await r.json())["error"]["field"] == "person"

@@ -624,6 +624,7 @@ async def test_webhook_rejects_a_wrong_or_missing_secret(hook: TestClient[web.Re
     pytest.param(b"\xff\xfe", "body", id="not-utf8"),
     pytest.param(b"[1, 2]", "update_id", id="not-an-object"),
     pytest.param(b'{"callback_query": {}}', "update_id", id="no-update-id"),
+    pytest.param(b"[" * 100_000, "body", id="nested-too-deep"),
 ])
 async def test_webhook_answers_a_malformed_body_with_400(hook: TestClient[web.Request, web.Application],
                                                          presses: Presses, body: bytes, field_name: str) -> None:
@@ -644,16 +645,18 @@ async def test_webhook_acknowledges_other_updates_without_calling_back(
     assert presses.seen == []
 
 
-async def test_webhook_without_a_configured_secret_takes_any_request(http: aiohttp.ClientSession) -> None:
+async def test_webhook_without_a_configured_secret_is_off(http: aiohttp.ClientSession) -> None:
+    """Anyone who can reach an unprotected webhook could forge a press of an engineer's Acknowledge button."""
     presses = Presses(answer="ok")
     client = await webhook_client(http, presses, None)
     try:
         response = await client.post("/telegram", json=update("ack:9"))
+        body = await response.json()
     finally:
         await client.close()
 
-    assert response.status == 200
-    assert [q.data for q in presses.seen] == ["ack:9"]
+    assert response.status == 404 and body["error"]["field"] == "webhook_secret"
+    assert presses.seen == []
 
 
 async def test_webhook_answers_a_failing_handler_with_a_generic_text(http: aiohttp.ClientSession) -> None:

@@ -1,0 +1,78 @@
+"""Request bodies as JSON: what `json.loads` takes but nothing downstream can store is refused too."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from statusd.core.errors import ValidationError
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body as JSON, or ValidationError naming "body" (or the string that cannot be stored).
+
+    Beyond syntax, it refuses what `json.loads` takes but nothing downstream can handle:
+    NaN and Infinity (also as 1e999, which overflows to it), nesting deep enough to exhaust
+    the stack, integers of thousands of digits, and strings with an unpaired surrogate escape ("\\ud800"), which no UTF-8
+    store can write. Such a string is named by its path, e.g. `reports[2].text`.
+    """
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
+    except UnicodeDecodeError:
+        raise ValidationError("body", "is not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise ValidationError("body", f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ValidationError("body", "is nested too deeply") from None
+    except _NotFinite as exc:
+        raise ValidationError("body", f"is not valid JSON: {exc}") from None
+    except ValueError:  # an integer past Python's digit limit (4,300)
+        raise ValidationError("body", "has a number too long to read") from None
+    if _SURROGATE_ESCAPE.search(raw):  # rare: only then walk the value
+        path = _unpaired_surrogate(data, "")
+        if path is not None:
+            raise ValidationError(path or "body", "contains an unpaired UTF-16 surrogate (\\ud800-\\udfff)")
+    return data
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotFinite(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(f"{text[:20]} is too large for a number")
+    return value
+
+
+def _unpaired_surrogate(value: Any, path: str) -> str | None:
+    """The path of the first string (or key) in `value` that is not encodable as UTF-8, else None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if _unpaired_surrogate(key, inner) is not None:
+                return path or "body"
+            found = _unpaired_surrogate(item, inner)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _unpaired_surrogate(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
