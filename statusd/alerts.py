@@ -389,7 +389,7 @@ def _parse_webhook(data: Mapping[str, Any], source: Intake, problems: _Problems)
         for key in ("generatorURL", *(_GRAFANA_ALERT_EVIDENCE if source == "grafana" else ())):
             if (text := problems.text(item, key, path)) is not None:
                 evidence[key] = text
-        fingerprint = problems.text(item, "fingerprint", path, max_len=128) or ""
+        fingerprint = (problems.text(item, "fingerprint", path, max_len=128) or "").strip()  # blank: keyed by labels
         if fingerprint:
             evidence["fingerprint"] = fingerprint
         if source == "grafana" and (values := _grafana_values(item, path, problems)) is not None:

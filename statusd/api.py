@@ -67,7 +67,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if not request.path.startswith("/api/") or exc.status < 400:
             raise
         field, message = None, exc.reason
-        if exc.status == 413:  # name the limit, so a client knows to send fewer reports per batch
+        if exc.status == 401:
+            field = "Authorization"
+        elif exc.status == 413:  # name the limit, so a client knows to send fewer reports per batch
             field, message = "body", f"is larger than {request.client_max_size} bytes ([server] max_body_bytes)"
         response = error_response(exc.status, field, message)
         if "WWW-Authenticate" in exc.headers:
@@ -329,7 +331,7 @@ class WriteApi:
         problem = notifier_config.check_recipient(target)
         if problem:
             raise ValidationError("target", problem)
-        components = body.names("components")
+        components = list(dict.fromkeys(body.names("components")))
         async with self.store.transaction() as tx:
             known = {c.id for c in await tx.components.list()}
             for i, cid in enumerate(components):

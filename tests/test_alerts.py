@@ -286,6 +286,8 @@ async def test_alert_without_fingerprint_is_keyed_by_its_label_set(client, sqlit
     assert len(await all_incidents(sqlite_store, clock)) == 1
     await post_am(client, am_payload(am_alert(fingerprint=None, instance="other:9100")))
     assert len(await all_incidents(sqlite_store, clock)) == 2
+    blank = await post_am(client, am_payload(am_alert(fingerprint="   ")))  # a blank fingerprint is none
+    assert blank["alerts"][0]["dedup_key"] == a["alerts"][0]["dedup_key"]
 
 
 async def test_unknown_component_is_accepted_without_it(client, sqlite_store, clock, caplog) -> None:

@@ -203,3 +203,12 @@ async def test_a_subscriber_address_smtp_would_refuse_at_every_delivery_is_refus
     r = await client.post("/api/v1/subscribers", headers=auth(), json={"notifier": "mail", "target": "a@example.com\u0000"})
     assert r.status == 400 and (await error_of(r))["field"] == "target"
 
+
+
+async def test_401_names_the_header_and_subscriber_components_are_kept_once(client) -> None:
+    r = await client.post("/api/v1/subscribers", json={"notifier": "mail", "target": "a@example.com"})
+    assert r.status == 401 and (await error_of(r))["field"] == "Authorization"
+    r = await client.post("/api/v1/subscribers", headers=auth(),
+                          json={"notifier": "mail", "target": "a@example.com", "components": ["api", "web", "api"]})
+    assert r.status == 201, await r.text()
+    assert (await r.json())["subscriber"]["components"] == ["api", "web"]
