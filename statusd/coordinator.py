@@ -269,13 +269,16 @@ class Coordinator:
                           notify: bool = True) -> Incident:
         """Post a signed public update; resolving through here is the same as `resolve`."""
         now = self.clock.now()
+        if status is IncidentStatus.POSTMORTEM:
+            raise ValidationError("status", "postmortem comes with the postmortem itself: resolve the incident, then "
+                                            "POST /api/v1/incidents/<id>/postmortem")
         async with self.store.transaction() as tx:
             incident = await self._get_open(tx, incident_id)
             if impact is not None:
                 incident = replace(incident, impact=impact)
             if component_status is not None:
                 await self._set_components(tx, incident.components, component_status, now)
-            if status in (IncidentStatus.RESOLVED, IncidentStatus.POSTMORTEM):
+            if status is IncidentStatus.RESOLVED:
                 incident = await self._resolve(tx, incident, body, author, now, notify=notify)
             else:
                 incident = await self._public_update(tx, incident, status or incident.status, body, author, now,

@@ -212,3 +212,13 @@ async def test_401_names_the_header_and_subscriber_components_are_kept_once(clie
                           json={"notifier": "mail", "target": "a@example.com", "components": ["api", "web", "api"]})
     assert r.status == 201, await r.text()
     assert (await r.json())["subscriber"]["components"] == ["api", "web"]
+
+
+async def test_an_update_cannot_jump_to_postmortem(client) -> None:
+    r = await client.post("/api/v1/incidents", headers=auth(), json={"title": "API errors", "body": "Looking."})
+    incident_id = (await r.json())["incident"]["id"]
+    r = await client.post(f"/api/v1/incidents/{incident_id}/updates", headers=auth(),
+                          json={"body": "Done.", "status": "postmortem"})
+    assert r.status == 400 and (await error_of(r))["field"] == "status"
+    r = await client.get(f"/api/v1/incidents/{incident_id}", headers=auth())
+    assert (await r.json())["incident"]["status"] == "investigating"  # neither resolved nor half-updated
