@@ -39,7 +39,7 @@ from notifiers.base import NotifierSettings, describe_client_error, raise_for_ht
 from statusd.core.clock import Clock, SystemClock
 from statusd.core.errors import NotifyError
 from statusd.core.model import Rendered
-from statusd.core.schema import Problems, Secret, http_url, positive
+from statusd.core.schema import Problems, Secret, header_problems, http_url, positive
 
 DELIVERY_HEADER = "X-Statusd-Delivery"
 TIMESTAMP_HEADER = "X-Statusd-Timestamp"
@@ -67,7 +67,7 @@ class WebhookConfig(NotifierSettings):
         for name in self.headers:
             if name.lower() in _RESERVED_HEADERS:
                 problems.append((f"headers.{name}", "is set by statusd and cannot be overridden"))
-        return problems
+        return problems + header_problems(self.headers)
 
     def check_recipient(self, recipient: str) -> str | None:
         """Why `recipient` cannot receive webhooks, or None when it can."""

@@ -25,6 +25,8 @@ class ProbeSettings:
 
     def check(self) -> Problems:
         problems = positive(self.interval_s, "interval_s") + positive(self.timeout_s, "timeout_s")
+        if 0 < self.interval_s < 0.1:  # (timers that fine only spin the event loop)
+            problems.append(("interval_s", "must be at least 0.1 seconds"))
         problems += positive(self.failure_threshold, "failure_threshold")
         problems += positive(self.success_threshold, "success_threshold")
         if self.timeout_s > self.interval_s:

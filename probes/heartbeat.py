@@ -11,7 +11,7 @@ import aiohttp
 
 from probes.base import ProbeSettings
 from statusd.core.model import ProbeResult
-from statusd.core.schema import Problems, Secret
+from statusd.core.schema import Problems, Secret, non_negative
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9._~-]+")  # unreserved URL characters: the token is a path segment
 _MIN_TOKEN_CHARS = 16
@@ -31,8 +31,7 @@ class HeartbeatConfig(ProbeSettings):
             problems.append(("token", f"must be at least {_MIN_TOKEN_CHARS} characters"))
         elif not _TOKEN_RE.fullmatch(token):
             problems.append(("token", "may only contain letters, digits and . _ ~ - (it is part of a URL)"))
-        if self.grace_s < 0:
-            problems.append(("grace_s", "must not be negative"))
+        problems += non_negative(self.grace_s, "grace_s")
         return problems
 
 

@@ -17,7 +17,7 @@ from yarl import URL
 
 from probes.base import ProbeSettings
 from statusd.core.model import ProbeResult
-from statusd.core.schema import Problems, http_url, positive
+from statusd.core.schema import Problems, header_problems, http_url, positive
 
 _SHOWN_CHARS = 100  # configured text and JSON values are cut to this length in errors
 _CLOSE_TIMEOUT_S = 1.0
@@ -54,6 +54,7 @@ class HttpConfig(ProbeSettings):
         url = http_url(self.url)
         if url is None:
             problems.append(("url", "expected an absolute http:// or https:// URL"))
+        problems += header_problems(self.headers)
         for i, code in enumerate(self.expected_status):
             if not 100 <= code <= 599:
                 problems.append((f"expected_status[{i}]", "expected an HTTP status code (100-599)"))

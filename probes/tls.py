@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 
 from probes.base import ProbeSettings, close_quietly
 from statusd.core.model import ProbeResult
-from statusd.core.schema import Problems
+from statusd.core.schema import Problems, non_negative
 
 _CLOSE_TIMEOUT_S = 1.0
 
@@ -40,8 +40,7 @@ class TlsConfig(ProbeSettings):
             problems.append(("port", "expected a TCP port (1-65535)"))
         if self.server_name is not None and not self.server_name.strip():
             problems.append(("server_name", "must not be empty (leave it out to use host)"))
-        if self.warn_days < 0:
-            problems.append(("warn_days", "must not be negative"))
+        problems += non_negative(self.warn_days, "warn_days")
         if self.ca_file is not None:
             if not self.verify:
                 problems.append(("ca_file", "has no effect with verify = false; remove one of them"))

@@ -7,6 +7,7 @@ import asyncio
 import gc
 import logging
 import signal
+import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -41,14 +42,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit_help = "fit a report text model on your report history for [reports] model (statusd fit-model --help)"
     sub.add_parser("fit-model", help=fit_help, description=fit_help, add_help=False)
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["replay"]:
-        from statusd import replay
+    # replay and fit-model parse their own arguments: everything after the command's name is theirs,
+    # whatever global options came before it.
+    command = next((i for i, a in enumerate(arguments) if a in ("replay", "fit-model")), None)
+    if command is not None and not any(a in ("serve", "check-config", "migrate") for a in arguments[:command]):
+        args = parser.parse_args(arguments[:command + 1])
+        logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if args.command == "replay":
+            from statusd import replay
 
-        return replay.main(arguments[1:])
-    if arguments[:1] == ["fit-model"]:
+            return replay.main(arguments[command + 1:])
         from statusd import textmodel
 
-        return textmodel.main(arguments[1:])
+        return textmodel.main(arguments[command + 1:])
     args = parser.parse_args(arguments)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
@@ -65,10 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if problems:
                 raise ConfigError(problems)
     except ConfigError as exc:
-        print(f"{args.config}: {len(exc.problems)} problem(s):", file=sys.stderr)
-        for path, message in exc.problems:
-            print(f"  {path}: {message}", file=sys.stderr)
-        return 2
+        return _config_problems(args.config, exc)
     if args.command == "check-config":
         print(summary(config))
         print(f"  reports: encoder {config.reports.encoder}, "
@@ -76,11 +79,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         for warning in coverage_warnings(config, datetime.now(UTC)):
             print(f"  warning: {warning}")
         return 0
-    if args.command == "migrate":
-        applied = asyncio.run(_migrate(config))
-        print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
-        return 0
-    return asyncio.run(_serve(config))
+    try:
+        if args.command == "migrate":
+            applied = asyncio.run(_migrate(config))
+            print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+            return 0
+        return asyncio.run(_serve(config))
+    except ConfigError as exc:  # what only building the app finds out (e.g. a model file that is no model)
+        return _config_problems(args.config, exc)
+    except sqlite3.Error as exc:
+        print(f"statusd: cannot use the store {config.store_path}: {exc} (store.path)", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"statusd: cannot start: {exc}", file=sys.stderr)
+        return 1
+
+
+def _config_problems(path: str, exc: ConfigError) -> int:
+    print(f"{path}: {len(exc.problems)} problem(s):", file=sys.stderr)
+    for key, message in exc.problems:
+        print(f"  {key}: {message}", file=sys.stderr)
+    return 2
 
 
 def coverage_warnings(config: Config, now: datetime, days: int = 14) -> list[str]:

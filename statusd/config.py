@@ -21,7 +21,8 @@ from notifiers.base import NotifierKind
 from probes.base import ProbeKind
 from statusd.alerts import AlertsConfig
 from statusd.core.errors import ConfigError
-from statusd.core.schema import MISSING, Problems, Secret, interpolate, is_missing, join, load_section, positive
+from statusd.core.schema import (MISSING, Problems, Secret, interpolate, is_missing, join, load_section, non_negative,
+                                 positive)
 from statusd.surge import WINDOW_FLOOR
 
 Scope = Literal["incidents:write", "components:write", "subscribers:write", "reports:write", "admin"]
@@ -69,10 +70,18 @@ class PageConfig:
     time_zone: str = "Etc/UTC"  # shown in /api/v2 page.time_zone
 
     def check(self) -> Problems:
-        problems = positive(self.history_days, "history_days")
-        if self.cache_s < 0:
-            problems.append(("cache_s", "must not be negative"))
-        return problems
+        problems = positive(self.history_days, "history_days", at_most=3650)
+        problems += non_negative(self.cache_s, "cache_s")
+        return problems + _zone(self.time_zone, "time_zone")
+
+
+def _zone(name: str, key: str) -> Problems:
+    """No problem when `name` is an IANA time zone ("Europe/Moscow"); "Europe" is a folder, not a zone."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return [(key, f"unknown time zone {name!r}; expected an IANA name such as 'Europe/Moscow'")]
+    return []
 
 
 @dataclass(frozen=True)
@@ -97,18 +106,19 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
 def _clock_time(value: str) -> bool:
-    try:
-        hours, minutes = value.split(":")
-        return len(minutes) == 2 and 0 <= int(hours) <= 23 and 0 <= int(minutes) <= 59
-    except ValueError:
-        return False
+    hours, _, minutes = value.partition(":")
+    # ASCII digits only: int() also takes "-0" and other scripts' digits, which time.fromisoformat refuses.
+    return (hours.isascii() and hours.isdigit() and minutes.isascii() and minutes.isdigit() and len(minutes) == 2
+            and 0 <= int(hours) <= 23 and 0 <= int(minutes) <= 59)
 
 
-def _local_datetime(value: str) -> bool:
+def _local_datetime(value: str) -> datetime | None:
+    """The local date and time, or None; years 1970-9000, so that a zone's offset or a week more still fits."""
     try:
-        return datetime.fromisoformat(value).tzinfo is None
+        parsed = datetime.fromisoformat(value)
     except ValueError:
-        return False
+        return None
+    return parsed if parsed.tzinfo is None and 1970 <= parsed.year <= 9000 else None
 
 
 @dataclass(frozen=True)
@@ -131,7 +141,9 @@ class LayerConfig:
     restrictions: list[RestrictionConfig] = field(default_factory=list)  # empty = always
 
     def check(self) -> Problems:
-        problems = positive(self.shift_h, "shift_h")
+        problems = positive(self.shift_h, "shift_h", at_most=24 * 366)
+        if 0 < self.shift_h < 0.25:  # a day of 15-minute shifts is 96; shorter ones only make the schedule huge
+            problems.append(("shift_h", "must be at least 0.25 (15 minutes)"))
         if not self.participants:
             problems.append(("participants", "must name at least one person"))
         if len(set(self.participants)) != len(self.participants):
@@ -148,9 +160,10 @@ class OverrideConfig:
     end: str
 
     def check(self) -> Problems:
-        problems = [(key, "expected a local date and time like 2026-02-01T08:00 (no offset)")
-                    for key in ("start", "end") if not _local_datetime(getattr(self, key))]
-        if not problems and self.end <= self.start:
+        start, end = _local_datetime(self.start), _local_datetime(self.end)
+        problems = [(key, "expected a local date and time like 2026-02-01T08:00 (no offset, years 1970-9000)")
+                    for key, value in (("start", start), ("end", end)) if value is None]
+        if start is not None and end is not None and end <= start:  # as times: "2026-12-24 09:00" vs "...T08:00"
             problems.append(("end", "must be after start"))
         return problems
 
@@ -164,15 +177,10 @@ class ScheduleConfig:
     shift_notice_s: float = 900.0  # tell each engineer this long before their shift starts; 0 = never
 
     def check(self) -> Problems:
-        problems: Problems = []
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            problems.append(("timezone", f"unknown time zone {self.timezone!r}"))
+        problems = _zone(self.timezone, "timezone")
         if not self.layers:
             problems.append(("layers", "needs at least one layer"))
-        if self.shift_notice_s < 0:
-            problems.append(("shift_notice_s", "must not be negative"))
+        problems += non_negative(self.shift_notice_s, "shift_notice_s")
         return problems
 
 
@@ -203,8 +211,7 @@ class EscalationPolicyConfig:
 
     def check(self) -> Problems:
         problems: Problems = [] if self.levels else [("levels", "needs at least one level")]
-        if self.repeat < 0:
-            problems.append(("repeat", "must not be negative"))
+        problems += non_negative(self.repeat, "repeat")
         return problems
 
 
@@ -229,8 +236,13 @@ class IncidentsConfig:
             elif seconds <= 0:
                 problems.append((f"update_reminder_s.{impact}", "must be greater than 0"))
         for key in ("reopen_window_s", "group_window_s"):
-            if getattr(self, key) < 0:
-                problems.append((key, "must not be negative"))
+            problems += non_negative(getattr(self, key), key)
+        for key in ("opened_message", "resolved_message"):
+            try:
+                getattr(self, key).format(components="Website")
+            except (KeyError, IndexError, ValueError) as exc:
+                problems.append((key, f"not a valid message: {exc!r}; the only placeholder is {{components}} "
+                                      "(write {{ and }} for braces)"))
         return problems + positive(self.handoff_ack_timeout_s, "handoff_ack_timeout_s")
 
 
@@ -255,11 +267,10 @@ class ReportsConfig:
     def check(self) -> Problems:
         problems = (positive(self.window_s, "window_s") + positive(self.min_clients, "min_clients")
                     + positive(self.link_quiet_s, "link_quiet_s")
-                    + positive(self.rebuild_hours, "rebuild_hours") + positive(self.max_text_chars, "max_text_chars")
+                    + positive(self.rebuild_hours, "rebuild_hours", at_most=24 * 365) + positive(self.max_text_chars, "max_text_chars")
                     + positive(self.max_batch, "max_batch") + positive(self.max_age_days, "max_age_days")
                     + positive(self.form_rate_per_min, "form_rate_per_min"))
-        if self.max_future_s < 0:
-            problems.append(("max_future_s", "must not be negative"))
+        problems += non_negative(self.max_future_s, "max_future_s")
         if self.scan_min_clients < 0 or self.scan_min_clients == 1:
             problems.append(("scan_min_clients", "expected 0 (off) or at least 2 clients"))
         if self.max_window_reports < WINDOW_FLOOR:
@@ -298,7 +309,9 @@ class NotificationsConfig:
     def check(self) -> Problems:
         return (positive(self.max_attempts, "max_attempts") + positive(self.backoff_initial_s, "backoff_initial_s")
                 + positive(self.backoff_max_s, "backoff_max_s") + positive(self.lease_s, "lease_s")
-                + positive(self.batch_size, "batch_size") + positive(self.concurrency, "concurrency"))
+                + positive(self.batch_size, "batch_size") + positive(self.concurrency, "concurrency")
+                + ([("templates_dir", f"no such directory: {self.templates_dir}")]
+                   if self.templates_dir is not None and not Path(self.templates_dir).is_dir() else []))
 
 
 @dataclass(frozen=True)
@@ -365,6 +378,11 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str] | None = None, *
     """Validate a parsed TOML document; raises ConfigError with every problem."""
     problems: Problems = []
     data = interpolate(dict(raw), os.environ if env is None else env, "", problems)
+    if source is not None:  # files the config names are found beside it, like store.path, wherever statusd runs
+        for section, key in (("reports", "model"), ("notifications", "templates_dir")):
+            table = data.get(section)
+            if isinstance(table, dict) and isinstance(table.get(key), str) and table[key]:
+                data[section] = {**table, key: str(source.parent / table[key])}  # an absolute path stays as it is
     probe_kinds = probes.builtin_kinds() if probe_kinds is None else probe_kinds
     notifier_kinds = notifiers.builtin_kinds() if notifier_kinds is None else notifier_kinds
     known = set(_SIMPLE_SECTIONS) | set(_NAMED_SECTIONS) | {"probes", "notifiers"}

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from statusd.clustering import ENCODER_KINDS, ClusteringConfig, Encoder, EncoderUnavailable, make_encoder
-from statusd.core.errors import StatusdError
+from statusd.core.errors import StatusdError, ValidationError
+from statusd.core.json_body import parse_json
 from statusd.reports import Report
 from statusd.surge import ReportDetector, SurgeConfig
 from statusd.textmodel import ReportModel, ReportModelError
@@ -170,7 +171,7 @@ def _field_at(data: bytes, offset: int, *, jsonl: bool) -> str:
             for name, value in zip(header, values):
                 if "\ufffd" in value:
                     return name
-    except (ValueError, StopIteration, AttributeError):
+    except (ValueError, StopIteration, AttributeError, RecursionError):
         pass
     return "(unknown)"
 
@@ -211,9 +212,10 @@ def _jsonl_records(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ReplayInputError(line_no, "(row)", f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+            record = parse_json(line.encode("utf-8", "surrogatepass"))
+        except ValidationError as exc:
+            raise ReplayInputError(line_no, "(row)" if exc.field == "body" else exc.field,
+                                   exc.message.replace("is not", "not", 1)) from None
         if not isinstance(record, dict):
             raise ReplayInputError(line_no, "(row)", "expected a JSON object")
         yield line_no, record
@@ -282,6 +284,8 @@ def _time(value: Any, line: int) -> datetime:
                                f"not an ISO-8601 time: {value!r} (e.g. 2026-01-05T09:00:00Z)") from None
     if at.tzinfo is None or at.utcoffset() is None:
         raise ReplayInputError(line, "received_at", f"no time zone in {value!r} (add Z or +03:00)")
+    if not 1970 <= at.year <= 9000:  # the detector's windows and day buckets overflow near datetime's limits
+        raise ReplayInputError(line, "received_at", f"{value!r} is outside the years 1970 to 9000")
     return at.astimezone(UTC)
 
 
@@ -511,8 +515,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ReplayInputError, ReportModelError, EncoderUnavailable, ValueError) as exc:  # ValueError: --model with USE
         print(f"statusd replay: {exc}", file=err)
         return 2
-    if args.window_min <= 0 or args.min_clients < 1 or args.link_quiet_min <= 0:
-        print("statusd replay: --window-min and --link-quiet-min must be > 0 and --min-clients >= 1", file=err)
+    week = 7 * 24 * 60
+    if not (0 < args.window_min <= week and 0 < args.link_quiet_min <= week) or args.min_clients < 1:
+        print(f"statusd replay: --window-min and --link-quiet-min must be > 0 and at most {week} (a week), "
+              "--min-clients >= 1", file=err)
         return 2
     if args.scan_min_clients < 0 or args.scan_min_clients == 1:
         print("statusd replay: --scan-min-clients must be 0 (off) or >= 2", file=err)

@@ -45,8 +45,8 @@ class Templates:
             raise StatusdError(f"template {name!r} failed: {exc}") from exc
         return Rendered(subject=subject, text=text, html=html, payload={"event": name, **context})
 
-    def check(self, names: tuple[str, ...] = ("alert", "update", "reminder", "handoff", "postmortem", "shift")
-              ) -> list[str]:
+    def check(self, names: tuple[str, ...] = ("alert", "update", "reminder", "handoff", "postmortem", "shift",
+                                              "report_ack")) -> list[str]:
         """Names of message templates that fail to load (for check-config)."""
         broken = []
         for name in names:

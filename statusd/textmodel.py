@@ -200,7 +200,10 @@ class ReportModel:
         """Read a model written by `save`; a missing, foreign or damaged file raises ReportModelError."""
         hint = "fit a new one from your report history"
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            loaded = np.load(path, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):  # a single .npy array, whatever its name
+                raise ValueError("not an archive")
+            with loaded as npz:
                 data = {k: npz[k] for k in npz.files}
         except FileNotFoundError:
             raise ReportModelError(f"report model {path}: no such file ({hint})") from None

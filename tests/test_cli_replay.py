@@ -45,3 +45,41 @@ def test_replay_bad_rows_name_line_and_field(tmp_path) -> None:
     assert "line 3, field received_at" in result.stderr and "Traceback" not in result.stderr
     missing = run(str(tmp_path / "nope.csv"))
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+def statusd(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "statusd.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_serve_reports_a_store_it_cannot_open_and_exits(tmp_path) -> None:
+    """It used to print a traceback, and with a file that is no database its connection threads kept it running."""
+    not_a_db = tmp_path / "notes.txt"
+    not_a_db.write_text("not a database\n" * 100, encoding="utf-8")
+    for path in (tmp_path, not_a_db):  # a folder, a file that is no database
+        config = tmp_path / "statusd.toml"
+        config.write_text(f'[server]\nport = 0\n[store]\npath = "{path}"\n', encoding="utf-8")
+        result = statusd("serve", str(config))  # the timeout would raise if it hung
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr and "store.path" in result.stderr
+
+
+def test_global_options_may_come_before_replay(tmp_path) -> None:
+    history = tmp_path / "h.csv"
+    history.write_text("received_at,client_id,text\n2026-01-05T09:00:00Z,a,card declined\n", encoding="utf-8")
+    result = statusd("--log-level", "WARNING", "replay", str(history), "--out", str(tmp_path / "out.jsonl"))
+    assert result.returncode == 0, result.stderr
+    assert "1 reports" in result.stdout
+
+
+def test_replay_refuses_times_and_lines_it_cannot_handle_naming_line_and_field(tmp_path) -> None:
+    old = tmp_path / "old.csv"
+    old.write_text("received_at,client_id,text\n0001-01-01T00:00:00+01:00,a,x\n", encoding="utf-8")
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('{"received_at": "2026-01-05T09:00:00Z", "client_id": "a", "text": ' + "[" * 100_000 + "}\n",
+                    encoding="utf-8")
+    for path, expected in ((old, "line 2, field received_at"), (deep, "line 1")):
+        result = run(str(path))
+        assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr, result.stderr
+    for flag in ("--window-min=nan", "--window-min=1e300", "--link-quiet-min=inf"):
+        result = run(str(old), flag)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (flag, result.stderr)

@@ -184,3 +184,55 @@ def test_check_config_reports_coverage_gaps() -> None:
     assert warnings[0] == "schedules.peak: nobody on call 2026-03-02 00:00 - 2026-03-02 10:00 UTC"
     assert warnings[1] == "schedules.peak: nobody on call 2026-03-02 18:00 - 2026-03-09 00:00 UTC"
     assert coverage_warnings(load_config(EXAMPLE, env={}), datetime(2026, 3, 2, tzinfo=UTC)) == []
+
+
+def _schedule(**layer: object) -> dict:
+    return {"people": {"ann": {"name": "Ann"}},
+            "schedules": {"s": {"layers": [{"participants": ["ann"], "start": "2026-01-05T08:00", **layer}]}}}
+
+
+@pytest.mark.parametrize(("raw", "key"), [
+    pytest.param(_schedule(shift_h=float("inf")), "schedules.s.layers[0].shift_h", id="shift-inf"),
+    pytest.param(_schedule(shift_h=1e300), "schedules.s.layers[0].shift_h", id="shift-huge"),
+    pytest.param(_schedule(shift_h=0.0001), "schedules.s.layers[0].shift_h", id="shift-tiny"),
+    pytest.param(_schedule(restrictions=[{"start": "09:00", "end": "-0:00"}]),
+                 "schedules.s.layers[0].restrictions[0].end", id="restriction-minus-zero"),
+    pytest.param(_schedule(restrictions=[{"start": "09:00", "end": "\u0661\u0668:\u0660\u0660"}]),
+                 "schedules.s.layers[0].restrictions[0].end", id="restriction-other-digits"),
+    pytest.param({**_schedule(), "schedules": {"s": {**_schedule()["schedules"]["s"], "timezone": "Europe"}}},
+                 "schedules.s.timezone", id="zone-is-a-folder"),
+    pytest.param({**_schedule(), "schedules": {"s": {**_schedule()["schedules"]["s"], "overrides": [
+        {"person": "ann", "start": "0001-01-01T00:00", "end": "2026-01-01T00:00"}]}}},
+                 "schedules.s.overrides[0].start", id="override-year-1"),
+    pytest.param({**_schedule(), "schedules": {"s": {**_schedule()["schedules"]["s"], "overrides": [
+        {"person": "ann", "start": "2026-12-24 09:00", "end": "2026-12-24T08:00"}]}}},
+                 "schedules.s.overrides[0].end", id="override-end-before-start-mixed-formats"),
+    pytest.param({"probes": {"p": {"type": "http", "url": "http://127.0.0.1/", "interval_s": 1e300}}},
+                 "probes.p.interval_s", id="interval-huge"),
+    pytest.param({"probes": {"p": {"type": "http", "url": "http://127.0.0.1/", "interval_s": 1e-9,
+                                   "timeout_s": 1e-10}}}, "probes.p.interval_s", id="interval-tiny"),
+    pytest.param({"probes": {"p": {"type": "http", "url": "http://127.0.0.1/",
+                                   "headers": {"Accept": "a\r\nX-Injected: 1"}}}},
+                 "probes.p.headers.Accept", id="header-with-line-break"),
+    pytest.param({"reports": {"rebuild_hours": 1e12}}, "reports.rebuild_hours", id="rebuild-hours-huge"),
+    pytest.param({"page": {"cache_s": float("nan")}}, "page.cache_s", id="cache-nan"),
+    pytest.param({"page": {"time_zone": "Mars/Olympus"}}, "page.time_zone", id="page-zone"),
+    pytest.param({"notifications": {"lease_s": float("inf")}}, "notifications.lease_s", id="lease-inf"),
+    pytest.param({"notifications": {"templates_dir": "/nonexistent/templates"}}, "notifications.templates_dir",
+                 id="templates-dir-missing"),
+    pytest.param({"incidents": {"opened_message": "Broken {components"}}, "incidents.opened_message",
+                 id="message-unclosed-brace"),
+    pytest.param({"incidents": {"resolved_message": "Hi {nope}"}}, "incidents.resolved_message",
+                 id="message-unknown-placeholder"),
+])
+def test_values_that_would_break_at_runtime_are_config_errors_naming_the_key(raw: dict, key: str) -> None:
+    """Found by an adversarial pass: each of these passed check-config, then crashed or hung serve."""
+    problems = problems_of(raw)
+    assert key in problems, problems
+
+
+def test_files_a_config_names_are_found_beside_it(tmp_path) -> None:
+    (tmp_path / "templates").mkdir()
+    path = tmp_path / "statusd.toml"
+    path.write_text('[notifications]\ntemplates_dir = "templates"\n', encoding="utf-8")
+    assert load_config(path, env={}).notifications.templates_dir == str(tmp_path / "templates")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import re
 import types
 import typing
@@ -138,9 +139,15 @@ def convert(tp: Any, value: Any, path: str, problems: Problems) -> Any:
             return value
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > MAX_NUMBER:
+                problems.append((path, f"must be at most {MAX_NUMBER:.0e} in size, got {value}"))
+                return _MISSING
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value) or abs(value) > MAX_NUMBER:  # TOML has inf and nan; no setting wants them
+                problems.append((path, f"expected a finite number of at most {MAX_NUMBER:.0e} in size, got {value}"))
+                return _MISSING
             return float(value)
     elif tp is str:
         if isinstance(value, str):
@@ -234,9 +241,44 @@ def is_missing(value: Any) -> bool:
     return value is _MISSING
 
 
-def positive(value: float, key: str) -> Problems:
-    """A rule for `check`: the value must be > 0."""
-    return [] if value > 0 else [(key, "must be greater than 0")]
+#: No number in a config is larger: durations, sizes and counts past it only overflow dates and timers.
+MAX_NUMBER = 1e12
+
+
+def positive(value: float, key: str, *, at_most: float = 1e9) -> Problems:
+    """A rule for `check`: 0 < value <= `at_most` (1e9 by default: 31 years of seconds, a GB of bytes)."""
+    if not value > 0:
+        return [(key, "must be greater than 0")]
+    if value > at_most:
+        return [(key, f"must be at most {at_most:g}")]
+    return []
+
+
+def non_negative(value: float, key: str, *, at_most: float = 1e9) -> Problems:
+    """A rule for `check`: 0 <= value <= `at_most`."""
+    if value < 0:
+        return [(key, "must not be negative")]
+    if value > at_most:
+        return [(key, f"must be at most {at_most:g}")]
+    return []
+
+
+def header_problems(headers: Mapping[str, str], key: str = "headers") -> Problems:
+    """A rule for `check`: HTTP header names are tokens, and no name or value holds a control character.
+
+    aiohttp refuses such a header on every request ("Forbidden control character"), so one bad
+    value would fail each probe or delivery, long after the config was accepted.
+    """
+    problems: Problems = []
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            problems.append((f"{key}.{name}", "is not a valid header name"))
+        elif any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in value):
+            problems.append((f"{key}.{name}", "must not contain control characters (such as line breaks)"))
+    return problems
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def http_url(value: str) -> URL | None:

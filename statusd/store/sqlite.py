@@ -17,6 +17,7 @@ checkpoint the WAL itself; a third connection does, on its own thread, after com
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -653,23 +654,41 @@ class SqliteStore:
         self.applied_migrations: list[str] = []  # by the last open()
 
     async def open(self) -> None:
+        """Connect and migrate; on failure (not a database, a directory, no permission) nothing stays open.
+
+        Each connection has a thread of its own that keeps the process alive: one left behind by
+        a failed start kept `statusd serve` running after it had reported the error.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # The writer is also used on the event loop's thread (brief transactions), under the lock.
-        self._writer = await self._connect(check_same_thread=False)
-        await self._writer.execute("PRAGMA journal_mode = WAL")
-        await self._writer.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job: see _checkpoint_soon
-        self.applied_migrations = await self.migrate()
-        self._reader = await self._connect()
-        self._checkpointer = await self._connect()
+        try:
+            # The writer is also used on the event loop's thread (brief transactions), under the lock.
+            self._writer = await self._connect(check_same_thread=False)
+            await self._writer.execute("PRAGMA journal_mode = WAL")
+            await self._writer.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job: see _checkpoint_soon
+            self.applied_migrations = await self.migrate()
+            self._reader = await self._connect()
+            self._checkpointer = await self._connect()
+        except BaseException:
+            for db in (self._checkpointer, self._reader, self._writer):
+                if db is not None:
+                    with contextlib.suppress(Exception):
+                        await db.close()
+            self._checkpointer = self._reader = self._writer = None
+            raise
 
     async def _connect(self, *, check_same_thread: bool = True) -> _Connection:
         path = str(self.path)
         db = await _Connection(lambda: sqlite3.connect(path, isolation_level=None,
                                                        check_same_thread=check_same_thread), 64)
-        db.row_factory = sqlite3.Row
-        await db.execute("PRAGMA foreign_keys = ON")
-        await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await db.execute("PRAGMA synchronous = NORMAL")
+        try:
+            db.row_factory = sqlite3.Row
+            await db.execute("PRAGMA foreign_keys = ON")
+            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await db.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await db.close()
+            raise
         return db
 
     async def migrate(self) -> list[str]:
