@@ -21,8 +21,8 @@ from notifiers.base import NotifierKind
 from probes.base import ProbeKind
 from statusd.alerts import AlertsConfig
 from statusd.core.errors import ConfigError
-from statusd.core.schema import (MISSING, Problems, Secret, interpolate, is_missing, join, load_section, non_negative,
-                                 positive)
+from statusd.core.schema import (MISSING, Problems, Secret, http_url, interpolate, is_missing, join, load_section,
+                                 non_negative, positive)
 from statusd.surge import WINDOW_FLOOR
 
 Scope = Literal["incidents:write", "components:write", "subscribers:write", "reports:write", "admin"]
@@ -41,8 +41,8 @@ class ServerConfig:
         problems: Problems = []
         if not 0 <= self.port <= 65535:
             problems.append(("port", "must be between 0 and 65535"))
-        if self.public_url and not self.public_url.startswith(("http://", "https://")):
-            problems.append(("public_url", "must start with http:// or https://"))
+        if self.public_url and http_url(self.public_url) is None:
+            problems.append(("public_url", "expected an absolute http:// or https:// URL such as https://status.example.com"))
         if self.secret_key is not None and len(self.secret_key.reveal()) < 16:
             problems.append(("secret_key", "must be at least 16 characters"))
         return problems + positive(self.max_body_bytes, "max_body_bytes")

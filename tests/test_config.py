@@ -224,6 +224,7 @@ def _schedule(**layer: object) -> dict:
                  id="message-unclosed-brace"),
     pytest.param({"incidents": {"resolved_message": "Hi {nope}"}}, "incidents.resolved_message",
                  id="message-unknown-placeholder"),
+    pytest.param({"server": {"public_url": "http://"}}, "server.public_url", id="public-url-without-host"),
 ])
 def test_values_that_would_break_at_runtime_are_config_errors_naming_the_key(raw: dict, key: str) -> None:
     """Found by an adversarial pass: each of these passed check-config, then crashed or hung serve."""
