@@ -361,7 +361,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None, *,
     """Read and validate a config file; raises ConfigError with every problem."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # -sig: a BOM some editors write is no error
     except FileNotFoundError:
         raise ConfigError([(str(path), "no such file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -488,6 +488,13 @@ def _cross_check(cfg: Config, problems: Problems) -> None:
         if token.secret.reveal() in seen:
             problems.append((f"tokens.{tid}.secret", f"same secret as tokens.{seen[token.secret.reveal()]}"))
         seen[token.secret.reveal()] = tid
+    beats: dict[str, str] = {}  # a check-in URL names one heartbeat: a shared token would feed two probes
+    for pid, probe in cfg.probes.items():
+        secret = getattr(probe, "token", None)
+        if getattr(probe, "type", None) == "heartbeat" and secret is not None:
+            if secret.reveal() in beats:
+                problems.append((f"probes.{pid}.token", f"same token as probes.{beats[secret.reveal()]}"))
+            beats[secret.reveal()] = pid
 
 
 def summary(cfg: Config) -> str:

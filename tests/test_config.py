@@ -225,6 +225,9 @@ def _schedule(**layer: object) -> dict:
     pytest.param({"incidents": {"resolved_message": "Hi {nope}"}}, "incidents.resolved_message",
                  id="message-unknown-placeholder"),
     pytest.param({"server": {"public_url": "http://"}}, "server.public_url", id="public-url-without-host"),
+    pytest.param({"probes": {"a": {"type": "heartbeat", "token": "nightly-backup-0123456789"},
+                             "b": {"type": "heartbeat", "token": "nightly-backup-0123456789"}}}, "probes.b.token",
+                 id="heartbeat-token-shared"),
 ])
 def test_values_that_would_break_at_runtime_are_config_errors_naming_the_key(raw: dict, key: str) -> None:
     """Found by an adversarial pass: each of these passed check-config, then crashed or hung serve."""
@@ -237,3 +240,9 @@ def test_files_a_config_names_are_found_beside_it(tmp_path) -> None:
     path = tmp_path / "statusd.toml"
     path.write_text('[notifications]\ntemplates_dir = "templates"\n', encoding="utf-8")
     assert load_config(path, env={}).notifications.templates_dir == str(tmp_path / "templates")
+
+
+def test_a_byte_order_mark_is_not_an_error(tmp_path) -> None:
+    path = tmp_path / "statusd.toml"
+    path.write_bytes(b"\xef\xbb\xbf[page]\ntitle = \"Status\"\n")
+    assert load_config(path, env={}).page.title == "Status"
