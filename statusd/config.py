@@ -7,6 +7,7 @@ Secrets are `Secret` values and never appear in repr or errors.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -404,11 +405,20 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str] | None = None, *
     for key, kinds in (("probes", probe_kinds), ("notifiers", notifier_kinds)):
         kwargs[key] = _named_tables(data.get(key, {}), key, problems,
                                     lambda name, table, p, k=kinds: _plugin(k, name, table, p, problems))
-    # Cross-references are checked among whatever parsed, so one run reports everything.
-    _cross_check(Config(**kwargs), problems)
+    # Cross-references are checked among whatever parsed, so one run reports everything; a reference to
+    # a table that failed to parse is not reported again as "no such notifier": its own problems say why.
+    broken = {tuple(key.split(".")[:2]) for key, _ in problems}
+    references: Problems = []
+    _cross_check(Config(**kwargs), references)
+    problems += [(key, message) for key, message in references
+                 if not ((m := _MISSING_REFERENCE.match(message)) and (_SECTION_OF[m[1]], m[2]) in broken)]
     if problems:
         raise ConfigError(problems)
     return Config(**kwargs, source=source)
+
+
+_MISSING_REFERENCE = re.compile(r"no (component|notifier|person|schedule) '([^']*)'")
+_SECTION_OF = {"component": "components", "notifier": "notifiers", "person": "people", "schedule": "schedules"}
 
 
 def _named_tables(tables: Any, path: str, problems: Problems, build: Any) -> dict[str, Any]:

@@ -246,3 +246,10 @@ def test_a_byte_order_mark_is_not_an_error(tmp_path) -> None:
     path = tmp_path / "statusd.toml"
     path.write_bytes(b"\xef\xbb\xbf[page]\ntitle = \"Status\"\n")
     assert load_config(path, env={}).page.title == "Status"
+
+
+def test_a_table_that_failed_to_parse_is_not_also_reported_missing_wherever_it_is_named() -> None:
+    problems = problems_of({"notifiers": {"mail": {"type": "email", "port": 70000}},
+                            "people": {"ann": {"name": "Ann", "contacts": {"mail": "ann@example.com", "sms": "1"}}},
+                            "reports": {"form_notifier": "mail"}})
+    assert set(problems) == {"notifiers.mail.port", "people.ann.contacts.sms"}  # sms is really missing
