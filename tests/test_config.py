@@ -253,3 +253,9 @@ def test_a_table_that_failed_to_parse_is_not_also_reported_missing_wherever_it_i
                             "people": {"ann": {"name": "Ann", "contacts": {"mail": "ann@example.com", "sms": "1"}}},
                             "reports": {"form_notifier": "mail"}})
     assert set(problems) == {"notifiers.mail.port", "people.ann.contacts.sms"}  # sms is really missing
+
+
+def test_a_nested_default_is_a_problem_not_a_literal() -> None:
+    problems = problems_of({"page": {"title": "${A:-${B:-x}}"}})
+    assert "page.title" in problems and "${...}" in problems["page.title"]
+

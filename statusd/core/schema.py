@@ -60,6 +60,9 @@ def interpolate(value: Any, env: Mapping[str, str], path: str, problems: Problem
 
         def sub(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
+            if default is not None and "${" in default:  # ${A:-${B:-x}} would leave "${B:-x}" in the value
+                problems.append((path, f"the default of ${{{name}}} may not hold another ${{...}}"))
+                return ""
             if name in env:
                 return env[name]
             if default is not None:
