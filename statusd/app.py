@@ -158,46 +158,53 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.open()
-        async with store.transaction() as tx:
-            await tx.components.sync(components_from(config), clock.now())
-        # No connection cap: with hundreds of hanging targets, aiohttp's default of 100 would make
-        # healthy checks queue behind them (measured in bench/probes_at_scale.py).
-        runtime.http = aiohttp.ClientSession(headers={"User-Agent": "statusd"},
-                                             connector=aiohttp.TCPConnector(limit=0))
-        notifier_kinds = notifier_plugins.builtin_kinds()
-        runtime.notifiers = {name: notifier_kinds[cfg.type].notifier(cfg, runtime.http)
-                             for name, cfg in config.notifiers.items()}
-        nc = config.notifications
-        runtime.worker = OutboxWorker(
-            store, runtime.notifiers, Templates(nc.templates_dir), clock,
-            retry=RetryPolicy(max_attempts=nc.max_attempts, initial_s=nc.backoff_initial_s, max_s=nc.backoff_max_s),
-            lease_s=nc.lease_s, batch_size=nc.batch_size, concurrency=nc.concurrency, observer=metrics,
-        )
-        runtime.timers = TimerWorker(store, coordinator, clock)
-        runtime.telegram = {name: TelegramCallbacks(cfg, runtime.http, telegram_acknowledger(coordinator, name),
-                                                    clock=clock)
-                            for name, cfg in config.notifiers.items() if cfg.type == "telegram"}
-        notices = ShiftNotices(store, clock, schedules, {n: s.shift_notice_s for n, s in config.schedules.items()},
-                               people, config.server.base_url, wake=runtime.worker.wake)
-        probe_kinds = probe_plugins.builtin_kinds()
-        probes = {name: probe_kinds[cfg.type].probe(cfg, runtime.http) for name, cfg in config.probes.items()}
-        runtime.monitor = Monitor(store, coordinator, clock, probes, config.probes, observer=metrics,
-                                  retention=timedelta(days=config.store.probe_retention_days),
-                                  component_policy={cid: c.probe_policy for cid, c in config.components.items()})
-        await runtime.monitor.restore()
-        replayed = await intake.rebuild(config.reports.rebuild_hours)
-        if replayed:
-            log.info("report detector warmed up with %d stored reports", replayed)
-        if run_worker:
-            # Before the server answers: the first reports would otherwise wait ~0.5 s for the detector's process.
-            await intake.detector.start()
-            jobs = [("outbox-worker", runtime.worker.run()), ("timer-worker", runtime.timers.run()),
-                    ("shift-notices", notices.run())]
-            jobs += [(f"telegram-{name}", callbacks.poll_forever()) for name, callbacks in runtime.telegram.items()]
-            for name, job in jobs:
-                runtime.tasks.append(asyncio.create_task(job, name=name))
-        if run_probes:
-            runtime.monitor.start()
+        try:
+            async with store.transaction() as tx:
+                await tx.components.sync(components_from(config), clock.now())
+            # No connection cap: with hundreds of hanging targets, aiohttp's default of 100 would make
+            # healthy checks queue behind them (measured in bench/probes_at_scale.py).
+            runtime.http = aiohttp.ClientSession(headers={"User-Agent": "statusd"},
+                                                 connector=aiohttp.TCPConnector(limit=0))
+            notifier_kinds = notifier_plugins.builtin_kinds()
+            runtime.notifiers = {name: notifier_kinds[cfg.type].notifier(cfg, runtime.http)
+                                 for name, cfg in config.notifiers.items()}
+            nc = config.notifications
+            runtime.worker = OutboxWorker(
+                store, runtime.notifiers, Templates(nc.templates_dir), clock,
+                retry=RetryPolicy(max_attempts=nc.max_attempts, initial_s=nc.backoff_initial_s, max_s=nc.backoff_max_s),
+                lease_s=nc.lease_s, batch_size=nc.batch_size, concurrency=nc.concurrency, observer=metrics,
+            )
+            runtime.timers = TimerWorker(store, coordinator, clock)
+            runtime.telegram = {name: TelegramCallbacks(cfg, runtime.http, telegram_acknowledger(coordinator, name),
+                                                        clock=clock)
+                                for name, cfg in config.notifiers.items() if cfg.type == "telegram"}
+            notices = ShiftNotices(store, clock, schedules, {n: s.shift_notice_s for n, s in config.schedules.items()},
+                                   people, config.server.base_url, wake=runtime.worker.wake)
+            probe_kinds = probe_plugins.builtin_kinds()
+            probes = {name: probe_kinds[cfg.type].probe(cfg, runtime.http) for name, cfg in config.probes.items()}
+            runtime.monitor = Monitor(store, coordinator, clock, probes, config.probes, observer=metrics,
+                                      retention=timedelta(days=config.store.probe_retention_days),
+                                      component_policy={cid: c.probe_policy for cid, c in config.components.items()})
+            await runtime.monitor.restore()
+            replayed = await intake.rebuild(config.reports.rebuild_hours)
+            if replayed:
+                log.info("report detector warmed up with %d stored reports", replayed)
+            if run_worker:
+                # Before the server answers: the first reports would otherwise wait ~0.5 s for the detector's process.
+                await intake.detector.start()
+                jobs = [("outbox-worker", runtime.worker.run()), ("timer-worker", runtime.timers.run()),
+                        ("shift-notices", notices.run())]
+                jobs += [(f"telegram-{name}", callbacks.poll_forever()) for name, callbacks in runtime.telegram.items()]
+                for name, job in jobs:
+                    runtime.tasks.append(asyncio.create_task(job, name=name))
+            if run_probes:
+                runtime.monitor.start()
+        except BaseException:  # a failed start leaves nothing running: open connections kept the process alive
+            if runtime.http is not None:
+                await runtime.http.close()
+            await intake.close()
+            await store.close()
+            raise
         try:
             yield
         finally:

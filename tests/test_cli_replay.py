@@ -83,3 +83,21 @@ def test_replay_refuses_times_and_lines_it_cannot_handle_naming_line_and_field(t
     for flag in ("--window-min=nan", "--window-min=1e300", "--link-quiet-min=inf"):
         result = run(str(old), flag)
         assert result.returncode == 2 and "Traceback" not in result.stderr, (flag, result.stderr)
+
+
+def test_serve_exits_when_another_process_holds_the_store_at_start(tmp_path) -> None:
+    """Its open connections used to keep the process alive after it had reported the locked store."""
+    import sqlite3
+
+    config = tmp_path / "statusd.toml"
+    config.write_text('[server]\nport = 0\n[store]\npath = "statusd.db"\n', encoding="utf-8")
+    assert statusd("migrate", str(config)).returncode == 0
+    holder = sqlite3.connect(tmp_path / "statusd.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        result = statusd("serve", str(config), timeout=60)  # the timeout raises if it hangs
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.returncode == 1 and "database is locked" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
