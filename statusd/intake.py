@@ -356,7 +356,7 @@ class ReportIntake:
         return found
 
     async def rebuild(self, hours: float, *, before_id: int | None = None) -> int:
-        """Warm the detector with the last `hours` of stored reports (after a restart); their surges are not re-sent.
+        """Warm the detector with the last `hours` of stored reports (after a restart), then catch up on its surges.
 
         `before_id`: only reports stored before that one (the batch being recovered and later ones are not).
         """
@@ -364,8 +364,37 @@ class ReportIntake:
             recent = await r.reports.recent(self.clock.now() - timedelta(hours=hours))
         if before_id is not None:
             recent = [report for report in recent if report.id is not None and report.id < before_id]
-        await self.detector.rebuild([_for_detector(report) for report in recent])
+        active = await self.detector.rebuild([_for_detector(report) for report in recent])
+        for outcome in active or ():
+            try:
+                await self._catch_up(outcome)
+            except Exception:  # noqa: BLE001 - the others still catch up; the next restart tries again
+                log.exception("catching up on surge %s after the rebuild failed", outcome.incident_key)
         return len(recent)
+
+    async def _catch_up(self, outcome: ReportOutcome) -> None:
+        """An active surge after a restart: its incident open and every report of it linked, as if nothing happened.
+
+        Usually both are so already and this links nothing. A process killed after storing the
+        report that tipped the surge, but before its signal was handled, lost the incident; one
+        killed before the link transaction, the links. An incident resolved after the surge fired
+        is left alone: people closed it.
+        """
+        signal = outcome.signal
+        assert signal is not None and outcome.incident_key is not None
+        async with self.store.read() as r:
+            incident = (await r.incidents.find_open_by_dedup_key(signal.dedup_key)
+                        or await r.incidents.find_open_joined(signal.dedup_key))
+            if incident is None and await r.incidents.find_recent_by_dedup_key(signal.dedup_key, signal.at):
+                return
+        if incident is None:
+            log.warning("surge %s fired before the restart without an incident: opening it now", outcome.incident_key)
+            incident = await self.coordinator.handle(signal)
+        if incident is None or incident.id is None:
+            return
+        self._incident_by_key[outcome.incident_key] = incident.id
+        await self.coordinator.link_reports_many({incident.id: [int(i) for i in outcome.link_report_ids]},
+                                                 open_only=True)
 
     # --- HTTP ----------------------------------------------------------------------------------
 

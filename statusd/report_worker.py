@@ -60,8 +60,8 @@ class DetectorHost(Protocol):
         """Fold reports in, in order; one outcome per report, None where the detector failed on it."""
         ...
 
-    async def rebuild(self, reports: Sequence[Report]) -> None:
-        """Warm up from stored reports, oldest first; their signals are dropped."""
+    async def rebuild(self, reports: Sequence[Report]) -> list[ReportOutcome]:
+        """Warm up from stored reports, oldest first; the surges still active (`ReportDetector.rebuild`)."""
         ...
 
     async def start(self) -> None:
@@ -144,8 +144,8 @@ class InlineDetector:
     async def observe_many(self, reports: Sequence[Report]) -> list[ReportOutcome | None]:
         return observe_each(self.detector, reports)
 
-    async def rebuild(self, reports: Sequence[Report]) -> None:
-        self.detector.rebuild(reports)
+    async def rebuild(self, reports: Sequence[Report]) -> list[ReportOutcome]:
+        return self.detector.rebuild(reports)
 
     async def start(self) -> None:
         pass
@@ -229,10 +229,12 @@ class ProcessDetector:
             return []
         return await self._call("observe", [_pack(report) for report in reports], items=len(reports))
 
-    async def rebuild(self, reports: Sequence[Report]) -> None:
-        for start in range(0, len(reports), REBUILD_CHUNK):
+    async def rebuild(self, reports: Sequence[Report]) -> list[ReportOutcome]:
+        active: list[ReportOutcome] = []
+        for start in range(0, len(reports), REBUILD_CHUNK):  # each chunk's answer includes the ones before it
             chunk = reports[start:start + REBUILD_CHUNK]
-            await self._call("rebuild", [_pack(report) for report in chunk], items=len(chunk))
+            active = await self._call("rebuild", [_pack(report) for report in chunk], items=len(chunk))
+        return active
 
     async def pid(self) -> int:
         """The child's process id (it is started if it was not running)."""

@@ -23,7 +23,7 @@ import math
 import sys
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -639,6 +639,7 @@ class ReportDetector:
         self.clusterer = Clusterer(clustering, encoder, learn=learn)
         self.surge = SurgeTest(surge)
         self._swept_at: datetime | None = None
+        self._rebuilt: dict[str, ReportOutcome] = {}  # incident key → latest outcome that signalled in `rebuild`
 
     def observe(self, report: Report) -> ReportOutcome:
         """Fold one report in; the returned Signal (if any) goes to the coordinator."""
@@ -658,10 +659,23 @@ class ReportDetector:
         return ReportOutcome(report.id, key, signal, verdict.incident_key, verdict.link_report_ids,
                              opened=verdict.fire and not verdict.escalated, merged=assignment.merged)
 
-    def rebuild(self, reports: Iterable[Report]) -> None:
-        """Warm up after a restart from recent stored reports, oldest first; their Signals are dropped."""
+    def rebuild(self, reports: Iterable[Report]) -> list[ReportOutcome]:
+        """Warm up after a restart from recent stored reports, oldest first; returns the surges still active.
+
+        Their signals are not sent from here: most were handled before the restart. But a process
+        killed between storing a report and handling its surge lost that signal, or the links of
+        its reports. So each surge that fired while warming up and is still active comes back as
+        its latest outcome, linking every report of the surge, for the caller to check against the
+        incidents (`ReportIntake.rebuild`). Calls add up: the rebuild may come in chunks.
+        """
         for report in reports:
-            self.observe(report)
+            outcome = self.observe(report)
+            if outcome.signal is not None and outcome.incident_key is not None:
+                self._rebuilt[outcome.incident_key] = outcome
+        active = {incident_key: key for key, incident_key in self.surge.active().items()}
+        return [replace(outcome, group_key=active[incident_key],
+                        link_report_ids=self.surge.incident_reports(active[incident_key]))
+                for incident_key, outcome in self._rebuilt.items() if incident_key in active]
 
     def members(self, group_key: str) -> tuple[str, ...]:
         """Report ids of the group in the clustering window."""

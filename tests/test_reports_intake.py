@@ -421,6 +421,61 @@ async def test_a_report_detected_before_its_incident_was_resolved_by_hand_is_not
     assert "client5@example.com" not in await outbox(c, "report_ack")
 
 
+async def test_a_restart_catches_up_on_a_surge_whose_signal_or_links_a_crash_lost(client) -> None:
+    """kill -9 between storing the report that tips a surge and handling its signal used to lose the incident."""
+    from statusd.core.model import CustomerReport
+
+    runtime = client.app[RUNTIME]
+    intake, now = runtime.intake, runtime.clock.now()
+    stored = [CustomerReport(source="helpdesk", client_id=f"client-{i}", text=f"card payment declined ({i})",
+                             channel="chat", received_at=now - timedelta(minutes=10 - i), tags={"component": "payments"},
+                             contact=("mail", f"client{i}@example.com"), created_at=now) for i in range(6)]
+    async with runtime.store.transaction() as tx:  # stored and answered, then the process died: nothing detected
+        await tx.reports.add_many(stored)
+    await intake.detector.restart()
+    await intake.rebuild(24)
+    async with runtime.store.read() as rd:
+        [incident] = await rd.incidents.list_open()
+        assert len(await rd.reports.for_incident(incident.id)) == 6
+    assert await outbox(client, "report_ack") == sorted(f"client{i}@example.com" for i in range(6))
+    # Another restart finds the incident open and everything linked: nothing new, nobody told twice.
+    await intake.detector.restart()
+    await intake.rebuild(24)
+    async with runtime.store.read() as rd:
+        assert [i.id for i in await rd.incidents.list_open()] == [incident.id]
+        acks = [m for m in await rd.outbox.list(1000) if m.template == "report_ack"]
+    assert len(acks) == 6
+    # Resolved by hand since: the surge is over for the people on it, and a restart leaves it so.
+    r = await client.post(f"/api/v1/incidents/{incident.id}/resolve", headers=auth(SUPPORT), json={"body": "Fixed."})
+    assert r.status == 200
+    await intake.detector.restart()
+    await intake.rebuild(24)
+    async with runtime.store.read() as rd:
+        assert await rd.incidents.list_open() == []
+
+
+async def test_a_restart_links_the_reports_of_a_surge_whose_incident_opened_before_the_crash(client) -> None:
+    from statusd.core.model import ComponentStatus, CustomerReport, Signal
+
+    runtime = client.app[RUNTIME]
+    intake, now = runtime.intake, runtime.clock.now()
+    async with runtime.store.transaction() as tx:
+        await tx.reports.add_many([CustomerReport(
+            source="helpdesk", client_id=f"client-{i}", text="card payment declined", channel="chat",
+            received_at=now - timedelta(minutes=10 - i), tags={"component": "payments"},
+            contact=("mail", f"client{i}@example.com"), created_at=now) for i in range(5)])
+    # The surge's signal was handled, then the process died before the link transaction.
+    opened = await runtime.coordinator.handle(Signal(
+        source="reports", dedup_key="reports:component:payments", components=("payments",),
+        severity=ComponentStatus.DEGRADED_PERFORMANCE, summary="payments: customer reports surge", at=now))
+    await intake.detector.restart()
+    await intake.rebuild(24)
+    async with runtime.store.read() as rd:
+        assert [i.id for i in await rd.incidents.list_open()] == [opened.id]
+        assert len(await rd.reports.for_incident(opened.id)) == 5
+    assert await outbox(client, "report_ack") == sorted(f"client{i}@example.com" for i in range(5))
+
+
 @pytest.mark.parametrize("killed_before", [3, 4, 6])  # 4: the report that tips the surge (min_clients 5)
 async def test_reports_survive_the_detector_process_dying_and_detection_resumes(client, killed_before) -> None:
     import os
