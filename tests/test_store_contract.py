@@ -544,6 +544,16 @@ async def test_outbox_claim_takes_only_due_rows_earliest_first(store: Store) -> 
         assert [m.key for m in await tx.outbox.claim(t(100), limit=10, lease_s=60)] == ["future"]
 
 
+async def test_outbox_claims_pages_before_a_backlog_of_other_messages(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.outbox.enqueue([message(f"ack{i}", due=t(i)) for i in range(20)])
+        await tx.outbox.enqueue([replace(message("page", due=t(30)), template="alert"),
+                                 replace(message("remind", due=t(31)), template="reminder")])
+    async with store.transaction() as tx:
+        claimed = await tx.outbox.claim(t(50), limit=3, lease_s=60)
+    assert {m.key for m in claimed} == {"page", "remind", "ack0"}  # then the oldest of the rest
+
+
 async def test_outbox_expired_lease_makes_sending_row_claimable_again(store: Store) -> None:
     async with store.transaction() as tx:
         await tx.outbox.enqueue([message("m")])

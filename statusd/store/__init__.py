@@ -11,6 +11,12 @@ if TYPE_CHECKING:
     from statusd.core.model import ProbeResult
 
 
+#: Messages to the engineers handling an incident (a page, a reminder to post an update, a handoff)
+#: are claimed before any other due message: after a surge, thousands of customer acknowledgements
+#: queued ahead of a page used to hold it back for minutes while its escalation clock ran.
+URGENT_FIRST = "CASE WHEN template IN ('alert', 'reminder', 'handoff') THEN 0 ELSE 1 END"
+
+
 def ts(value: datetime | None) -> str | None:
     """A datetime as sortable ISO-8601 UTC text (microseconds always present)."""
     if value is None:

@@ -37,7 +37,7 @@ from statusd.core.model import (
     uptime_window,
     utc_day_spans,
 )
-from statusd.store import daily_checks, migrations
+from statusd.store import URGENT_FIRST, daily_checks, migrations
 
 log = logging.getLogger(__name__)
 
@@ -397,7 +397,7 @@ class PostgresOutbox(_Repo):
         rows = await self.conn.fetch(
             "WITH due AS (SELECT id FROM outbox"
             " WHERE (status = 'pending' AND next_attempt_at <= $1) OR (status = 'sending' AND lease_until <= $1)"
-            " ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            f" ORDER BY {URGENT_FIRST}, next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)"
             " UPDATE outbox o SET status = 'sending', attempts = o.attempts + 1, lease_until = $3"
             " FROM due WHERE o.id = due.id RETURNING o.*",
             now_utc, limit, now_utc + timedelta(seconds=lease_s),

@@ -50,7 +50,7 @@ from statusd.core.model import (
     uptime_window,
     utc_day_spans,
 )
-from statusd.store import daily_checks, dt, migrations, ts
+from statusd.store import URGENT_FIRST, daily_checks, dt, migrations, ts
 
 log = logging.getLogger(__name__)
 
@@ -453,7 +453,7 @@ class SqliteOutbox(_Repo):
         rows = await self._all(
             "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = ?"
             " WHERE id IN (SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?)"
-            " OR (status = 'sending' AND lease_until <= ?) ORDER BY next_attempt_at, id LIMIT ?)"
+            f" OR (status = 'sending' AND lease_until <= ?) ORDER BY {URGENT_FIRST}, next_attempt_at, id LIMIT ?)"
             " RETURNING *",
             (lease_until, ts(now), ts(now), limit),
         )
