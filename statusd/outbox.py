@@ -36,8 +36,9 @@ class RetryPolicy:
     jitter: float = 0.2
 
     def delay_s(self, attempt: int, rng: random.Random) -> float:
-        base = min(self.max_s, self.initial_s * 2 ** max(0, attempt - 1))
-        return base * (1 + self.jitter * rng.random())
+        """The wait before retry `attempt`: jitter spreads it upward, and the cap (`backoff_max_s`) holds after it."""
+        base = self.initial_s * 2 ** min(max(0, attempt - 1), 64)
+        return min(self.max_s, base * (1 + self.jitter * rng.random()))
 
 
 class OutboxWorker:

@@ -172,6 +172,8 @@ def test_backoff_grows_and_is_capped() -> None:
     jittered = RetryPolicy(initial_s=10, jitter=0.2)
     assert all(10 <= jittered.delay_s(1, rng) <= 12 for _ in range(100))
     assert timedelta(seconds=policy.delay_s(3, rng)) == timedelta(seconds=20)
+    capped = RetryPolicy(initial_s=2, max_s=8, jitter=0.2)  # jitter must not carry a wait past the cap
+    assert all(capped.delay_s(n, rng) <= 8 for n in range(1, 200) for _ in range(5))
 
 
 async def test_shutdown_mid_send_hands_the_message_back_at_once(sqlite_store, http, clock) -> None:
