@@ -19,11 +19,15 @@ from typing import Any
 
 from statusd.core.clock import Clock, sleep_until_due_or_woken
 from statusd.core.errors import NotifyError, StatusdError
-from statusd.core.model import OutboxMessage
+from statusd.core.model import EntryKind, OutboxMessage, TimelineEntry
 from statusd.core.protocols import Notifier, Store
 from statusd.template import Templates
 
 log = logging.getLogger(__name__)
+
+
+#: Messages to the people handling an incident; one that ends undelivered is noted in its timeline.
+URGENT_TEMPLATES = ("alert", "reminder", "handoff")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +146,19 @@ class OutboxWorker:
 
     async def _settle_dead(self, message: OutboxMessage, error: str) -> None:
         assert message.id is not None
+        now = self.clock.now()
         async with self.store.transaction() as tx:
-            await tx.outbox.mark_dead(message.id, self.clock.now(), error)
+            await tx.outbox.mark_dead(message.id, now, error)
+            # A page nobody received must not read as "paged Bob" in the incident's timeline.
+            incident = message.context.get("incident") if isinstance(message.context, dict) else None
+            incident_id = incident.get("id") if isinstance(incident, dict) else None
+            if message.template in URGENT_TEMPLATES and isinstance(incident_id, int) \
+                    and await tx.incidents.get(incident_id) is not None:
+                await tx.incidents.add_entry(TimelineEntry(
+                    incident_id, now, EntryKind.NOTE, author="statusd (automated)",
+                    data={"undelivered": message.key, "notifier": message.notifier, "error": error[:500]},
+                    body=f"Could not deliver the {message.template} to {message.recipient} via {message.notifier} "
+                         f"after {message.attempts} attempts: {error[:200]}"))
         log.error("delivery %s via %s given up after %d attempts: %s",
                   message.key, message.notifier, message.attempts, error)
         if self.observer:

@@ -206,3 +206,21 @@ async def test_shutdown_mid_send_hands_the_message_back_at_once(sqlite_store, ht
             assert await r.outbox.next_due() == clock.now()  # due again now, not after the lease
     finally:
         await server.close()
+
+
+async def test_a_page_that_ends_undelivered_is_noted_in_its_incident_timeline(sqlite_store, http, clock, bad) -> None:
+    from statusd.core.model import EntryKind, IncidentStatus, Impact, NewIncident
+
+    async with sqlite_store.transaction() as tx:
+        incident = await tx.incidents.create(NewIncident(title="API down", status=IncidentStatus.INVESTIGATING,
+                                                         impact=Impact.CRITICAL, components=(), opened_at=clock.now()))
+    assert incident.id == CONTEXT["incident"]["id"]
+    bad.fail_with = 410
+    await enqueue(sqlite_store, clock, ("hooks", bad.url()))  # a page (template "alert")
+    await enqueue(sqlite_store, clock, ("hooks", bad.url("/subscriber")), template="update")  # not a page
+    await worker(sqlite_store, http, clock).drain_once()
+    async with sqlite_store.read() as r:
+        entries = (await r.incidents.entries([incident.id]))[incident.id]
+    notes = [e for e in entries if e.kind is EntryKind.NOTE]
+    assert len(notes) == 1 and "Could not deliver the alert" in notes[0].body and "410" in notes[0].body
+    assert notes[0].public is False
