@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import gc
 import logging
 import signal
@@ -11,6 +12,8 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO
 
 from aiohttp import web
 
@@ -122,7 +125,35 @@ async def _migrate(config: Config) -> list[str]:
     return store.applied_migrations
 
 
+def _one_server_per_store(path: Path) -> IO[bytes] | bool:
+    """An exclusive lock on the store file for as long as the returned handle lives; False: another server has it.
+
+    Two servers on one SQLite file split the reports between two detectors, and neither sees a
+    surge. flock is separate from SQLite's own (POSIX) locks, so this leaves the database alone.
+    True: no lock could be taken (e.g. the path is a folder); opening the store will say why.
+    """
+    try:
+        handle = open(path, "ab")  # noqa: SIM115 - held until the process exits
+    except OSError:
+        return True
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return False
+    except OSError:
+        handle.close()
+        return True
+    return handle
+
+
 async def _serve(config: Config) -> int:
+    config.store_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = _one_server_per_store(config.store_path)
+    if lock is False:
+        print(f"statusd: another statusd serve is using the store {config.store_path} (store.path); "
+              "run one server per SQLite file", file=sys.stderr)
+        return 1
     app = build_app(config)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()

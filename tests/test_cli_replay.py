@@ -101,3 +101,32 @@ def test_serve_exits_when_another_process_holds_the_store_at_start(tmp_path) -> 
         holder.close()
     assert result.returncode == 1 and "database is locked" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_second_server_on_the_same_sqlite_file_refuses_to_start(tmp_path) -> None:
+    """Two servers would split the reports between two detectors, and neither would see a surge."""
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "statusd.toml"
+    config.write_text(f'[server]\nport = {port}\n[store]\npath = "statusd.db"\n', encoding="utf-8")
+    first = subprocess.Popen([sys.executable, "-m", "statusd.cli", "serve", str(config)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        second = tmp_path / "second.toml"
+        second.write_text(f'[server]\nport = 0\n[store]\npath = "{tmp_path / "statusd.db"}"\n', encoding="utf-8")
+        result = statusd("serve", str(second))
+        assert result.returncode == 1 and "another statusd serve" in result.stderr, result.stderr
+    finally:
+        first.terminate()
+        first.communicate(timeout=30)
+    assert first.returncode == 0
