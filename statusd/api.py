@@ -20,6 +20,7 @@ import icalendar
 from aiohttp import web
 
 from statusd.coordinator import Coordinator
+from statusd.core.clock import FIRST_YEAR, LAST_YEAR, supported
 from statusd.core.errors import Conflict, NotFound, StatusdError, ValidationError
 from statusd.core.json_body import parse_json
 from statusd.core.model import ComponentStatus, Impact, Incident, IncidentStatus, Subscriber, TimelineEntry
@@ -546,8 +547,8 @@ def parse_time(value: Any, key: str) -> datetime:
         raise ValidationError(key, "expected an ISO-8601 time with offset, e.g. 2026-03-02T09:00:00Z") from None
     if parsed.tzinfo is None:
         raise ValidationError(key, "needs a UTC offset, e.g. Z or +03:00")
-    if not 1970 <= parsed.year <= 9000:  # far enough from datetime's limits that a day or a year more still fits
-        raise ValidationError(key, "must be between the years 1970 and 9000")
+    if not supported(parsed):
+        raise ValidationError(key, f"must be between the years {FIRST_YEAR} and {LAST_YEAR}")
     return parsed
 
 

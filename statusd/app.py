@@ -199,22 +199,17 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
                     runtime.tasks.append(asyncio.create_task(job, name=name))
             if run_probes:
                 runtime.monitor.start()
-        except BaseException:  # a failed start leaves nothing running: open connections kept the process alive
-            if runtime.http is not None:
-                await runtime.http.close()
-            await intake.close()
-            await store.close()
-            raise
-        try:
             yield
-        finally:
-            await runtime.monitor.stop()
+        finally:  # also after a failed start: an open connection or child would keep the process alive
+            if runtime.monitor is not None:
+                await runtime.monitor.stop()
             await intake.close()
             for task in runtime.tasks:
                 task.cancel()
             await asyncio.gather(*runtime.tasks, return_exceptions=True)
             runtime.tasks.clear()
-            await runtime.http.close()
+            if runtime.http is not None:
+                await runtime.http.close()
             await store.close()
 
     app.cleanup_ctx.append(lifecycle)

@@ -7,9 +7,9 @@ Secrets are `Secret` values and never appear in repr or errors.
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +21,7 @@ import probes
 from notifiers.base import NotifierKind
 from probes.base import ProbeKind
 from statusd.alerts import AlertsConfig
+from statusd.core.clock import FIRST_YEAR, LAST_YEAR, supported
 from statusd.core.errors import ConfigError
 from statusd.core.schema import (MISSING, Problems, Secret, http_url, interpolate, is_missing, join, load_section,
                                  non_negative, positive)
@@ -114,12 +115,12 @@ def _clock_time(value: str) -> bool:
 
 
 def _local_datetime(value: str) -> datetime | None:
-    """The local date and time, or None; years 1970-9000, so that a zone's offset or a week more still fits."""
+    """The local date and time, or None (also outside the supported years, `statusd.core.clock.supported`)."""
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo is None and 1970 <= parsed.year <= 9000 else None
+    return parsed if parsed.tzinfo is None and supported(parsed) else None
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ class OverrideConfig:
 
     def check(self) -> Problems:
         start, end = _local_datetime(self.start), _local_datetime(self.end)
-        problems = [(key, "expected a local date and time like 2026-02-01T08:00 (no offset, years 1970-9000)")
+        problems = [(key, f"expected a local date and time like 2026-02-01T08:00 (no offset, years {FIRST_YEAR}-{LAST_YEAR})")
                     for key, value in (("start", start), ("end", end)) if value is None]
         if start is not None and end is not None and end <= start:  # as times: "2026-12-24 09:00" vs "...T08:00"
             problems.append(("end", "must be after start"))
@@ -407,18 +408,10 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str] | None = None, *
                                     lambda name, table, p, k=kinds: _plugin(k, name, table, p, problems))
     # Cross-references are checked among whatever parsed, so one run reports everything; a reference to
     # a table that failed to parse is not reported again as "no such notifier": its own problems say why.
-    broken = {tuple(key.split(".")[:2]) for key, _ in problems}
-    references: Problems = []
-    _cross_check(Config(**kwargs), references)
-    problems += [(key, message) for key, message in references
-                 if not ((m := _MISSING_REFERENCE.match(message)) and (_SECTION_OF[m[1]], m[2]) in broken)]
+    _cross_check(Config(**kwargs), problems, broken={tuple(key.split(".")[:2]) for key, _ in problems})
     if problems:
         raise ConfigError(problems)
     return Config(**kwargs, source=source)
-
-
-_MISSING_REFERENCE = re.compile(r"no (component|notifier|person|schedule) '([^']*)'")
-_SECTION_OF = {"component": "components", "notifier": "notifiers", "person": "people", "schedule": "schedules"}
 
 
 def _named_tables(tables: Any, path: str, problems: Problems, build: Any) -> dict[str, Any]:
@@ -448,50 +441,58 @@ def _plugin(kinds: Mapping[str, Any], name: str, table: dict[str, Any], path: st
     return load_section(kinds[kind].config, table, path, problems, extra={"name": name})
 
 
-def _cross_check(cfg: Config, problems: Problems) -> None:
+def _cross_check(cfg: Config, problems: Problems, *, broken: AbstractSet[tuple[str, ...]] = frozenset()) -> None:
+    """References between sections. `broken`: (section, name) of tables that failed to parse, whose own
+    problems say why: a reference to one is not reported again as a missing name."""
+
+    def absent(section: str, name: str) -> bool:
+        return name not in getattr(cfg, section) and (section, name) not in broken
+
     for name, probe in cfg.probes.items():
-        if probe.component is not None and probe.component not in cfg.components:
+        if probe.component is not None and absent("components", probe.component):
             problems.append((f"probes.{name}.component", f"no component {probe.component!r} in [components]"))
     for pid, person in cfg.people.items():
         for notifier, address in person.contacts.items():
-            if notifier not in cfg.notifiers:
+            if absent("notifiers", notifier):
                 problems.append((f"people.{pid}.contacts.{notifier}", f"no notifier {notifier!r} in [notifiers]"))
-            elif (problem := cfg.notifiers[notifier].check_recipient(address)) is not None:
+            elif (notifier in cfg.notifiers
+                  and (problem := cfg.notifiers[notifier].check_recipient(address)) is not None):
                 problems.append((f"people.{pid}.contacts.{notifier}", problem))
     for sid, sched in cfg.schedules.items():
         for li, layer in enumerate(sched.layers):
             for i, pid in enumerate(layer.participants):
-                if pid not in cfg.people:
+                if absent("people", pid):
                     problems.append((f"schedules.{sid}.layers[{li}].participants[{i}]", f"no person {pid!r} in [people]"))
         for oi, override in enumerate(sched.overrides):
-            if override.person not in cfg.people:
+            if absent("people", override.person):
                 problems.append((f"schedules.{sid}.overrides[{oi}].person", f"no person {override.person!r} in [people]"))
     for eid, policy in cfg.escalation_policies.items():
         for li, level in enumerate(policy.levels):
             for i, target in enumerate(level.targets):
                 kind, _, name = target.partition(":")
-                if kind == "schedule" and name not in cfg.schedules:
+                if kind == "schedule" and absent("schedules", name):
                     problems.append((f"escalation_policies.{eid}.levels[{li}].targets[{i}]",
                                      f"no schedule {name!r} in [schedules]"))
-                elif kind != "schedule" and target not in cfg.people:
+                elif kind != "schedule" and absent("people", target):
                     problems.append((f"escalation_policies.{eid}.levels[{li}].targets[{i}]",
                                      f"no person {target!r} in [people] (use schedule:<id> for a schedule)"))
         if policy.fallback is not None:
             fb = policy.fallback
-            if fb.notifier not in cfg.notifiers:
+            if absent("notifiers", fb.notifier):
                 problems.append((f"escalation_policies.{eid}.fallback.notifier", f"no notifier {fb.notifier!r}"))
-            elif (problem := cfg.notifiers[fb.notifier].check_recipient(fb.address)) is not None:
+            elif (fb.notifier in cfg.notifiers
+                  and (problem := cfg.notifiers[fb.notifier].check_recipient(fb.address)) is not None):
                 problems.append((f"escalation_policies.{eid}.fallback.address", problem))
     for key, cid in cfg.alerts.referenced_components():
-        if cid not in cfg.components:
+        if absent("components", cid):
             problems.append((f"alerts.{key}", f"no component {cid!r} in [components]"))
-    if cfg.reports.form_notifier is not None and cfg.reports.form_notifier not in cfg.notifiers:
+    if cfg.reports.form_notifier is not None and absent("notifiers", cfg.reports.form_notifier):
         problems.append(("reports.form_notifier", f"no notifier {cfg.reports.form_notifier!r} in [notifiers]"))
     policy_name = cfg.incidents.escalation_policy
-    if policy_name is not None and policy_name not in cfg.escalation_policies:
+    if policy_name is not None and absent("escalation_policies", policy_name):
         problems.append(("incidents.escalation_policy", f"no policy {policy_name!r} in [escalation_policies]"))
     for tid, token in cfg.tokens.items():
-        if token.person is not None and token.person not in cfg.people:
+        if token.person is not None and absent("people", token.person):
             problems.append((f"tokens.{tid}.person", f"no person {token.person!r} in [people]"))
     seen: dict[str, str] = {}
     for tid, token in cfg.tokens.items():

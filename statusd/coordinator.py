@@ -19,6 +19,7 @@ from typing import Any
 from statusd.core.clock import Clock
 from statusd.core.errors import Conflict, NotFound, ValidationError
 from statusd.core.model import (
+    AUTOMATED_AUTHOR,
     ComponentStatus,
     CustomerReport,
     EntryKind,
@@ -39,7 +40,6 @@ from statusd.oncall import Schedule
 
 log = logging.getLogger(__name__)
 
-AUTOMATED_AUTHOR = "statusd (automated)"
 ESCALATION_TIMERS = ("escalate",)
 ALL_TIMERS = ("escalate", "remind", "handoff")
 

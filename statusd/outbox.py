@@ -19,15 +19,11 @@ from typing import Any
 
 from statusd.core.clock import Clock, sleep_until_due_or_woken
 from statusd.core.errors import NotifyError, StatusdError
-from statusd.core.model import EntryKind, OutboxMessage, TimelineEntry
+from statusd.core.model import AUTOMATED_AUTHOR, URGENT_TEMPLATES, EntryKind, OutboxMessage, TimelineEntry
 from statusd.core.protocols import Notifier, Store
 from statusd.template import Templates
 
 log = logging.getLogger(__name__)
-
-
-#: Messages to the people handling an incident; one that ends undelivered is noted in its timeline.
-URGENT_TEMPLATES = ("alert", "reminder", "handoff")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +151,7 @@ class OutboxWorker:
             if message.template in URGENT_TEMPLATES and isinstance(incident_id, int) \
                     and await tx.incidents.get(incident_id) is not None:
                 await tx.incidents.add_entry(TimelineEntry(
-                    incident_id, now, EntryKind.NOTE, author="statusd (automated)",
+                    incident_id, now, EntryKind.NOTE, author=AUTOMATED_AUTHOR,
                     data={"undelivered": message.key, "notifier": message.notifier, "error": error[:500]},
                     body=f"Could not deliver the {message.template} to {message.recipient} via {message.notifier} "
                          f"after {message.attempts} attempts: {error[:200]}"))

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from statusd.clustering import ENCODER_KINDS, ClusteringConfig, Encoder, EncoderUnavailable, make_encoder
+from statusd.core.clock import FIRST_YEAR, LAST_YEAR, supported
 from statusd.core.errors import StatusdError, ValidationError
 from statusd.core.json_body import parse_json
 from statusd.reports import Report
@@ -284,8 +285,8 @@ def _time(value: Any, line: int) -> datetime:
                                f"not an ISO-8601 time: {value!r} (e.g. 2026-01-05T09:00:00Z)") from None
     if at.tzinfo is None or at.utcoffset() is None:
         raise ReplayInputError(line, "received_at", f"no time zone in {value!r} (add Z or +03:00)")
-    if not 1970 <= at.year <= 9000:  # the detector's windows and day buckets overflow near datetime's limits
-        raise ReplayInputError(line, "received_at", f"{value!r} is outside the years 1970 to 9000")
+    if not supported(at):  # the detector's windows and day buckets overflow near datetime's limits
+        raise ReplayInputError(line, "received_at", f"{value!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
     return at.astimezone(UTC)
 
 

@@ -253,6 +253,13 @@ class OutboxStatus(StrEnum):
     DEAD = "dead"
 
 
+#: Who signs what statusd writes by itself (automatic public updates, notes).
+AUTOMATED_AUTHOR = "statusd (automated)"
+#: Templates of messages to the people handling an incident (a page, a reminder to post an update,
+#: a handoff): claimed before other due messages, and noted in the timeline if they end undelivered.
+URGENT_TEMPLATES = ("alert", "reminder", "handoff")
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxMessage:
     """One notification to one recipient on one notifier.

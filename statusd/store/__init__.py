@@ -7,14 +7,16 @@ from datetime import UTC, date, datetime
 from importlib import resources
 from typing import TYPE_CHECKING
 
+from statusd.core.model import URGENT_TEMPLATES
+
 if TYPE_CHECKING:
     from statusd.core.model import ProbeResult
 
 
-#: Messages to the engineers handling an incident (a page, a reminder to post an update, a handoff)
-#: are claimed before any other due message: after a surge, thousands of customer acknowledgements
-#: queued ahead of a page used to hold it back for minutes while its escalation clock ran.
-URGENT_FIRST = "CASE WHEN template IN ('alert', 'reminder', 'handoff') THEN 0 ELSE 1 END"
+#: Outbox order: messages to the engineers handling an incident are claimed before any other due
+#: message. After a surge, thousands of customer acknowledgements queued ahead of a page used to hold
+#: it back for minutes while its escalation clock ran.
+URGENT_FIRST = f"CASE WHEN template IN ({', '.join(repr(t) for t in URGENT_TEMPLATES)}) THEN 0 ELSE 1 END"
 
 
 def ts(value: datetime | None) -> str | None:
