@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
@@ -475,7 +476,10 @@ class ReportIntake:
         if not self._allow(request.remote or "unknown"):
             return self._render("Too many reports", "<p>Thank you — we already have your reports. Please try again "
                                 "in a few minutes.</p>", 429)
-        form = await request.post()
+        try:
+            form = await _form_fields(request)
+        except ValidationError as exc:
+            return self._form_error(exc.field, exc.message)
         if form.get("website"):  # the hidden honeypot: people leave it empty, bots fill it in
             return self._render("Thank you", "<p>Thank you for your report.</p>", 200)
         files = [name for name, value in form.items() if not isinstance(value, str)]
@@ -518,6 +522,39 @@ class ReportIntake:
         if len(self._buckets) > 100_000:  # bounded memory under a flood of addresses
             self._buckets.clear()
         return True
+
+
+async def _form_fields(request: web.Request) -> Mapping[str, Any]:
+    """The form's fields; text that is not valid in its charset is refused, naming the field.
+
+    aiohttp decodes a URL-encoded body leniently (a percent-encoded invalid byte becomes U+FFFD,
+    a raw one fails with a traceback), so that form is decoded here, strictly.
+    """
+    if request.content_type not in ("application/x-www-form-urlencoded", ""):
+        try:
+            return await request.post()
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise ValidationError("body", f"could not be decoded: {exc}") from None
+    charset = request.charset or "utf-8"
+    try:
+        "".encode(charset)
+    except LookupError:
+        raise ValidationError("body", f"unknown charset {charset!r}") from None
+    fields: dict[str, str] = {}
+    for pair in (await request.read()).split(b"&"):
+        if not pair.strip():
+            continue
+        raw_name, _, raw_value = pair.partition(b"=")
+        try:
+            name = unquote_to_bytes(raw_name.replace(b"+", b" ")).decode(charset)
+        except UnicodeDecodeError:
+            raise ValidationError("body", f"a field name is not valid {charset}") from None
+        try:
+            value = unquote_to_bytes(raw_value.replace(b"+", b" ")).decode(charset)
+        except UnicodeDecodeError:
+            raise ValidationError(name, f"is not valid {charset} text") from None
+        fields.setdefault(name, value)  # the first of a repeated field, as aiohttp's MultiDict.get gives
+    return fields
 
 
 @dataclass(frozen=True, slots=True)

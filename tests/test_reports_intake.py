@@ -312,6 +312,23 @@ async def test_the_form_refuses_files_and_keeps_the_longest_e_mail_addresses(cli
     assert stored.contact == ("mail", address)
 
 
+async def test_the_form_refuses_text_that_is_not_utf_8_naming_the_field(tmp_path, aiohttp_client) -> None:
+    client = await aiohttp_client(build_app(config(tmp_path, form_rate_per_min=10), run_probes=False, run_worker=False))
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    for body in (b"text=%FF%FEcard+broken&email=", b"text=\xff\xfe card broken&email="):
+        bad = await client.post("/report", headers=form, data=body)
+        assert bad.status == 400 and "text: is not valid utf-8 text" in await bad.text(), body
+    latin = await client.post("/report", headers={"Content-Type": "application/x-www-form-urlencoded; charset=latin-1"},
+                              data="text=Caf\xe9 checkout fails".encode("latin-1"))
+    assert latin.status == 200, await latin.text()
+    unknown = await client.post("/report", headers={"Content-Type": "application/x-www-form-urlencoded; charset=nope"},
+                                data=b"text=x")
+    assert unknown.status == 400 and "unknown charset" in await unknown.text()
+    async with client.app[RUNTIME].store.read() as rd:
+        stored = await rd.reports.recent(T0_FAR_PAST)
+    assert [r.text for r in stored] == ["Caf\xe9 checkout fails"]  # nothing half-decoded was kept
+
+
 # --- the group commit and the detector's process ---------------------------------------------
 
 
