@@ -305,7 +305,7 @@ class NotificationsConfig:
     backoff_max_s: float = 900.0
     lease_s: float = 120.0  # a claimed message that is not settled by then is retried
     batch_size: int = 50
-    concurrency: int = 16
+    concurrency: int = 16  # in flight per notifier: each has its own lane
     templates_dir: str | None = None  # overrides for the built-in templates
 
     def check(self) -> Problems:

@@ -3,7 +3,8 @@
 Each message is claimed under a lease, so a crash mid-send leaves it to be retried after
 the lease expires (at-least-once; receivers dedupe on the delivery key). A retryable
 failure backs off exponentially with jitter; a permanent one, or running out of attempts,
-marks the message dead. One failing channel or recipient never holds up the others.
+marks the message dead. One failing channel or recipient never holds up the others: each
+notifier has its own lane of deliveries in flight, topped up as they finish.
 """
 
 from __future__ import annotations
@@ -42,7 +43,12 @@ class RetryPolicy:
 
 
 class OutboxWorker:
-    """Drains the outbox until cancelled; `wake()` tells it new rows were committed."""
+    """Drains the outbox until cancelled; `wake()` tells it new rows were committed.
+
+    Each notifier has its own lane of `concurrency` deliveries in flight, claimed as they
+    finish, so a hanging mail server or one slow webhook receiver holds up only its own
+    lane's slots; one more lane settles messages for notifiers no longer configured.
+    """
 
     def __init__(self, store: Store, notifiers: Mapping[str, Notifier], templates: Templates, clock: Clock, *,
                  retry: RetryPolicy = RetryPolicy(), lease_s: float = 120.0, batch_size: int = 50,
@@ -55,80 +61,74 @@ class OutboxWorker:
         self.retry = retry
         self.lease_s = lease_s
         self.batch_size = batch_size
+        self.concurrency = concurrency
         self.observer = observer
         self.rng = rng or random.Random()
         self.idle_poll_s = idle_poll_s
-        self._wakeup = asyncio.Event()
-        self._slots = asyncio.Semaphore(concurrency)
+        self._lanes = [_Lane(self, (name,), ()) for name in self.notifiers] + [_Lane(self, None, tuple(self.notifiers))]
 
     def wake(self) -> None:
         """New messages were committed: look now instead of at the next due time."""
-        self._wakeup.set()
+        for lane in self._lanes:
+            lane.woken.set()
 
     async def run(self) -> None:
-        """Deliver until cancelled."""
-        while True:
-            self._wakeup.clear()
-            try:
-                if await self.drain_once():
-                    continue
-                await self._wait()
-            except Exception:  # a store hiccup must not stop delivery for good
-                log.exception("outbox worker failed; trying again in a second")
-                await self.clock.sleep(1.0)
-
-    async def _wait(self) -> None:
-        async with self.store.read() as r:
-            due = await r.outbox.next_due()
-        await sleep_until_due_or_woken(self.clock, due, self._wakeup, self.idle_poll_s)
+        """Deliver until cancelled; in-flight messages are then handed back, their attempt not counted."""
+        async with asyncio.TaskGroup() as lanes:  # unlike gather, waits for every lane to hand its messages back
+            for lane in self._lanes:
+                lanes.create_task(lane.run())
 
     async def drain_once(self) -> int:
-        """Claim one batch of due messages and settle each; returns how many were handled."""
+        """Claim one batch of due messages of any notifier and settle each; returns how many were handled."""
         async with self.store.transaction() as tx:
             batch = await tx.outbox.claim(self.clock.now(), self.batch_size, self.lease_s)
-        if batch:
-            await asyncio.gather(*(self._deliver(m) for m in batch))
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def deliver(message: OutboxMessage) -> None:
+            async with slots:
+                await self._deliver(message)
+
+        await asyncio.gather(*(deliver(m) for m in batch))
         return len(batch)
 
     async def _deliver(self, message: OutboxMessage) -> None:
-        async with self._slots:
-            assert message.id is not None
-            notifier = self.notifiers.get(message.notifier)
-            if notifier is None:
-                await self._settle_dead(message, f"no notifier named {message.notifier!r} is configured")
-                return
-            try:
-                rendered = self.templates.render(message.template, message.context)
-                await notifier.send(message.recipient, rendered, key=message.key)
-            except asyncio.CancelledError:
-                # Shutting down mid-send: hand the message back now instead of after its lease.
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self._release(message))
-                raise
-            except NotifyError as exc:
-                if exc.retryable and message.attempts < self.retry.max_attempts:
-                    await self._settle_retry(message, str(exc))
-                else:
-                    await self._settle_dead(message, str(exc))
-                return
-            except StatusdError as exc:  # a broken template: retrying will not help
+        assert message.id is not None
+        notifier = self.notifiers.get(message.notifier)
+        if notifier is None:
+            await self._settle_dead(message, f"no notifier named {message.notifier!r} is configured")
+            return
+        try:
+            rendered = self.templates.render(message.template, message.context)
+            await notifier.send(message.recipient, rendered, key=message.key)
+        except asyncio.CancelledError:
+            # Shutting down mid-send: hand the message back now instead of after its lease.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._release(message))
+            raise
+        except NotifyError as exc:
+            if exc.retryable and message.attempts < self.retry.max_attempts:
+                await self._settle_retry(message, str(exc))
+            else:
                 await self._settle_dead(message, str(exc))
-                return
-            except Exception as exc:  # a notifier bug: keep the message, retry later
-                log.exception("notifier %s crashed", message.notifier)
-                await self._settle_retry(message, f"internal error: {type(exc).__name__}")
-                return
-            now = self.clock.now()
-            async with self.store.transaction() as tx:
-                await tx.outbox.mark_sent(message.id, now)
-            log.info("sent %s to %s via %s", message.template, message.recipient, message.notifier)
-            if self.observer:
-                self.observer.delivery(message.notifier, "sent", (now - message.created_at).total_seconds())
+            return
+        except StatusdError as exc:  # a broken template: retrying will not help
+            await self._settle_dead(message, str(exc))
+            return
+        except Exception as exc:  # a notifier bug: keep the message, retry later
+            log.exception("notifier %s crashed", message.notifier)
+            await self._settle_retry(message, f"internal error: {type(exc).__name__}")
+            return
+        now = self.clock.now()
+        async with self.store.transaction() as tx:
+            await tx.outbox.mark_sent(message.id, now)
+        log.info("sent %s to %s via %s", message.template, message.recipient, message.notifier)
+        if self.observer:
+            self.observer.delivery(message.notifier, "sent", (now - message.created_at).total_seconds())
 
     async def _release(self, message: OutboxMessage) -> None:
         assert message.id is not None
         async with self.store.transaction() as tx:
-            await tx.outbox.mark_retry(message.id, self.clock.now(), "interrupted by shutdown")
+            await tx.outbox.release(message.id, self.clock.now())
 
     async def _settle_retry(self, message: OutboxMessage, error: str) -> None:
         assert message.id is not None
@@ -159,3 +159,58 @@ class OutboxWorker:
                   message.key, message.notifier, message.attempts, error)
         if self.observer:
             self.observer.delivery(message.notifier, "dead", None)
+
+
+class _Lane:
+    """The deliveries of some notifiers: up to `concurrency` in flight, topped up in rounds as they finish."""
+
+    def __init__(self, worker: OutboxWorker, notifiers: tuple[str, ...] | None, other_than: tuple[str, ...]) -> None:
+        self.worker = worker
+        self.notifiers = notifiers
+        self.other_than = other_than
+        self.woken = asyncio.Event()
+        self.sending: set[asyncio.Task[None]] = set()
+        # Claim again once half the slots are free (or all, for one slot): one claim per round, not per send.
+        self.refill_at = max(1, worker.concurrency // 2)
+
+    async def run(self) -> None:
+        w = self.worker
+        try:
+            while True:
+                self.woken.clear()
+                try:
+                    free = w.concurrency - len(self.sending)
+                    if free < self.refill_at:
+                        await self.woken.wait()  # set as deliveries finish
+                        continue
+                    if await self._claim(min(w.batch_size, free)):
+                        continue
+                    async with w.store.read() as r:
+                        due = await r.outbox.next_due(notifiers=self.notifiers, other_than=self.other_than)
+                    await sleep_until_due_or_woken(w.clock, due, self.woken, w.idle_poll_s)
+                except Exception:  # a store hiccup must not stop delivery for good
+                    log.exception("outbox worker failed; trying again in a second")
+                    await w.clock.sleep(1.0)
+        finally:  # cancelled: each delivery under way hands its message back
+            for task in self.sending:
+                task.cancel()
+            await asyncio.gather(*self.sending, return_exceptions=True)
+
+    async def _claim(self, limit: int) -> int:
+        w = self.worker
+        async with w.store.transaction() as tx:
+            batch = await tx.outbox.claim(w.clock.now(), limit, w.lease_s, notifiers=self.notifiers,
+                                          other_than=self.other_than)
+        for message in batch:
+            task = asyncio.create_task(w._deliver(message), name=f"deliver-{message.id}")
+            self.sending.add(task)
+            task.add_done_callback(self._finished)
+        return len(batch)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.sending.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # Settling failed (the store): the message stays claimed and is retried after its lease.
+            log.error("settling a delivery failed: %r", exc)
+        if self.worker.concurrency - len(self.sending) >= self.refill_at:
+            self.woken.set()

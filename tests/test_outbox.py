@@ -203,6 +203,7 @@ async def test_shutdown_mid_send_hands_the_message_back_at_once(sqlite_store, ht
         async with sqlite_store.read() as r:
             [message] = await r.outbox.list()
             assert message.status is OutboxStatus.PENDING and message.last_error == "interrupted by shutdown"
+            assert message.attempts == 0  # a shutdown is not a failed attempt
             assert await r.outbox.next_due() == clock.now()  # due again now, not after the lease
     finally:
         await server.close()
@@ -224,3 +225,75 @@ async def test_a_page_that_ends_undelivered_is_noted_in_its_incident_timeline(sq
     notes = [e for e in entries if e.kind is EntryKind.NOTE]
     assert len(notes) == 1 and "Could not deliver the alert" in notes[0].body and "410" in notes[0].body
     assert notes[0].public is False
+
+
+@pytest.fixture
+async def hanging() -> AsyncIterator[tuple[str, asyncio.Event]]:
+    """A receiver that never answers (until the test ends): a mail server or webhook gone silent."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        started.set()
+        await release.wait()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", hang)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield str(server.make_url("/hang")), started
+    release.set()
+    await server.close()
+
+
+async def run_until(w: OutboxWorker, done) -> None:
+    task = asyncio.create_task(w.run())
+    try:
+        for _ in range(250):
+            if await done():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("not delivered within 5 s")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_hanging_channel_holds_up_only_its_own_lane(sqlite_store, http, clock, good, hanging) -> None:
+    """A backlog for a silent receiver fills its own notifier's slots; the other notifier's messages still go."""
+    url, _ = hanging
+    slow = WebhookNotifier(WebhookConfig(name="slow", type="webhook", secret=Secret(SECRET)), http, clock=clock)
+    hooks = WebhookNotifier(WebhookConfig(name="hooks", type="webhook", secret=Secret(SECRET)), http, clock=clock)
+    w = OutboxWorker(sqlite_store, {"slow": slow, "hooks": hooks}, Templates(), clock, concurrency=4, batch_size=50)
+    await enqueue(sqlite_store, clock, *[("slow", f"{url}/{i}") for i in range(20)])
+    await enqueue(sqlite_store, clock, *[("hooks", good.url(f"/{i}")) for i in range(5)])
+
+    async def all_good_arrived() -> bool:
+        return len(good.hooks) == 5
+
+    await run_until(w, all_good_arrived)
+    stuck = {m.recipient: m for m in await listed(sqlite_store) if m.notifier == "slow"}
+    assert all(m.status is OutboxStatus.PENDING and m.attempts == 0 for m in stuck.values())  # handed back
+
+
+async def test_one_hanging_recipient_does_not_hold_up_the_rest_of_its_lane(sqlite_store, http, clock, good,
+                                                                          hanging) -> None:
+    """Slots are topped up as deliveries finish, not once a whole claimed batch is settled."""
+    url, started = hanging
+    w = worker(sqlite_store, http, clock, concurrency=4, batch_size=4)
+    await enqueue(sqlite_store, clock, ("hooks", url))
+    await enqueue(sqlite_store, clock, *[("hooks", good.url(f"/{i}")) for i in range(12)])
+
+    async def all_good_arrived() -> bool:
+        return len(good.hooks) == 12
+
+    await run_until(w, all_good_arrived)
+    assert started.is_set()
+
+
+async def listed(store: SqliteStore) -> list[OutboxMessage]:
+    async with store.read() as r:
+        return await r.outbox.list()

@@ -567,6 +567,43 @@ async def test_outbox_expired_lease_makes_sending_row_claimable_again(store: Sto
     assert (reclaimed.id, reclaimed.status, reclaimed.attempts) == (claimed.id, OutboxStatus.SENDING, 2)
 
 
+async def test_outbox_claims_and_waits_per_notifier_lane(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.outbox.enqueue([replace(message(f"{n}{i}", due=t(i)), notifier=n)
+                                 for n in ("mail", "hooks", "gone") for i in range(3)])
+    async with store.transaction() as tx:
+        mail = await tx.outbox.claim(t(50), limit=10, lease_s=60, notifiers=["mail"])
+        assert [m.key for m in mail] == ["mail0", "mail1", "mail2"]
+        rest = await tx.outbox.claim(t(50), limit=1, lease_s=60, other_than=["mail", "hooks"])
+        assert [m.key for m in rest] == ["gone0"]
+        assert await tx.outbox.claim(t(50), limit=10, lease_s=60, notifiers=[]) == []
+    async with store.read() as r:
+        assert await r.outbox.next_due(notifiers=["mail"]) == t(110)  # only leases, running out at 50 + 60
+        assert await r.outbox.next_due(notifiers=["hooks"]) == t(0)
+        assert await r.outbox.next_due(other_than=["hooks"]) == t(1)  # gone1
+        assert await r.outbox.next_due(notifiers=["hooks"], other_than=["hooks"]) is None
+
+
+async def test_outbox_release_hands_a_message_back_without_counting_the_attempt(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.outbox.enqueue([message("m")])
+        [claimed] = await tx.outbox.claim(t(0), limit=10, lease_s=60)
+        assert claimed.id is not None and claimed.attempts == 1
+        await tx.outbox.release(claimed.id, t(5))
+    async with store.read() as r:
+        [back] = await r.outbox.list()
+        assert (back.status, back.attempts, back.next_attempt_at, back.last_error) == \
+            (OutboxStatus.PENDING, 0, t(5), "interrupted by shutdown")
+    async with store.transaction() as tx:
+        [again] = await tx.outbox.claim(t(5), limit=10, lease_s=60)
+        assert again.id is not None
+        await tx.outbox.mark_sent(again.id, t(6))
+        await tx.outbox.release(again.id, t(7))  # settled meanwhile: a late release changes nothing
+    async with store.read() as r:
+        [sent] = await r.outbox.list()
+        assert (sent.status, sent.attempts) == (OutboxStatus.SENT, 1)
+
+
 async def test_outbox_mark_retry_sent_and_dead(store: Store) -> None:
     async with store.transaction() as tx:
         await tx.outbox.enqueue([message("ok"), message("flaky"), message("broken")])

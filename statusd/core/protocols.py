@@ -140,8 +140,16 @@ class OutboxRepo(Protocol):
         """Store messages whose key is new; returns how many were stored."""
         ...
 
-    async def claim(self, now: datetime, limit: int, lease_s: float) -> list[OutboxMessage]:
-        """Take due messages (pending and due, or sending with an expired lease) for `lease_s` seconds."""
+    async def claim(self, now: datetime, limit: int, lease_s: float, *, notifiers: Sequence[str] | None = None,
+                    other_than: Sequence[str] = ()) -> list[OutboxMessage]:
+        """Take due messages (pending and due, or sending with an expired lease) for `lease_s` seconds.
+
+        Only messages for `notifiers` (None: any notifier) and for none of `other_than`.
+        """
+        ...
+
+    async def release(self, message_id: int, at: datetime) -> None:
+        """Hand a claimed message back, due at `at`, its attempt not counted (a shutdown is not a failure)."""
         ...
 
     async def mark_sent(self, message_id: int, at: datetime) -> None: ...
@@ -150,8 +158,9 @@ class OutboxRepo(Protocol):
 
     async def mark_dead(self, message_id: int, at: datetime, error: str) -> None: ...
 
-    async def next_due(self) -> datetime | None:
-        """When the earliest pending message is due, or None when nothing waits."""
+    async def next_due(self, *, notifiers: Sequence[str] | None = None,
+                       other_than: Sequence[str] = ()) -> datetime | None:
+        """When the earliest pending message (of those `claim` would take) is due, or None when nothing waits."""
         ...
 
     async def counts(self) -> dict[str, int]:

@@ -389,20 +389,40 @@ class PostgresOutbox(_Repo):
         )
         return len(rows)
 
-    async def claim(self, now: datetime, limit: int, lease_s: float) -> list[OutboxMessage]:
+    @staticmethod
+    def _lane(first: int, notifiers: Sequence[str] | None, other_than: Sequence[str]) -> tuple[str, list[Any]]:
+        """The SQL condition (parameters from ${first} on) for messages of `notifiers` (None: any), except `other_than`."""
+        sql, params = "", []
+        if notifiers is not None:
+            params.append(list(notifiers))
+            sql += f" AND notifier = ANY(${first})"
+        if other_than:
+            params.append(list(other_than))
+            sql += f" AND NOT (notifier = ANY(${first + len(params) - 1}))"
+        return sql, params
+
+    async def claim(self, now: datetime, limit: int, lease_s: float, *, notifiers: Sequence[str] | None = None,
+                    other_than: Sequence[str] = ()) -> list[OutboxMessage]:
         """Take due messages (pending and due, or sending with an expired lease) for `lease_s` seconds."""
         now_utc = _utc(now)
         assert now_utc is not None
+        lane, lane_params = self._lane(4, notifiers, other_than)
         # SKIP LOCKED: rows another replica is claiming right now are left to it, not waited for.
         rows = await self.conn.fetch(
             "WITH due AS (SELECT id FROM outbox"
-            " WHERE (status = 'pending' AND next_attempt_at <= $1) OR (status = 'sending' AND lease_until <= $1)"
+            f" WHERE ((status = 'pending' AND next_attempt_at <= $1) OR (status = 'sending' AND lease_until <= $1)){lane}"
             f" ORDER BY {URGENT_FIRST}, next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)"
             " UPDATE outbox o SET status = 'sending', attempts = o.attempts + 1, lease_until = $3"
             " FROM due WHERE o.id = due.id RETURNING o.*",
-            now_utc, limit, now_utc + timedelta(seconds=lease_s),
+            now_utc, limit, now_utc + timedelta(seconds=lease_s), *lane_params,
         )
         return sorted((self._message(r) for r in rows), key=lambda m: m.id or 0)
+
+    async def release(self, message_id: int, at: datetime) -> None:
+        """Hand a claimed message back, due at `at`, its attempt not counted (a shutdown is not a failure)."""
+        await self.conn.execute("UPDATE outbox SET status = 'pending', attempts = GREATEST(attempts - 1, 0),"
+                                " next_attempt_at = $1, lease_until = NULL, last_error = 'interrupted by shutdown'"
+                                " WHERE id = $2 AND status = 'sending'", _utc(at), message_id)
 
     async def mark_sent(self, message_id: int, at: datetime) -> None:
         """Record a delivery."""
@@ -420,11 +440,13 @@ class PostgresOutbox(_Repo):
         await self.conn.execute("UPDATE outbox SET status = 'dead', lease_until = NULL, last_error = $1,"
                                 " sent_at = NULL WHERE id = $2", error[:_ERROR_LIMIT], message_id)
 
-    async def next_due(self) -> datetime | None:
+    async def next_due(self, *, notifiers: Sequence[str] | None = None,
+                       other_than: Sequence[str] = ()) -> datetime | None:
         """When the earliest pending message is due (or a lease expires), or None when nothing waits."""
+        lane, lane_params = self._lane(1, notifiers, other_than)
         due = await self.conn.fetchval(
             "SELECT MIN(CASE WHEN status = 'pending' THEN next_attempt_at ELSE lease_until END)"
-            " FROM outbox WHERE status IN ('pending', 'sending')")
+            f" FROM outbox WHERE status IN ('pending', 'sending'){lane}", *lane_params)
         return _read_utc(due)
 
     async def counts(self) -> dict[str, int]:

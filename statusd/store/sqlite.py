@@ -448,16 +448,35 @@ class SqliteOutbox(_Repo):
             )
         return stored
 
-    async def claim(self, now: datetime, limit: int, lease_s: float) -> list[OutboxMessage]:
+    @staticmethod
+    def _lane(notifiers: Sequence[str] | None, other_than: Sequence[str]) -> tuple[str, list[str]]:
+        """The SQL condition (and its parameters) for messages of `notifiers` (None: any), except `other_than`."""
+        sql, params = "", []
+        if notifiers is not None:
+            sql += f" AND notifier IN ({','.join('?' * len(notifiers))})" if notifiers else " AND 0"
+            params += notifiers
+        if other_than:
+            sql += f" AND notifier NOT IN ({','.join('?' * len(other_than))})"
+            params += other_than
+        return sql, params
+
+    async def claim(self, now: datetime, limit: int, lease_s: float, *, notifiers: Sequence[str] | None = None,
+                    other_than: Sequence[str] = ()) -> list[OutboxMessage]:
         lease_until = ts(now + timedelta(seconds=lease_s))
+        lane, lane_params = self._lane(notifiers, other_than)
         rows = await self._all(
             "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = ?"
-            " WHERE id IN (SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?)"
-            f" OR (status = 'sending' AND lease_until <= ?) ORDER BY {URGENT_FIRST}, next_attempt_at, id LIMIT ?)"
+            " WHERE id IN (SELECT id FROM outbox WHERE ((status = 'pending' AND next_attempt_at <= ?)"
+            f" OR (status = 'sending' AND lease_until <= ?)){lane} ORDER BY {URGENT_FIRST}, next_attempt_at, id LIMIT ?)"
             " RETURNING *",
-            (lease_until, ts(now), ts(now), limit),
+            (lease_until, ts(now), ts(now), *lane_params, limit),
         )
         return sorted((self._message(r) for r in rows), key=lambda m: m.id or 0)
+
+    async def release(self, message_id: int, at: datetime) -> None:
+        await self._exec("UPDATE outbox SET status = 'pending', attempts = MAX(attempts - 1, 0), next_attempt_at = ?,"
+                         " lease_until = NULL, last_error = 'interrupted by shutdown' WHERE id = ? AND status = 'sending'",
+                         (ts(at), message_id))
 
     async def mark_sent(self, message_id: int, at: datetime) -> None:
         await self._exec("UPDATE outbox SET status = 'sent', sent_at = ?, lease_until = NULL, last_error = ''"
@@ -471,10 +490,12 @@ class SqliteOutbox(_Repo):
         await self._exec("UPDATE outbox SET status = 'dead', lease_until = NULL, last_error = ?, sent_at = NULL"
                          " WHERE id = ?", (error[:1000], message_id))
 
-    async def next_due(self) -> datetime | None:
+    async def next_due(self, *, notifiers: Sequence[str] | None = None,
+                       other_than: Sequence[str] = ()) -> datetime | None:
+        lane, lane_params = self._lane(notifiers, other_than)
         row = await self._one(
             "SELECT MIN(CASE WHEN status = 'pending' THEN next_attempt_at ELSE lease_until END) AS due"
-            " FROM outbox WHERE status IN ('pending', 'sending')")
+            f" FROM outbox WHERE status IN ('pending', 'sending'){lane}", lane_params)
         return dt(row["due"]) if row and row["due"] else None
 
     async def counts(self) -> dict[str, int]:
