@@ -73,6 +73,16 @@ class _Connection(aiosqlite.Connection):
         """`fn` on the calling thread: only while nothing else uses the connection (the writer's lock)."""
         return fn(self._conn, *args)
 
+    async def stopped(self, timeout_s: float = 5.0) -> None:
+        """Wait, with the loop running, for the thread of a connection that failed to open to end.
+
+        aiosqlite stops it without waiting: had the loop closed first, the thread's last answer
+        would print a traceback ("Event loop is closed") after statusd's own error message.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self._thread.is_alive() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.005)
+
 
 class _Session:
     """Statements on one connection; in a write transaction the first one carries the `BEGIN IMMEDIATE`.
@@ -699,8 +709,12 @@ class SqliteStore:
 
     async def _connect(self, *, check_same_thread: bool = True) -> _Connection:
         path = str(self.path)
-        db = await _Connection(lambda: sqlite3.connect(path, isolation_level=None,
-                                                       check_same_thread=check_same_thread), 64)
+        db = _Connection(lambda: sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread), 64)
+        try:
+            await db
+        except BaseException:
+            await db.stopped()
+            raise
         try:
             db.row_factory = sqlite3.Row
             await db.execute("PRAGMA foreign_keys = ON")
