@@ -57,11 +57,14 @@ escalation_policy = "default"
 
 
 class Server:
-    """One `statusd serve` process."""
+    """One `statusd serve` process; one a failed test left running is killed when the test ends."""
+
+    running: list[Server] = []
 
     def __init__(self, config: Path) -> None:
         self.config = config
         self.proc: asyncio.subprocess.Process | None = None
+        Server.running.append(self)
 
     async def start(self) -> Server:
         self.proc = await asyncio.create_subprocess_exec(
@@ -84,6 +87,16 @@ class Server:
 def rows(db: Path, sql: str) -> list[tuple]:
     with sqlite3.connect(db) as conn:
         return conn.execute(sql).fetchall()
+
+
+@pytest.fixture(autouse=True)
+async def no_server_left_behind() -> AsyncIterator[None]:
+    yield
+    while Server.running:
+        proc = Server.running.pop().proc
+        if proc is not None and proc.returncode is None:
+            proc.kill()  # its detector child exits when the pipe closes
+            await proc.wait()
 
 
 @pytest.fixture
