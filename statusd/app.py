@@ -186,12 +186,14 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
                                       retention=timedelta(days=config.store.probe_retention_days),
                                       component_policy={cid: c.probe_policy for cid, c in config.components.items()})
             await runtime.monitor.restore()
-            replayed = await intake.rebuild(config.reports.rebuild_hours)
-            if replayed:
-                log.info("report detector warmed up with %d stored reports", replayed)
             if run_worker:
                 # Before the server answers: the first reports would otherwise wait ~0.5 s for the detector's process.
                 await intake.detector.start()
+            # The detector relearns the last hours of reports in the background (7 s for 40,000): the status
+            # page and the API answer meanwhile, and new reports are detected after that history.
+            if replaying := await intake.start_rebuild(config.reports.rebuild_hours):
+                log.info("report detector warming up from %d stored reports", replaying)
+            if run_worker:
                 jobs = [("outbox-worker", runtime.worker.run()), ("timer-worker", runtime.timers.run()),
                         ("shift-notices", notices.run())]
                 jobs += [(f"telegram-{name}", callbacks.poll_forever()) for name, callbacks in runtime.telegram.items()]

@@ -81,6 +81,7 @@ class ReportIntake:
         self._committer: asyncio.Task[None] | None = None
         self._detecting: asyncio.Task[None] | None = None
         self._linking: asyncio.Task[None] | None = None
+        self._rebuilding: asyncio.Task[None] | None = None  # the start-up replay (`start_rebuild`)
 
     # --- validation ------------------------------------------------------------------------
 
@@ -163,6 +164,9 @@ class ReportIntake:
 
     async def close(self) -> None:
         """Finish the work under way and queued behind it, then stop the detector (before the store closes)."""
+        if self._rebuilding is not None:  # a replay half done is of no use to anyone now
+            self._rebuilding.cancel()
+            await asyncio.wait([self._rebuilding])
         # A stage may start the next one again while finishing, hence the loop.
         while running := [t for t in (self._committer, self._detecting, self._linking)
                           if t is not None and not t.done()]:
@@ -210,6 +214,8 @@ class ReportIntake:
         Meanwhile the open incidents are read, so that stage three maps surges to incidents
         without waiting for a read of its own.
         """
+        if self._rebuilding is not None:  # live reports come after the history the detector is replaying
+            await asyncio.wait([self._rebuilding])
         while self._stored:
             batch = list(self._stored)
             self._stored.clear()
@@ -356,22 +362,49 @@ class ReportIntake:
                 self._incident_by_key[key] = found[key] = incident_id
         return found
 
+    async def start_rebuild(self, hours: float) -> int:
+        """At start-up: read the last `hours` of stored reports now, and `rebuild` from them in the background.
+
+        The server answers meanwhile (the status page, the API); reports that arrive are stored
+        at once and detected after the replay, in order. Returns how many reports are replayed.
+        """
+        recent = await self._recent(hours)
+
+        async def replay() -> None:
+            try:
+                await self._replay(recent)
+            except Exception:  # noqa: BLE001 - live detection goes on with what the detector has learnt
+                log.exception("warming up the report detector from %d stored reports failed", len(recent))
+            else:
+                if recent:
+                    log.info("report detector warmed up with %d stored reports", len(recent))
+
+        self._rebuilding = asyncio.create_task(replay(), name="report-rebuild")
+        return len(recent)
+
     async def rebuild(self, hours: float, *, before_id: int | None = None) -> int:
         """Warm the detector with the last `hours` of stored reports (after a restart), then catch up on its surges.
 
         `before_id`: only reports stored before that one (the batch being recovered and later ones are not).
         """
+        recent = await self._recent(hours, before_id)
+        await self._replay(recent)
+        return len(recent)
+
+    async def _recent(self, hours: float, before_id: int | None = None) -> list[CustomerReport]:
         async with self.store.read() as r:
             recent = await r.reports.recent(self.clock.now() - timedelta(hours=hours))
         if before_id is not None:
             recent = [report for report in recent if report.id is not None and report.id < before_id]
+        return recent
+
+    async def _replay(self, recent: list[CustomerReport]) -> None:
         active = await self.detector.rebuild([_for_detector(report) for report in recent])
         for outcome in active or ():
             try:
                 await self._catch_up(outcome)
             except Exception:  # noqa: BLE001 - the others still catch up; the next restart tries again
                 log.exception("catching up on surge %s after the rebuild failed", outcome.incident_key)
-        return len(recent)
 
     async def _catch_up(self, outcome: ReportOutcome) -> None:
         """An active surge after a restart: its incident open and every report of it linked, as if nothing happened.

@@ -471,6 +471,41 @@ async def test_a_restart_catches_up_on_a_surge_whose_signal_or_links_a_crash_los
         assert await rd.incidents.list_open() == []
 
 
+async def test_the_server_answers_while_the_detector_relearns_and_detects_new_reports_after_it(
+        tmp_path, aiohttp_client) -> None:
+    """The start-up replay (7 s for 40,000 reports) used to keep the status page and the API down."""
+    import asyncio
+
+    first = await aiohttp_client(build_app(config(tmp_path), run_probes=False, run_worker=False))
+    for i in range(4):  # one client short of a surge (min_clients 5)
+        r = await first.post("/api/v1/reports", headers=auth(), json=report(i, tags={"component": "payments"}))
+        assert r.status == 202 and (await r.json())["report"]["incident_id"] is None
+    await first.close()
+
+    app = build_app(config(tmp_path), run_probes=False, run_worker=False)
+    intake, replay_may_go = app[RUNTIME].intake, asyncio.Event()
+    replay = intake.detector.rebuild
+
+    async def held_replay(reports):
+        await replay_may_go.wait()
+        return await replay(reports)
+
+    intake.detector.rebuild = held_replay  # type: ignore[method-assign]
+    client = await asyncio.wait_for(aiohttp_client(app), 10)  # before: start-up waited for the replay
+    assert (await client.get("/healthz")).status == 200
+    assert (await client.get("/")).status == 200
+    fifth = asyncio.create_task(client.post("/api/v1/reports", headers=auth(),
+                                            json=report(4, tags={"component": "payments"})))
+    await asyncio.sleep(0.3)
+    assert not fifth.done()  # stored, and waiting for the history to be relearnt before its detection
+    replay_may_go.set()
+    r = await asyncio.wait_for(fifth, 10)
+    assert r.status == 202 and (await r.json())["report"]["incident_id"] is not None  # the fifth client: a surge
+    async with app[RUNTIME].store.read() as rd:
+        [incident] = await rd.incidents.list_open()
+        assert len(await rd.reports.for_incident(incident.id)) == 5
+
+
 async def test_a_restart_links_the_reports_of_a_surge_whose_incident_opened_before_the_crash(client) -> None:
     from statusd.core.model import ComponentStatus, CustomerReport, Signal
 
