@@ -82,6 +82,9 @@ class ReportIntake:
         self._detecting: asyncio.Task[None] | None = None
         self._linking: asyncio.Task[None] | None = None
         self._rebuilding: asyncio.Task[None] | None = None  # the start-up replay (`start_rebuild`)
+        # What that replay left: "done", "failed" (the next live batch relearns first, as after a lost
+        # detector) or "cancelled" (shutting down: live reports stay stored, the next start replays them).
+        self._replayed = "done"
 
     # --- validation ------------------------------------------------------------------------
 
@@ -164,7 +167,9 @@ class ReportIntake:
 
     async def close(self) -> None:
         """Finish the work under way and queued behind it, then stop the detector (before the store closes)."""
-        if self._rebuilding is not None:  # a replay half done is of no use to anyone now
+        if self._rebuilding is not None and not self._rebuilding.done():
+            # A replay half done is of no use now, and relearning during shutdown would only delay it.
+            self._replayed = "cancelled"
             self._rebuilding.cancel()
             await asyncio.wait([self._rebuilding])
         # A stage may start the next one again while finishing, hence the loop.
@@ -258,6 +263,11 @@ class ReportIntake:
         reports: list[Report] = []
         try:
             reports = [_for_detector(report) for report in fresh]
+            if self._replayed != "done":
+                if self._replayed == "cancelled":  # shutting down mid-replay: a restart's replay includes these
+                    return [None] * len(fresh)
+                self._replayed = "done"  # failed: relearn on a new detector first, once
+                return await self._recover(reports, before_id=min(int(r.id) for r in reports))
             return await self.detector.observe_many(reports)
         except DetectorLost:
             log.exception("report detector lost; starting a new one from the last %g h of reports", self.rebuild_hours)
@@ -373,8 +383,9 @@ class ReportIntake:
         async def replay() -> None:
             try:
                 await self._replay(recent)
-            except Exception:  # noqa: BLE001 - live detection goes on with what the detector has learnt
+            except Exception:  # noqa: BLE001 - the first live batch relearns on a new detector (`_recover`)
                 log.exception("warming up the report detector from %d stored reports failed", len(recent))
+                self._replayed = "failed"
             else:
                 if recent:
                     log.info("report detector warmed up with %d stored reports", len(recent))

@@ -145,7 +145,9 @@ class InlineDetector:
         return observe_each(self.detector, reports)
 
     async def rebuild(self, reports: Sequence[Report]) -> list[ReportOutcome]:
-        return self.detector.rebuild(reports)
+        # On a thread, so the start-up replay does not stop the event loop; nothing else uses the
+        # detector meanwhile (the intake's detection waits for the replay).
+        return await asyncio.to_thread(self.detector.rebuild, reports)
 
     async def start(self) -> None:
         pass
@@ -306,7 +308,10 @@ def _serve(conn: Connection, spec: DetectorSpec, parent: int) -> None:
             reply = pickle.dumps((True, result), pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # noqa: BLE001 - the caller raises it (as a server error, never a client's)
             reply = pickle.dumps((False, RuntimeError(f"report detector: {exc!r}")))
-        conn.send_bytes(reply)
+        try:
+            conn.send_bytes(reply)
+        except OSError:  # the server gave up on this call (shutting down mid-replay) and closed the pipe
+            return
         long_lived.settle()
 
 

@@ -471,17 +471,20 @@ async def test_a_restart_catches_up_on_a_surge_whose_signal_or_links_a_crash_los
         assert await rd.incidents.list_open() == []
 
 
+async def seed_four_payments_reports(tmp_path, aiohttp_client) -> None:
+    first = await aiohttp_client(build_app(config(tmp_path), run_probes=False, run_worker=False))
+    for i in range(4):  # one client short of a surge (min_clients 5)
+        r = await first.post("/api/v1/reports", headers=auth(), json=report(i, tags={"component": "payments"}))
+        assert r.status == 202
+    await first.close()
+
+
 async def test_the_server_answers_while_the_detector_relearns_and_detects_new_reports_after_it(
         tmp_path, aiohttp_client) -> None:
     """The start-up replay (7 s for 40,000 reports) used to keep the status page and the API down."""
     import asyncio
 
-    first = await aiohttp_client(build_app(config(tmp_path), run_probes=False, run_worker=False))
-    for i in range(4):  # one client short of a surge (min_clients 5)
-        r = await first.post("/api/v1/reports", headers=auth(), json=report(i, tags={"component": "payments"}))
-        assert r.status == 202 and (await r.json())["report"]["incident_id"] is None
-    await first.close()
-
+    await seed_four_payments_reports(tmp_path, aiohttp_client)
     app = build_app(config(tmp_path), run_probes=False, run_worker=False)
     intake, replay_may_go = app[RUNTIME].intake, asyncio.Event()
     replay = intake.detector.rebuild
@@ -504,6 +507,65 @@ async def test_the_server_answers_while_the_detector_relearns_and_detects_new_re
     async with app[RUNTIME].store.read() as rd:
         [incident] = await rd.incidents.list_open()
         assert len(await rd.reports.for_incident(incident.id)) == 5
+
+
+async def test_a_start_up_replay_that_fails_is_relearnt_before_the_next_report_is_detected(
+        tmp_path, aiohttp_client) -> None:
+    """The detector's process died during the replay: the next report used to meet an empty detector."""
+    import asyncio
+    import os
+    import signal
+
+    await seed_four_payments_reports(tmp_path, aiohttp_client)
+    app = build_app(config(tmp_path), run_probes=False, run_worker=False)
+    intake = app[RUNTIME].intake
+    replay, calls = intake.detector.rebuild, []
+
+    async def dying_once(reports):
+        calls.append(len(reports))
+        if len(calls) == 1:
+            os.kill(await intake.detector.pid(), signal.SIGKILL)
+        return await replay(reports)
+
+    intake.detector.rebuild = dying_once  # type: ignore[method-assign]
+    client = await aiohttp_client(app)
+    r = await client.post("/api/v1/reports", headers=auth(), json=report(4, tags={"component": "payments"}))
+    assert r.status == 202 and (await r.json())["report"]["incident_id"] is not None  # the fifth client: a surge
+    assert calls == [4, 4]  # the failed replay, then the relearning before the fifth report
+
+
+async def test_a_shutdown_during_the_start_up_replay_answers_waiting_reports_without_relearning(
+        tmp_path, aiohttp_client) -> None:
+    import asyncio
+    import os
+    import signal
+
+    await seed_four_payments_reports(tmp_path, aiohttp_client)
+    app = build_app(config(tmp_path), run_probes=False, run_worker=False)
+    intake, calls, pids = app[RUNTIME].intake, [], []
+    replay = intake.detector.rebuild
+
+    async def stuck(reports):  # the child is busy with a long history (7 s for 40,000 reports)
+        calls.append(len(reports))
+        pids.append(await intake.detector.pid())
+        os.kill(pids[-1], signal.SIGSTOP)
+        return await replay(reports)
+
+    intake.detector.rebuild = stuck  # type: ignore[method-assign]
+    client = await aiohttp_client(app)
+    fifth = asyncio.create_task(client.post("/api/v1/reports", headers=auth(),
+                                            json=report(4, tags={"component": "payments"})))
+    await asyncio.sleep(0.3)
+    try:
+        await asyncio.wait_for(intake.close(), 10)  # what the app's shutdown does first
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+    r = await asyncio.wait_for(fifth, 10)
+    assert r.status == 202 and (await r.json())["report"]["incident_id"] is None  # stored; a restart replays it
+    assert calls == [4]  # no second replay during the shutdown
+    async with app[RUNTIME].store.read() as rd:
+        assert len(await rd.reports.recent(T0_FAR_PAST)) == 5
 
 
 async def test_a_restart_links_the_reports_of_a_surge_whose_incident_opened_before_the_crash(client) -> None:
