@@ -128,7 +128,7 @@ class OutboxWorker:
     async def _release(self, message: OutboxMessage) -> None:
         assert message.id is not None
         async with self.store.transaction() as tx:
-            await tx.outbox.release(message.id, self.clock.now())
+            await tx.outbox.release(message.id, message.attempts, self.clock.now())
 
     async def _settle_retry(self, message: OutboxMessage, error: str) -> None:
         assert message.id is not None
@@ -169,7 +169,7 @@ class _Lane:
         self.notifiers = notifiers
         self.other_than = other_than
         self.woken = asyncio.Event()
-        self.sending: set[asyncio.Task[None]] = set()
+        self.sending: dict[asyncio.Task[None], int | None] = {}  # each delivery under way → its message's id
         # Claim again once half the slots are free (or all, for one slot): one claim per round, not per send.
         self.refill_at = max(1, worker.concurrency // 2)
 
@@ -198,17 +198,34 @@ class _Lane:
 
     async def _claim(self, limit: int) -> int:
         w = self.worker
-        async with w.store.transaction() as tx:
-            batch = await tx.outbox.claim(w.clock.now(), limit, w.lease_s, notifiers=self.notifiers,
-                                          other_than=self.other_than)
+
+        async def claim() -> list[OutboxMessage]:
+            async with w.store.transaction() as tx:
+                return await tx.outbox.claim(w.clock.now(), limit, w.lease_s, notifiers=self.notifiers,
+                                             other_than=self.other_than)
+
+        claiming = asyncio.ensure_future(claim())
+        try:
+            batch = await asyncio.shield(claiming)
+        except asyncio.CancelledError:  # shutting down: what the claim committed goes back at once
+            with contextlib.suppress(Exception):
+                for message in await claiming:
+                    await w._release(message)
+            raise
+        new = 0
         for message in batch:
+            # A send that outlasted its lease comes back with the claim: it is still under way, and
+            # the new lease now covers it. A second, concurrent send would repeat the message.
+            if message.id in self.sending.values():
+                continue
             task = asyncio.create_task(w._deliver(message), name=f"deliver-{message.id}")
-            self.sending.add(task)
+            self.sending[task] = message.id
             task.add_done_callback(self._finished)
-        return len(batch)
+            new += 1
+        return len(batch) if new else 0
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self.sending.discard(task)
+        del self.sending[task]
         if not task.cancelled() and (exc := task.exception()) is not None:
             # Settling failed (the store): the message stays claimed and is retried after its lease.
             log.error("settling a delivery failed: %r", exc)

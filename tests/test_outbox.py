@@ -228,15 +228,19 @@ async def test_a_page_that_ends_undelivered_is_noted_in_its_incident_timeline(sq
 
 
 @pytest.fixture
-async def hanging() -> AsyncIterator[tuple[str, asyncio.Event]]:
-    """A receiver that never answers (until the test ends): a mail server or webhook gone silent."""
+async def hanging() -> AsyncIterator[tuple[str, list[str]]]:
+    """A receiver that never answers (until the test ends): a mail server or webhook gone silent.
+
+    Yields its URL and the delivery key of every request it got.
+    """
     from aiohttp import web
     from aiohttp.test_utils import TestServer
 
-    started, release = asyncio.Event(), asyncio.Event()
+    hits: list[str] = []
+    release = asyncio.Event()
 
     async def hang(request: web.Request) -> web.Response:
-        started.set()
+        hits.append(request.headers.get("X-Statusd-Delivery", ""))
         await release.wait()
         return web.Response(status=204)
 
@@ -244,7 +248,7 @@ async def hanging() -> AsyncIterator[tuple[str, asyncio.Event]]:
     app.router.add_post("/{tail:.*}", hang)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
-    yield str(server.make_url("/hang")), started
+    yield str(server.make_url("/hang")), hits
     release.set()
     await server.close()
 
@@ -282,7 +286,7 @@ async def test_a_hanging_channel_holds_up_only_its_own_lane(sqlite_store, http, 
 async def test_one_hanging_recipient_does_not_hold_up_the_rest_of_its_lane(sqlite_store, http, clock, good,
                                                                           hanging) -> None:
     """Slots are topped up as deliveries finish, not once a whole claimed batch is settled."""
-    url, started = hanging
+    url, hits = hanging
     w = worker(sqlite_store, http, clock, concurrency=4, batch_size=4)
     await enqueue(sqlite_store, clock, ("hooks", url))
     await enqueue(sqlite_store, clock, *[("hooks", good.url(f"/{i}")) for i in range(12)])
@@ -291,9 +295,34 @@ async def test_one_hanging_recipient_does_not_hold_up_the_rest_of_its_lane(sqlit
         return len(good.hooks) == 12
 
     await run_until(w, all_good_arrived)
-    assert started.is_set()
+    assert len(hits) == 1
 
 
 async def listed(store: SqliteStore) -> list[OutboxMessage]:
     async with store.read() as r:
         return await r.outbox.list()
+
+
+async def test_a_send_that_outlasts_its_lease_is_not_sent_again_while_under_way(sqlite_store, http, clock,
+                                                                               hanging) -> None:
+    url, hits = hanging
+    slow = WebhookNotifier(WebhookConfig(name="hooks", type="webhook", secret=Secret(SECRET), timeout_s=60), http,
+                           clock=clock)
+    w = OutboxWorker(sqlite_store, {"hooks": slow}, Templates(), clock, concurrency=4, lease_s=5)
+    await enqueue(sqlite_store, clock, ("hooks", url))
+    task = asyncio.create_task(w.run())
+    try:
+        for _ in range(250):
+            if hits:
+                break
+            await asyncio.sleep(0.02)
+        await clock.advance(6)  # the lease runs out while the send is still under way
+        for _ in range(250):  # until the lane has claimed it again (the new lease covers the send under way)
+            if [m.attempts for m in await listed(sqlite_store)] == [2]:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # time enough for a second request to arrive
+        assert [m.attempts for m in await listed(sqlite_store)] == [2] and len(hits) == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

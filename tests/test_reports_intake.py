@@ -512,7 +512,6 @@ async def test_the_server_answers_while_the_detector_relearns_and_detects_new_re
 async def test_a_start_up_replay_that_fails_is_relearnt_before_the_next_report_is_detected(
         tmp_path, aiohttp_client) -> None:
     """The detector's process died during the replay: the next report used to meet an empty detector."""
-    import asyncio
     import os
     import signal
 

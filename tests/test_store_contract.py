@@ -589,7 +589,7 @@ async def test_outbox_release_hands_a_message_back_without_counting_the_attempt(
         await tx.outbox.enqueue([message("m")])
         [claimed] = await tx.outbox.claim(t(0), limit=10, lease_s=60)
         assert claimed.id is not None and claimed.attempts == 1
-        await tx.outbox.release(claimed.id, t(5))
+        await tx.outbox.release(claimed.id, claimed.attempts, t(5))
     async with store.read() as r:
         [back] = await r.outbox.list()
         assert (back.status, back.attempts, back.next_attempt_at, back.last_error) == \
@@ -597,11 +597,18 @@ async def test_outbox_release_hands_a_message_back_without_counting_the_attempt(
     async with store.transaction() as tx:
         [again] = await tx.outbox.claim(t(5), limit=10, lease_s=60)
         assert again.id is not None
-        await tx.outbox.mark_sent(again.id, t(6))
-        await tx.outbox.release(again.id, t(7))  # settled meanwhile: a late release changes nothing
+        # Its lease ran out and another worker claimed it: the first claimant's late release must not undo that.
+        [third] = await tx.outbox.claim(t(66), limit=10, lease_s=60)
+        await tx.outbox.release(again.id, again.attempts, t(67))
+    async with store.read() as r:
+        [claimed_again] = await r.outbox.list()
+        assert (claimed_again.status, claimed_again.attempts) == (OutboxStatus.SENDING, 2)
+    async with store.transaction() as tx:
+        await tx.outbox.mark_sent(again.id, t(68))
+        await tx.outbox.release(third.id, third.attempts, t(69))  # settled meanwhile: a late release changes nothing
     async with store.read() as r:
         [sent] = await r.outbox.list()
-        assert (sent.status, sent.attempts) == (OutboxStatus.SENT, 1)
+        assert (sent.status, sent.attempts) == (OutboxStatus.SENT, 2)
 
 
 async def test_outbox_mark_retry_sent_and_dead(store: Store) -> None:

@@ -148,8 +148,11 @@ class OutboxRepo(Protocol):
         """
         ...
 
-    async def release(self, message_id: int, at: datetime) -> None:
-        """Hand a claimed message back, due at `at`, its attempt not counted (a shutdown is not a failure)."""
+    async def release(self, message_id: int, attempts: int, at: datetime) -> None:
+        """Hand a claimed message back, due at `at`, its attempt not counted (a shutdown is not a failure).
+
+        `attempts`: its count as claimed; a message claimed again since (its lease ran out) is left alone.
+        """
         ...
 
     async def mark_sent(self, message_id: int, at: datetime) -> None: ...

@@ -418,11 +418,14 @@ class PostgresOutbox(_Repo):
         )
         return sorted((self._message(r) for r in rows), key=lambda m: m.id or 0)
 
-    async def release(self, message_id: int, at: datetime) -> None:
-        """Hand a claimed message back, due at `at`, its attempt not counted (a shutdown is not a failure)."""
+    async def release(self, message_id: int, attempts: int, at: datetime) -> None:
+        """Hand a claimed message back, due at `at`, its attempt not counted (a shutdown is not a failure).
+
+        `attempts`: as claimed; a message claimed again since (its lease ran out) is not touched.
+        """
         await self.conn.execute("UPDATE outbox SET status = 'pending', attempts = GREATEST(attempts - 1, 0),"
                                 " next_attempt_at = $1, lease_until = NULL, last_error = 'interrupted by shutdown'"
-                                " WHERE id = $2 AND status = 'sending'", _utc(at), message_id)
+                                " WHERE id = $2 AND status = 'sending' AND attempts = $3", _utc(at), message_id, attempts)
 
     async def mark_sent(self, message_id: int, at: datetime) -> None:
         """Record a delivery."""

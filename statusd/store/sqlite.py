@@ -483,10 +483,10 @@ class SqliteOutbox(_Repo):
         )
         return sorted((self._message(r) for r in rows), key=lambda m: m.id or 0)
 
-    async def release(self, message_id: int, at: datetime) -> None:
+    async def release(self, message_id: int, attempts: int, at: datetime) -> None:
         await self._exec("UPDATE outbox SET status = 'pending', attempts = MAX(attempts - 1, 0), next_attempt_at = ?,"
-                         " lease_until = NULL, last_error = 'interrupted by shutdown' WHERE id = ? AND status = 'sending'",
-                         (ts(at), message_id))
+                         " lease_until = NULL, last_error = 'interrupted by shutdown'"
+                         " WHERE id = ? AND status = 'sending' AND attempts = ?", (ts(at), message_id, attempts))
 
     async def mark_sent(self, message_id: int, at: datetime) -> None:
         await self._exec("UPDATE outbox SET status = 'sent', sent_at = ?, lease_until = NULL, last_error = ''"
