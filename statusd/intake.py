@@ -12,6 +12,7 @@ refused whole, naming the item and field.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import html
 import logging
 import time as _time
@@ -568,6 +569,9 @@ class ReportIntake:
         return True
 
 
+_FORM_CHARSETS = {"utf-8", "ascii", "iso8859-1", "cp1252"}  # codec names (codecs.lookup) a form may arrive in
+
+
 async def _form_fields(request: web.Request) -> Mapping[str, Any]:
     """The form's fields; text that is not valid in its charset is refused, naming the field.
 
@@ -577,13 +581,15 @@ async def _form_fields(request: web.Request) -> Mapping[str, Any]:
     if request.content_type not in ("application/x-www-form-urlencoded", ""):
         try:
             return await request.post()
-        except (UnicodeDecodeError, LookupError) as exc:
+        except (UnicodeError, LookupError) as exc:
             raise ValidationError("body", f"could not be decoded: {exc}") from None
     charset = request.charset or "utf-8"
     try:
-        "".encode(charset)
+        known = codecs.lookup(charset).name
     except LookupError:
-        raise ValidationError("body", f"unknown charset {charset!r}") from None
+        known = ""
+    if known not in _FORM_CHARSETS:  # e.g. utf-7 or unicode_escape, which decode to lone surrogates
+        raise ValidationError("body", f"charset {charset!r} is not supported (utf-8, iso-8859-1 or windows-1252)")
     fields: dict[str, str] = {}
     for pair in (await request.read()).split(b"&"):
         if not pair.strip():
