@@ -451,6 +451,12 @@ def _cross_check(cfg: Config, problems: Problems, *, broken: AbstractSet[tuple[s
     for name, probe in cfg.probes.items():
         if probe.component is not None and absent("components", probe.component):
             problems.append((f"probes.{name}.component", f"no component {probe.component!r} in [components]"))
+    lease_s = cfg.notifications.lease_s
+    for name, notifier_cfg in cfg.notifiers.items():
+        timeout = getattr(notifier_cfg, "timeout_s", None)
+        if isinstance(timeout, (int, float)) and isinstance(lease_s, (int, float)) and timeout >= lease_s:
+            problems.append((f"notifiers.{name}.timeout_s", f"must be shorter than notifications.lease_s "
+                             f"({lease_s:g} s): a send still under way when its lease runs out is claimed again"))
     for pid, person in cfg.people.items():
         for notifier, address in person.contacts.items():
             if absent("notifiers", notifier):
