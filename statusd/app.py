@@ -24,6 +24,7 @@ from statusd.coordinator import Coordinator, PageInfo, Policy
 from statusd.core.clock import Clock, SystemClock
 from statusd.core.errors import Conflict, NotFound
 from statusd.core.model import Component, Person
+from statusd.core.protocols import Store
 from statusd.duty import ShiftNotices
 from statusd.intake import IntakeLimits, ReportIntake
 from statusd.links import Signer
@@ -46,7 +47,7 @@ class Runtime:
 
     config: Config
     clock: Clock
-    store: SqliteStore
+    store: Store
     metrics: Metrics
     coordinator: Coordinator
     schedules: dict[str, Schedule]
@@ -131,12 +132,21 @@ def policy_from(config: Config) -> Policy:
                   group_window_s=ic.group_window_s)
 
 
+def make_store(config: Config) -> Store:
+    """PostgreSQL when `store.url` is set, else SQLite at `store.path` (not opened yet)."""
+    if config.store.url is not None:
+        from statusd.store.postgres import PostgresStore  # the optional postgres extra
+
+        return PostgresStore(config.store.url.reveal())
+    return SqliteStore(config.store_path)
+
+
 def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = True,
               run_worker: bool = True) -> web.Application:
     """The whole statusd as an aiohttp application; resources live in its cleanup context."""
     clock = clock or SystemClock()
     app = web.Application(middlewares=[json_errors], client_max_size=config.server.max_body_bytes)
-    store = SqliteStore(config.store_path)
+    store = make_store(config)
     metrics = Metrics(CollectorRegistry(auto_describe=True))
     schedules = schedules_from(config)
     people = people_from(config)

@@ -18,11 +18,10 @@ from typing import IO
 from aiohttp import web
 
 from statusd import __version__
-from statusd.app import RUNTIME, build_app, schedules_from
+from statusd.app import build_app, make_store, schedules_from
 from statusd.config import Config, load_config, summary
 from statusd.core.errors import ConfigError
 from statusd.report_worker import DetectorSpec
-from statusd.store.sqlite import SqliteStore
 from statusd.template import Templates
 
 log = logging.getLogger("statusd")
@@ -93,9 +92,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except sqlite3.Error as exc:
         print(f"statusd: cannot use the store {config.store_path}: {exc} (store.path)", file=sys.stderr)
         return 1
-    except OSError as exc:
-        print(f"statusd: cannot start: {exc}", file=sys.stderr)
-        return 1
+    except Exception as exc:  # noqa: BLE001 - asyncpg's errors are no OSError; nothing else is expected here
+        if config.store.url is not None and _from_postgres(exc):
+            print(f"statusd: cannot use the PostgreSQL store: {exc} (store.url)", file=sys.stderr)
+            return 1
+        if isinstance(exc, OSError):
+            print(f"statusd: cannot start: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+def _from_postgres(exc: BaseException) -> bool:
+    """An error connecting to or using PostgreSQL: refused, unknown host or database, bad password."""
+    import asyncpg
+
+    return isinstance(exc, (OSError, asyncpg.PostgresError, asyncpg.InterfaceError))
 
 
 def _config_problems(path: str, exc: ConfigError) -> int:
@@ -119,7 +130,7 @@ def coverage_warnings(config: Config, now: datetime, days: int = 14) -> list[str
 
 
 async def _migrate(config: Config) -> list[str]:
-    store = SqliteStore(config.store_path)
+    store = make_store(config)
     await store.open()  # opening applies whatever is pending
     await store.close()
     return store.applied_migrations
@@ -148,8 +159,10 @@ def _one_server_per_store(path: Path) -> IO[bytes] | bool:
 
 
 async def _serve(config: Config) -> int:
-    config.store_path.parent.mkdir(parents=True, exist_ok=True)
-    lock = _one_server_per_store(config.store_path)
+    lock: IO[bytes] | bool = True
+    if config.store.url is None:
+        config.store_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = _one_server_per_store(config.store_path)
     if lock is False:
         print(f"statusd: another statusd serve is using the store {config.store_path} (store.path); "
               "run one server per SQLite file", file=sys.stderr)
@@ -168,9 +181,9 @@ async def _serve(config: Config) -> int:
         await runner.cleanup()
         print(f"statusd: cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}", file=sys.stderr)
         return 1
-    runtime = app[RUNTIME]
     print(f"statusd {__version__} is up. Status page: {config.server.base_url}/  "
-          f"(metrics: {config.server.base_url}/metrics, store: {runtime.store.path})", flush=True)
+          f"(metrics: {config.server.base_url}/metrics, "
+          f"store: {'PostgreSQL (store.url)' if config.store.url else config.store_path})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

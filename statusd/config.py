@@ -6,6 +6,7 @@ Secrets are `Secret` values and never appear in repr or errors.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tomllib
 from collections.abc import Mapping
@@ -57,10 +58,19 @@ class ServerConfig:
 @dataclass(frozen=True)
 class StoreConfig:
     path: str = "statusd.db"  # SQLite file; relative paths are relative to the config file
+    # PostgreSQL instead of SQLite: "postgresql://user:password@host:5432/database" (asyncpg's DSN);
+    # a Secret, because it may carry the password.
+    url: Secret | None = None
     probe_retention_days: int = 7
 
     def check(self) -> Problems:
-        return positive(self.probe_retention_days, "probe_retention_days")
+        problems = positive(self.probe_retention_days, "probe_retention_days")
+        if self.url is not None:
+            if not self.url.reveal().startswith(("postgresql://", "postgres://")):
+                problems.append(("url", "must be a postgresql:// URL (leave it out for SQLite at store.path)"))
+            elif importlib.util.find_spec("asyncpg") is None:
+                problems.append(("url", "PostgreSQL needs the postgres extra: pip install 'statusd[postgres]'"))
+        return problems
 
 
 @dataclass(frozen=True)
@@ -519,7 +529,7 @@ def summary(cfg: Config) -> str:
     lines = [
         f"config OK: {cfg.source}",
         f"  page: {cfg.page.title!r} at {cfg.server.base_url}",
-        f"  store: SQLite {cfg.store_path}",
+        f"  store: {'PostgreSQL (store.url)' if cfg.store.url else f'SQLite {cfg.store_path}'}",
         f"  components: {len(cfg.components)} ({', '.join(cfg.components) or 'none'})",
         f"  probes: {len(cfg.probes)} ({', '.join(f'{n}:{p.type}' for n, p in cfg.probes.items()) or 'none'})",
         f"  notifiers: {len(cfg.notifiers)} ({', '.join(f'{n}:{c.type}' for n, c in cfg.notifiers.items()) or 'none'})",

@@ -218,6 +218,7 @@ def _schedule(**layer: object) -> dict:
     pytest.param({"page": {"cache_s": float("nan")}}, "page.cache_s", id="cache-nan"),
     pytest.param({"page": {"time_zone": "Mars/Olympus"}}, "page.time_zone", id="page-zone"),
     pytest.param({"notifications": {"lease_s": float("inf")}}, "notifications.lease_s", id="lease-inf"),
+    pytest.param({"store": {"url": "mysql://root@127.0.0.1/statusd"}}, "store.url", id="store-url-not-postgres"),
     pytest.param({"notifications": {"lease_s": 30}, "notifiers": {"mail": {"type": "email", "timeout_s": 60}}},
                  "notifiers.mail.timeout_s", id="send-longer-than-its-lease"),
     pytest.param({"notifications": {"templates_dir": "/nonexistent/templates"}}, "notifications.templates_dir",

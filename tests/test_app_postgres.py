@@ -1,0 +1,73 @@
+"""The whole app on PostgreSQL (`[store] url`): reports surge into an incident, a restart carries on."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from statusd.app import RUNTIME, build_app
+from statusd.config import parse_config
+from tests import test_store_contract
+from tests.test_reports_intake import SUPPORT, TOKEN, auth, report
+from tests.test_store_contract import fresh_postgres_database
+
+pytestmark = pytest.mark.postgres
+postgres_server = test_store_contract.postgres_server  # the fixture: skips where no PostgreSQL answers
+
+
+@pytest.fixture
+async def dsn(postgres_server: str) -> AsyncIterator[str]:
+    async with fresh_postgres_database(postgres_server) as url:
+        yield url
+
+
+def config(dsn: str, tmp_path) -> Any:
+    return parse_config({
+        "store": {"url": dsn, "path": str(tmp_path / "never-used.db")},
+        "page": {"cache_s": 0},
+        "components": {"payments": {"name": "Card payments"}},
+        "notifiers": {"mail": {"type": "email", "port": 2525}},
+        "reports": {"min_clients": 5},
+        "tokens": {"helpdesk": {"name": "Helpdesk", "secret": TOKEN, "scopes": ["reports:write"]},
+                   "support": {"name": "Support", "secret": SUPPORT, "scopes": ["incidents:write"]}},
+    }, {})
+
+
+async def test_reports_surge_into_an_incident_and_a_restart_carries_on(dsn, tmp_path, aiohttp_client) -> None:
+    first = await aiohttp_client(build_app(config(dsn, tmp_path), run_probes=False, run_worker=False))
+    answers = []
+    for i in range(5):
+        r = await first.post("/api/v1/reports", headers=auth(), json=report(i, tags={"component": "payments"}))
+        assert r.status == 202, await r.text()
+        answers.append((await r.json())["report"])
+    incident_id = answers[-1]["incident_id"]
+    assert incident_id is not None and [a["incident_id"] for a in answers[:4]] == [None] * 4
+    linked = await (await first.get(f"/api/v1/incidents/{incident_id}/reports", headers=auth(SUPPORT))).json()
+    assert len(linked["clients"]) == 5
+    summary = await (await first.get("/api/v2/summary.json")).json()
+    assert [c["status"] for c in summary["components"]] == ["degraded_performance"]
+    async with first.app[RUNTIME].store.read() as r:
+        acks = sorted(m.recipient for m in await r.outbox.list(100) if m.template == "report_ack")
+    assert acks == [f"client{i}@example.com" for i in range(5)]
+    await first.close()
+    assert not (tmp_path / "never-used.db").exists()
+
+    # A restart on the same database relearns the reports; the sixth client joins the open incident.
+    second = await aiohttp_client(build_app(config(dsn, tmp_path), run_probes=False, run_worker=False))
+    r = await second.post("/api/v1/reports", headers=auth(), json=report(5, tags={"component": "payments"}))
+    assert r.status == 202 and (await r.json())["report"]["incident_id"] == incident_id
+
+
+async def test_serve_names_store_url_when_postgres_cannot_be_used(dsn, tmp_path) -> None:
+    missing = dsn.rsplit("/", 1)[0] + "/statusd_no_such_database"
+    path = tmp_path / "statusd.toml"
+    path.write_text(f'[server]\nport = 0\n[store]\nurl = "{missing}"\n', encoding="utf-8")
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "statusd.cli", "serve", str(path),
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    assert "Traceback" not in err.decode() and "statusd_no_such_database\" does not exist (store.url)" in err.decode()
