@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from aiohttp import web
 
@@ -158,15 +158,47 @@ def _one_server_per_store(path: Path) -> IO[bytes] | bool:
     return handle
 
 
+async def _one_server_per_database(dsn: str) -> Any:
+    """PostgreSQL's counterpart of `_one_server_per_store`: a session advisory lock, held by a connection
+    of its own for as long as it is open; False: another server holds it. None: no connection
+    (opening the store will say why)."""
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(dsn)
+    except Exception:  # noqa: BLE001 - refused, no such database, bad password: reported by the store's open
+        return None
+    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", SERVER_LOCK_KEY):
+        await conn.close()
+        return False
+    return conn
+
+
+SERVER_LOCK_KEY = 0x73746174757353  # "statusS": one statusd serve per PostgreSQL database
+
+
 async def _serve(config: Config) -> int:
-    lock: IO[bytes] | bool = True
     if config.store.url is None:
         config.store_path.parent.mkdir(parents=True, exist_ok=True)
-        lock = _one_server_per_store(config.store_path)
-    if lock is False:
-        print(f"statusd: another statusd serve is using the store {config.store_path} (store.path); "
-              "run one server per SQLite file", file=sys.stderr)
+        lock = _one_server_per_store(config.store_path)  # held while this frame lives: until serving ends
+        if lock is False:
+            print(f"statusd: another statusd serve is using the store {config.store_path} (store.path); "
+                  "run one server per SQLite file", file=sys.stderr)
+            return 1
+        return await _run(config)
+    held = await _one_server_per_database(config.store.url.reveal())
+    if held is False:
+        print("statusd: another statusd serve is using this PostgreSQL database (store.url); "
+              "run one server per database", file=sys.stderr)
         return 1
+    try:
+        return await _run(config)
+    finally:
+        if held is not None:
+            await held.close()
+
+
+async def _run(config: Config) -> int:
     app = build_app(config)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()

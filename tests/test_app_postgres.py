@@ -71,3 +71,32 @@ async def test_serve_names_store_url_when_postgres_cannot_be_used(dsn, tmp_path)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 1
     assert "Traceback" not in err.decode() and "statusd_no_such_database\" does not exist (store.url)" in err.decode()
+
+
+async def test_a_second_server_on_the_same_database_refuses_to_start(dsn, tmp_path) -> None:
+    """As on one SQLite file: two servers would split the reports between two detectors."""
+    import signal
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    first_config, second_config = tmp_path / "first.toml", tmp_path / "second.toml"
+    first_config.write_text(f'[server]\nport = {port}\n[store]\nurl = "{dsn}"\n', encoding="utf-8")
+    second_config.write_text(f'[server]\nport = 0\n[store]\nurl = "{dsn}"\n', encoding="utf-8")
+    first = await asyncio.create_subprocess_exec(sys.executable, "-m", "statusd.cli", "serve", str(first_config),
+                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        assert first.stdout is not None
+        line = b""
+        while b"is up" not in line:
+            line = await asyncio.wait_for(first.stdout.readline(), 60)
+            assert line, "the first server exited before it was up"
+        second = await asyncio.create_subprocess_exec(sys.executable, "-m", "statusd.cli", "serve", str(second_config),
+                                                      stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(second.communicate(), 60)
+        assert second.returncode == 1 and "another statusd serve is using this PostgreSQL database" in err.decode()
+    finally:
+        first.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(first.communicate(), 30)
+    assert first.returncode == 0
