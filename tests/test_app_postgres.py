@@ -94,7 +94,12 @@ async def test_a_second_server_on_the_same_database_refuses_to_start(dsn, tmp_pa
             assert line, "the first server exited before it was up"
         second = await asyncio.create_subprocess_exec(sys.executable, "-m", "statusd.cli", "serve", str(second_config),
                                                       stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        _, err = await asyncio.wait_for(second.communicate(), 60)
+        try:
+            _, err = await asyncio.wait_for(second.communicate(), 60)
+        finally:
+            if second.returncode is None:  # it started after all: the test fails, and leaves no server behind
+                second.kill()
+                await second.wait()
         assert second.returncode == 1 and "another statusd serve is using this PostgreSQL database" in err.decode()
     finally:
         first.send_signal(signal.SIGTERM)
