@@ -6,7 +6,8 @@ the seconds from the start of the process until:
 
 - `/healthz` answers (the status page and the API are up);
 - the detector has relearnt the history (the "warmed up" log line);
-- a report posted at once gets its answer (it is detected after the history).
+- a report posted as soon as it answers gets its answer (during the replay: stored, and
+  detected after the history).
 
     python bench/restart.py [--reports 40000] [--hours 3] [--runs 1]
 """
@@ -80,6 +81,9 @@ def run(n: int, hours: float) -> None:
                                       stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
         try:
             up, answered = asyncio.run(first_answers(f"http://127.0.0.1:{port}", started))
+            deadline = time.monotonic() + 600
+            while "warmed up" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.1)
         finally:
             server.terminate()
             server.wait(timeout=60)

@@ -203,6 +203,14 @@ class ReportIntake:
                     else:
                         kept.append(pending)
                 batch = kept
+            if self._rebuilding is not None and not self._rebuilding.done():
+                # The detector is still relearning the stored history (start-up, 30 s and more for 40,000
+                # reports): say at once that the reports are stored rather than hold the callers for it.
+                # They are detected, linked and acknowledged after the history, in order.
+                for pending in batch:
+                    if not pending.waiter.done():
+                        pending.waiter.set_result([{**result, "detection": "pending"}
+                                                   for result in _stored_results(pending.stored)])
             self._stored.extend(batch)
             if self._stored:
                 self._detecting = _ensure_running(self._detecting, self._detect_stored, "report-detect")
@@ -220,8 +228,7 @@ class ReportIntake:
         Meanwhile the open incidents are read, so that stage three maps surges to incidents
         without waiting for a read of its own.
         """
-        if self._rebuilding is not None:  # live reports come after the history the detector is replaying
-            await asyncio.wait([self._rebuilding])
+        await self.replayed()  # live reports come after the history the detector is replaying
         while self._stored:
             batch = list(self._stored)
             self._stored.clear()
@@ -393,6 +400,11 @@ class ReportIntake:
 
         self._rebuilding = asyncio.create_task(replay(), name="report-rebuild")
         return len(recent)
+
+    async def replayed(self) -> None:
+        """Until the start-up replay has ended (done, failed or cancelled)."""
+        if self._rebuilding is not None:
+            await asyncio.wait([self._rebuilding])
 
     async def rebuild(self, hours: float, *, before_id: int | None = None) -> int:
         """Warm the detector with the last `hours` of stored reports (after a restart), then catch up on its surges.

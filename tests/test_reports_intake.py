@@ -502,16 +502,23 @@ async def test_the_server_answers_while_the_detector_relearns_and_detects_new_re
     client = await asyncio.wait_for(aiohttp_client(app), 10)  # before: start-up waited for the replay
     assert (await client.get("/healthz")).status == 200
     assert (await client.get("/")).status == 200
-    fifth = asyncio.create_task(client.post("/api/v1/reports", headers=auth(),
-                                            json=report(4, tags={"component": "payments"})))
-    await asyncio.sleep(0.3)
-    assert not fifth.done()  # stored, and waiting for the history to be relearnt before its detection
-    replay_may_go.set()
-    r = await asyncio.wait_for(fifth, 10)
-    assert r.status == 202 and (await r.json())["report"]["incident_id"] is not None  # the fifth client: a surge
+    r = await asyncio.wait_for(client.post("/api/v1/reports", headers=auth(),
+                                           json=report(4, tags={"component": "payments"})), 10)
+    assert r.status == 202  # stored, and answered without waiting for the history to be relearnt
+    assert (await r.json())["report"] == {"id": 5, "duplicate": False, "incident_id": None, "detection": "pending"}
     async with app[RUNTIME].store.read() as rd:
-        [incident] = await rd.incidents.list_open()
+        assert await rd.incidents.list_open() == []
+    replay_may_go.set()
+    await asyncio.wait_for(intake.replayed(), 10)
+    for _ in range(250):  # detected after the history: the fifth client makes the surge
+        async with app[RUNTIME].store.read() as rd:
+            if opened := await rd.incidents.list_open():
+                break
+        await asyncio.sleep(0.02)
+    [incident] = opened
+    async with app[RUNTIME].store.read() as rd:
         assert len(await rd.reports.for_incident(incident.id)) == 5
+    assert await outbox(client, "report_ack") == sorted(f"client{i}@example.com" for i in range(5))
 
 
 async def test_a_start_up_replay_that_fails_is_relearnt_before_the_next_report_is_detected(
@@ -533,6 +540,7 @@ async def test_a_start_up_replay_that_fails_is_relearnt_before_the_next_report_i
 
     intake.detector.rebuild = dying_once  # type: ignore[method-assign]
     client = await aiohttp_client(app)
+    await intake.replayed()  # failed; a report meanwhile would be answered "detection pending"
     r = await client.post("/api/v1/reports", headers=auth(), json=report(4, tags={"component": "payments"}))
     assert r.status == 202 and (await r.json())["report"]["incident_id"] is not None  # the fifth client: a surge
     assert calls == [4, 4]  # the failed replay, then the relearning before the fifth report
