@@ -199,8 +199,9 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
             if run_worker:
                 # Before the server answers: the first reports would otherwise wait ~0.5 s for the detector's process.
                 await intake.detector.start()
-            # The detector relearns the last hours of reports in the background (7 s for 40,000): the status
-            # page and the API answer meanwhile, and new reports are detected after that history.
+            # The detector relearns the last hours of reports in the background (half a minute and more for
+            # 40,000, bench/restart.py): the status page and the API answer meanwhile, and new reports are
+            # detected after that history.
             if replaying := await intake.start_rebuild(config.reports.rebuild_hours):
                 log.info("report detector warming up from %d stored reports", replaying)
             if run_worker:

@@ -168,7 +168,7 @@ class ReportIntake:
 
     async def close(self) -> None:
         """Finish the work under way and queued behind it, then stop the detector (before the store closes)."""
-        if self._rebuilding is not None and not self._rebuilding.done():
+        if self._rebuilding is not None and self._replaying():
             # A replay half done is of no use now, and relearning during shutdown would only delay it.
             self._replayed = "cancelled"
             self._rebuilding.cancel()
@@ -203,7 +203,7 @@ class ReportIntake:
                     else:
                         kept.append(pending)
                 batch = kept
-            if self._rebuilding is not None and not self._rebuilding.done():
+            if self._replaying():
                 # The detector is still relearning the stored history (start-up, 30 s and more for 40,000
                 # reports): say at once that the reports are stored rather than hold the callers for it.
                 # They are detected, linked and acknowledged after the history, in order.
@@ -400,6 +400,10 @@ class ReportIntake:
 
         self._rebuilding = asyncio.create_task(replay(), name="report-rebuild")
         return len(recent)
+
+    def _replaying(self) -> bool:
+        """The start-up replay is under way."""
+        return self._rebuilding is not None and not self._rebuilding.done()
 
     async def replayed(self) -> None:
         """Until the start-up replay has ended (done, failed or cancelled)."""
