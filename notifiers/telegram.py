@@ -37,6 +37,7 @@ from yarl import URL
 from notifiers.base import NotifierSettings, describe_client_error, raise_for_http_status
 from statusd.core.clock import Clock, SystemClock
 from statusd.core.errors import NotifyError, ValidationError
+from statusd.core.http_body import read_body
 from statusd.core.json_body import parse_json
 from statusd.core.model import Rendered
 from statusd.core.schema import Problems, Secret, http_url, positive
@@ -226,7 +227,7 @@ class TelegramCallbacks:
         if not hmac.compare_digest(given.encode("utf-8", "replace"), secret.reveal().encode("utf-8")):
             return _error_response(401, SECRET_HEADER, "missing or wrong secret token")
         try:
-            update = parse_json(await request.read())
+            update = parse_json(await read_body(request, request.client_max_size, "[server] max_body_bytes"))
         except ValidationError as exc:
             return _error_response(400, exc.field, f"expected a JSON Telegram Update: {exc.message}")
         if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):

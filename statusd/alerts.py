@@ -28,6 +28,7 @@ from statusd.api import error_response
 from statusd.coordinator import Coordinator
 from statusd.core.clock import Clock
 from statusd.core.errors import Conflict, ValidationError
+from statusd.core.http_body import TooLarge, read_body
 from statusd.core.json_body import parse_json
 from statusd.core.model import ComponentStatus, Incident, Signal
 from statusd.core.schema import Problems, Secret, join
@@ -211,35 +212,6 @@ def _target(wanted: Iterable[tuple[str, str | None]], severity: ComponentStatus,
 
 
 # --- input -------------------------------------------------------------------------------
-
-class _TooLarge(Exception):
-    pass
-
-
-class _Unreadable(Exception):
-    pass
-
-
-async def _read_limited(request: web.Request, limit: int) -> bytes:
-    """The body, refusing more than `limit` bytes before reading them all into memory.
-
-    _TooLarge over the limit; _Unreadable when the bytes cannot be read as sent (e.g. a body
-    that does not match its Content-Encoding).
-    """
-    if request.content_length is not None and request.content_length > limit:
-        raise _TooLarge(f"is larger than {limit} bytes (alerts.max_body_bytes)")
-    body = bytearray()
-    try:
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            body += chunk
-            if len(body) > limit:
-                raise _TooLarge(f"is larger than {limit} bytes (alerts.max_body_bytes)")
-    except (_TooLarge, web.HTTPException):
-        raise
-    except Exception as exc:  # noqa: BLE001 - aiohttp's payload errors: the sender's fault
-        raise _Unreadable(f"could not be read: {exc}") from None
-    return bytes(body)
-
 
 def _json_object(raw: bytes, problems: _Problems) -> dict[str, Any] | None:
     if not raw.strip():
@@ -509,11 +481,9 @@ class AlertIntake:
         if denied is not None:
             return denied
         try:
-            raw = await _read_limited(request, self.config.max_body_bytes)
-        except _TooLarge as exc:
-            return error_response(413, "body", str(exc))
-        except _Unreadable as exc:
-            return error_response(400, "body", str(exc))
+            raw = await read_body(request, self.config.max_body_bytes, "alerts.max_body_bytes")
+        except ValidationError as exc:
+            return error_response(exc.status, exc.field, exc.message)
         problems = _Problems()
         data = _json_object(raw, problems)
         alerts = _parse_webhook(data, source, problems) if data is not None else []
@@ -572,11 +542,11 @@ class AlertIntake:
     async def pagerduty(self, request: web.Request) -> web.Response:
         """PagerDuty Events API v2: trigger, acknowledge and resolve by routing key and dedup key."""
         try:
-            raw = await _read_limited(request, self.config.max_body_bytes)
-        except _TooLarge as exc:
-            return _pagerduty_invalid(413, [f"body: {exc}"], message="Event object is too large")
-        except _Unreadable as exc:
-            return _pagerduty_invalid(400, [f"body: {exc}"])
+            raw = await read_body(request, self.config.max_body_bytes, "alerts.max_body_bytes")
+        except TooLarge as exc:
+            return _pagerduty_invalid(413, [f"{exc.field}: {exc.message}"], message="Event object is too large")
+        except ValidationError as exc:
+            return _pagerduty_invalid(exc.status, [f"{exc.field}: {exc.message}"])
         problems = _Problems()
         data = _json_object(raw, problems)
         event = None

@@ -22,6 +22,7 @@ from aiohttp import web
 from statusd.coordinator import Coordinator
 from statusd.core.clock import FIRST_YEAR, LAST_YEAR, supported
 from statusd.core.errors import Conflict, NotFound, StatusdError, ValidationError
+from statusd.core.http_body import read_body
 from statusd.core.json_body import parse_json
 from statusd.core.model import ComponentStatus, Impact, Incident, IncidentStatus, Subscriber, TimelineEntry
 from statusd.core.protocols import Store
@@ -53,13 +54,19 @@ def error_response(status: int, field: str | None, message: str) -> web.Response
     return web.json_response({"error": body}, status=status)
 
 
+def web_application(max_body_bytes: int) -> web.Application:
+    """The app every statusd route is added to: JSON errors, the body limit, and bodies decoded by read_body."""
+    return web.Application(middlewares=[json_errors], client_max_size=max_body_bytes,
+                           handler_args={"auto_decompress": False})
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn domain errors into 4xx JSON; never leak a stack trace to a client."""
     try:
         return await handler(request)
     except ValidationError as exc:
-        return error_response(400, exc.field, exc.message)
+        return error_response(exc.status, exc.field, exc.message)
     except NotFound as exc:
         return error_response(404, None, str(exc))
     except Conflict as exc:
@@ -98,12 +105,7 @@ class Body:
 
     @classmethod
     async def read(cls, request: web.Request, allowed: set[str]) -> Body:
-        try:
-            raw = await request.read()
-        except web.HTTPException:
-            raise
-        except Exception as exc:  # noqa: BLE001 - e.g. a Content-Encoding the body does not match
-            raise ValidationError("body", f"could not be read: {exc}") from None
+        raw = await read_body(request, request.client_max_size, "[server] max_body_bytes")
         if not raw:
             return cls({}, allowed)
         data = parse_json(raw)

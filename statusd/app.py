@@ -18,7 +18,7 @@ import notifiers as notifier_plugins
 import probes as probe_plugins
 from notifiers.telegram import CallbackQuery, TelegramCallbacks, parse_action
 from statusd.alerts import AlertIntake
-from statusd.api import Token, WriteApi, error_response, json_errors
+from statusd.api import Token, WriteApi, error_response, web_application
 from statusd.config import Config, ScheduleConfig
 from statusd.coordinator import Coordinator, PageInfo, Policy
 from statusd.core.clock import Clock, SystemClock
@@ -145,7 +145,7 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
               run_worker: bool = True) -> web.Application:
     """The whole statusd as an aiohttp application; resources live in its cleanup context."""
     clock = clock or SystemClock()
-    app = web.Application(middlewares=[json_errors], client_max_size=config.server.max_body_bytes)
+    app = web_application(config.server.max_body_bytes)
     store = make_store(config)
     metrics = Metrics(CollectorRegistry(auto_describe=True))
     schedules = schedules_from(config)

@@ -29,6 +29,7 @@ from statusd.api import Body, Token, WriteApi, parse_time, path_id
 from statusd.coordinator import Coordinator
 from statusd.core.clock import Clock
 from statusd.core.errors import NotFound, ValidationError
+from statusd.core.http_body import UnsupportedCoding, read_body
 from statusd.core.model import CustomerReport
 from statusd.core.protocols import Store
 from statusd.core.schema import http_url
@@ -540,7 +541,7 @@ class ReportIntake:
         try:
             form = await _form_fields(request)
         except ValidationError as exc:
-            return self._form_error(exc.field, exc.message)
+            return self._form_error(exc.field, exc.message, exc.status)
         if form.get("website"):  # the hidden honeypot: people leave it empty, bots fill it in
             return self._render("Thank you", "<p>Thank you for your report.</p>", 200)
         files = [name for name, value in form.items() if not isinstance(value, str)]
@@ -566,9 +567,9 @@ class ReportIntake:
         return self._render("Thank you", f"<p>Thank you — your report reached our team.{kept}</p>"
                             '<p><a href="/">Back to the status page</a></p>', 200)
 
-    def _form_error(self, field: str, message: str) -> web.Response:
+    def _form_error(self, field: str, message: str, status: int = 400) -> web.Response:
         return self._render("Please check your report", f"<p>{html.escape(field)}: {html.escape(message)}</p>"
-                            '<p><a href="/report">Back to the form</a></p>', 400)
+                            '<p><a href="/report">Back to the form</a></p>', status)
 
     def _allow(self, remote: str) -> bool:
         """A token bucket per address: `form_rate_per_min` reports a minute, refilled continuously."""
@@ -595,6 +596,8 @@ async def _form_fields(request: web.Request) -> Mapping[str, Any]:
     a raw one fails with a traceback), so that form is decoded here, strictly.
     """
     if request.content_type not in ("application/x-www-form-urlencoded", ""):
+        if (request.headers.get("Content-Encoding") or "identity").strip().lower() != "identity":
+            raise UnsupportedCoding("Content-Encoding", "a multipart form is read as it is sent: send it without one")
         try:
             return await request.post()
         except (UnicodeError, LookupError) as exc:
@@ -607,7 +610,7 @@ async def _form_fields(request: web.Request) -> Mapping[str, Any]:
     if known not in _FORM_CHARSETS:  # e.g. utf-7 or unicode_escape, which decode to lone surrogates
         raise ValidationError("body", f"charset {charset!r} is not supported (utf-8, iso-8859-1 or windows-1252)")
     fields: dict[str, str] = {}
-    for pair in (await request.read()).split(b"&"):
+    for pair in (await read_body(request, request.client_max_size, "[server] max_body_bytes")).split(b"&"):
         if not pair.strip():
             continue
         raw_name, _, raw_value = pair.partition(b"=")

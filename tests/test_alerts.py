@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import gzip
 import json
 import logging
 import tomllib
@@ -16,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from statusd.alerts import AlertIntake, AlertMapper, AlertRule, AlertsConfig, Target
-from statusd.api import json_errors
+from statusd.api import web_application
 from statusd.coordinator import Coordinator, PageInfo, Policy
 from statusd.core.clock import Clock
 from statusd.core.model import (
@@ -102,7 +103,7 @@ async def build_coordinator(store: SqliteStore, clock: Clock) -> Coordinator:
 
 def build_app(config: AlertsConfig, coordinator: Coordinator, clock: Clock) -> web.Application:
     """An app with only the alert intake, behind the API's JSON error middleware."""
-    app = web.Application(middlewares=[json_errors])
+    app = web_application(1024 ** 2)
     AlertIntake(config, coordinator, clock, known_components(coordinator.store)).add_routes(app)
     return app
 
@@ -468,6 +469,12 @@ BAD_WEBHOOKS = [
     pytest.param(AM, {"Authorization": "Basic \u00e9"}, GOOD, 401, "Authorization", id="basic-not-ascii"),
     pytest.param(AM, {"Content-Encoding": "gzip", **auth()}, json.dumps(GOOD).encode(), 400, "body",
                  id="body-not-its-content-encoding"),
+    pytest.param(AM, {"Content-Encoding": "gzip", **auth()}, gzip.compress(json.dumps(GOOD).encode())[:-6], 400, "body",
+                 id="gzip-cut-short"),
+    pytest.param(AM, {"Content-Encoding": "gzip", **auth()}, gzip.compress(b" " * 200_000), 413, "body",
+                 id="gzip-bomb-over-alerts-max-body-bytes"),
+    pytest.param(AM, {"Content-Encoding": "compress", **auth()}, json.dumps(GOOD).encode(), 415, "Content-Encoding",
+                 id="unsupported-content-coding"),
     pytest.param(GRAFANA, {**auth(), "Content-Type": "application/json"},
                  b'{"alerts": [{"status": "firing", "labels": {}, "values": {"A": 1e999}}]}', 400, "body",
                  id="grafana-value-infinite"),

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+import gzip
 import json
 from typing import Any
+import zlib
 
+import brotli
 import pytest
 
 from statusd.app import RUNTIME, build_app
 from statusd.config import parse_config
+from statusd.core.http_body import zstd
 
 TOKEN = "helpdesk-token-0123456789"
 SUPPORT = "support-token-0123456789a"
@@ -198,10 +202,76 @@ async def test_bodies_json_accepts_but_nothing_can_store_are_refused_naming_the_
         assert await rd.reports.recent(T0_FAR_PAST) == []
 
 
-async def test_a_body_that_does_not_match_its_content_encoding_is_a_400(client) -> None:
+def _raw_deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+CODED = [  # (Content-Encoding, how the body is packed)
+    pytest.param("gzip", gzip.compress, id="gzip"),
+    pytest.param("GZip", lambda b: gzip.compress(b[:20]) + gzip.compress(b[20:]), id="gzip-two-members"),
+    pytest.param("deflate", zlib.compress, id="deflate"),
+    pytest.param("deflate", _raw_deflate, id="deflate-raw"),  # what many clients send as "deflate"
+    pytest.param("br", brotli.compress, id="br"),
+    pytest.param("zstd", zstd.compress, id="zstd"),
+    pytest.param(" identity ", lambda b: b, id="identity"),
+]
+
+
+@pytest.mark.parametrize("coding, pack", CODED)
+async def test_a_body_in_a_content_coding_is_decoded(client, coding, pack) -> None:
+    body = json.dumps(report(1, text="оплата картой не проходит")).encode()
     r = await client.post("/api/v1/reports", headers={**auth(), "Content-Type": "application/json",
-                                                      "Content-Encoding": "gzip"}, data=b'{"client_id": "c"}')
-    assert r.status == 400 and (await r.json())["error"]["field"] == "body"
+                                                      "Content-Encoding": coding}, data=pack(body))
+    assert r.status == 202, await r.text()
+    async with client.app[RUNTIME].store.read() as rd:
+        [stored] = await rd.reports.recent(T0_FAR_PAST)
+    assert stored.text == "оплата картой не проходит (1)"
+
+
+BAD_CODED = [  # (Content-Encoding, body, status, field, words of the message)
+    pytest.param("gzip", b'{"client_id": "c"}', 400, "body", "is not valid gzip data", id="not-gzip"),
+    pytest.param("gzip", gzip.compress(json.dumps(report(1)).encode())[:-12], 400, "body", "ends early",
+                 id="gzip-cut-short"),
+    pytest.param("deflate", b"x", 400, "body", "ends early", id="deflate-one-byte"),  # aiohttp's parser: text 400
+    pytest.param("br", b"\x00" * 8, 400, "body", "is not valid br data", id="not-br"),
+    pytest.param("zstd", b"plain", 400, "body", "is not valid zstd data", id="not-zstd"),
+    pytest.param("gzip", gzip.compress(b" " * 3_000_000), 413, "body", "once decoded ([server] max_body_bytes)",
+                 id="gzip-bomb"),
+    pytest.param("br", brotli.compress(b" " * 3_000_000), 413, "body", "once decoded", id="br-bomb"),
+    pytest.param("zstd", zstd.compress(b" " * 3_000_000), 413, "body", "once decoded", id="zstd-bomb"),
+    pytest.param("compress", b"{}", 415, "Content-Encoding", "'compress' is not supported", id="compress"),
+    pytest.param("gzip, br", b"{}", 415, "Content-Encoding", "not supported", id="two-codings"),
+]
+
+
+@pytest.mark.parametrize("coding, body, status, field, words", BAD_CODED)
+async def test_a_body_not_in_its_content_coding_is_refused_naming_it(client, coding, body, status, field,
+                                                                       words) -> None:
+    r = await client.post("/api/v1/reports", headers={**auth(), "Content-Type": "application/json",
+                                                      "Content-Encoding": coding}, data=body)
+    assert r.status == status, await r.text()
+    error = (await r.json())["error"]
+    assert error["field"] == field and words in error["message"]
+    assert r.headers.get("Connection", "").lower() != "close"  # the connection stays usable
+    ok = await client.post("/api/v1/reports", headers=auth(), json=report(2))
+    assert ok.status == 202
+    async with client.app[RUNTIME].store.read() as rd:
+        assert [r.client_id for r in await rd.reports.recent(T0_FAR_PAST)] == ["client-2"]
+
+
+async def test_the_form_reads_a_compressed_body_and_refuses_a_compressed_multipart_one(client) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Content-Encoding": "gzip"}
+    ok = await client.post("/report", headers=form, data=gzip.compress(b"text=Checkout+fails"))
+    assert ok.status == 200, await ok.text()
+    cut = await client.post("/report", headers=form, data=gzip.compress(b"text=Checkout+fails")[:-8])
+    assert cut.status == 400 and "body: is not valid gzip data" in await cut.text()
+    multipart = {"Content-Type": "multipart/form-data; boundary=x", "Content-Encoding": "gzip"}
+    packed = await client.post("/report", headers=multipart,
+                               data=gzip.compress(b'--x\r\nContent-Disposition: form-data; name="text"\r\n\r\nhi\r\n--x--'))
+    assert packed.status == 415 and "Content-Encoding" in await packed.text()
+    async with client.app[RUNTIME].store.read() as rd:
+        assert [r.text for r in await rd.reports.recent(T0_FAR_PAST)] == ["Checkout fails"]
 
 
 async def test_odd_credentials_and_ids_are_401_and_404_not_500(client) -> None:

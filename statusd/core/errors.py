@@ -20,6 +20,8 @@ class ConfigError(StatusdError):
 class ValidationError(StatusdError):
     """Input from a client is invalid; `field` names the offending field."""
 
+    status = 400  # the HTTP status it is answered with
+
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         self.message = message
