@@ -372,6 +372,9 @@ class Coordinator:
             incident = await tx.incidents.get(incident_id)
             if incident is None:
                 raise NotFound("incident", incident_id)
+            if incident.merged_into is not None:  # its story goes on in the other one, and so does its postmortem
+                raise Conflict(f"incident {incident_id} was merged into incident {incident.merged_into}; publish the "
+                               f"postmortem there, once that one is resolved")
             if incident.resolved_at is None:
                 raise Conflict(f"incident {incident_id} is not resolved yet; publish the postmortem after resolution")
             incident = replace(incident, status=IncidentStatus.POSTMORTEM, postmortem=body, postmortem_at=now,

@@ -547,6 +547,9 @@ class ReportIntake:
         files = [name for name, value in form.items() if not isinstance(value, str)]
         if files:
             return self._form_error(files[0], "must be text, not a file")
+        nul = [name for name, value in form.items() if "\0" in value]
+        if nul:  # as in a JSON body (statusd.core.json_body): PostgreSQL's text cannot hold it
+            return self._form_error(nul[0], "contains a NUL character")
         data: dict[str, Any] = {"client_id": f"form:{request.remote or 'unknown'}", "channel": "form",
                                 "text": str(form.get("text", ""))}
         email = str(form.get("email", "")).strip()

@@ -257,6 +257,13 @@ async def test_merge_combines_timelines_and_routes_the_detector(coordinator, sql
     assert resolved.id == manual.id and resolved.status is IncidentStatus.RESOLVED
     with pytest.raises(Conflict):
         await coordinator.merge(probe.id, into=manual.id, by="Dana")
+    # The postmortem belongs to the incident the story went on in, not to the merged one (closed, but not resolved).
+    with pytest.raises(Conflict, match=f"merged into incident {manual.id}"):
+        await coordinator.publish_postmortem(probe.id, body="# Why", author="Dana", notify=True)
+    async with sqlite_store.read() as r:
+        assert (await r.incidents.get(probe.id)).postmortem is None
+        assert [m for m in await r.outbox.list(100) if m.template == "postmortem"] == []
+    assert (await coordinator.publish_postmortem(manual.id, body="# Why", author="Dana", notify=False)).postmortem
 
 
 async def test_a_second_detector_on_the_same_component_joins_the_open_incident(coordinator, sqlite_store, clock):

@@ -184,6 +184,9 @@ async def test_bad_reports_name_the_field_and_store_nothing(client, body, field)
     pytest.param(b'{"client_id": "c", "text": "card \\ud800 declined"}', "text", id="unpaired-surrogate"),
     pytest.param(b'{"client_id": "c", "text": "x", "tags": {"region": "\\udc00"}}', "tags.region",
                  id="unpaired-surrogate-in-a-tag"),
+    pytest.param(b'{"client_id": "c", "text": "pay\\u0000ment declined"}', "text", id="nul"),  # PostgreSQL: an error
+    pytest.param(b'{"client_id": "c", "text": "x", "tags": {"region": "eu\\u0000"}}', "tags.region", id="nul-in-a-tag"),
+    pytest.param(b'{"client_id": "c", "text": "x", "tags": {"a\\u0000": "eu"}}', "tags", id="nul-in-a-key"),
     pytest.param(b'{"client_id": "c", "text": "x", "external_id": NaN}', "body", id="nan"),
     pytest.param(b"[" * 5000 + b"]" * 5000, "body", id="nested-too-deep"),
     pytest.param(b'{"client_id": "c", "text": "x", "external_id": ' + b"9" * 5000 + b"}", "body", id="huge-integer"),
@@ -388,6 +391,8 @@ async def test_the_form_refuses_text_that_is_not_utf_8_naming_the_field(tmp_path
     for body in (b"text=%FF%FEcard+broken&email=", b"text=\xff\xfe card broken&email="):
         bad = await client.post("/report", headers=form, data=body)
         assert bad.status == 400 and "text: is not valid utf-8 text" in await bad.text(), body
+    nul = await client.post("/report", headers=form, data=b"text=card%00+broken&email=")
+    assert nul.status == 400 and "text: contains a NUL character" in await nul.text()
     latin = await client.post("/report", headers={"Content-Type": "application/x-www-form-urlencoded; charset=latin-1"},
                               data="text=Caf\xe9 checkout fails".encode("latin-1"))
     assert latin.status == 200, await latin.text()

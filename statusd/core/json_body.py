@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from statusd.core.errors import ValidationError
@@ -17,8 +18,9 @@ def parse_json(raw: bytes) -> Any:
 
     Beyond syntax, it refuses what `json.loads` takes but nothing downstream can handle:
     NaN and Infinity (also as 1e999, which overflows to it), nesting deep enough to exhaust
-    the stack, integers of thousands of digits, and strings with an unpaired surrogate escape ("\\ud800"), which no UTF-8
-    store can write. Such a string is named by its path, e.g. `reports[2].text`.
+    the stack, integers of thousands of digits, strings with an unpaired surrogate escape ("\\ud800"), which no UTF-8
+    store can write, and strings with a NUL ("\\u0000"), which PostgreSQL's text cannot hold. Such a string is named
+    by its path, e.g. `reports[2].text`.
     """
     try:
         data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
@@ -33,9 +35,13 @@ def parse_json(raw: bytes) -> Any:
     except ValueError:  # an integer past Python's digit limit (4,300)
         raise ValidationError("body", "has a number too long to read") from None
     if _SURROGATE_ESCAPE.search(raw):  # rare: only then walk the value
-        path = _unpaired_surrogate(data, "")
+        path = _first_string(data, "", _not_utf8)
         if path is not None:
             raise ValidationError(path or "body", "contains an unpaired UTF-16 surrogate (\\ud800-\\udfff)")
+    if b"\\u0000" in raw:  # PostgreSQL cannot store it in text, and no one means it
+        path = _first_string(data, "", lambda s: "\0" in s)
+        if path is not None:
+            raise ValidationError(path or "body", "contains a NUL character (\\u0000)")
     return data
 
 
@@ -54,25 +60,29 @@ def _finite(text: str) -> float:
     return value
 
 
-def _unpaired_surrogate(value: Any, path: str) -> str | None:
-    """The path of the first string (or key) in `value` that is not encodable as UTF-8, else None."""
+def _not_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _first_string(value: Any, path: str, bad: Callable[[str], bool]) -> str | None:
+    """The path of the first string in `value` that is `bad` (of the object holding it, for a key), else None."""
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return path
-        return None
+        return path if bad(value) else None
     if isinstance(value, dict):
         for key, item in value.items():
             inner = f"{path}.{key}" if path else str(key)
-            if _unpaired_surrogate(key, inner) is not None:
+            if bad(key):
                 return path or "body"
-            found = _unpaired_surrogate(item, inner)
+            found = _first_string(item, inner, bad)
             if found is not None:
                 return found
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            found = _unpaired_surrogate(item, f"{path}[{i}]")
+            found = _first_string(item, f"{path}[{i}]", bad)
             if found is not None:
                 return found
     return None
