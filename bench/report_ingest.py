@@ -40,8 +40,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(folder: Path, port: int) -> Path:
+def write_config(folder: Path, port: int, model: str | None = None) -> Path:
     path = folder / "statusd.toml"
+    model_line = f"model = {json.dumps(str(Path(model).resolve()))}" if model else ""
     path.write_text(f"""
 [server]
 port = {port}
@@ -53,6 +54,7 @@ name = "Payments"
 [reports]
 rebuild_hours = 1.0
 max_batch = 500
+{model_line}
 [tokens.helpdesk]
 name = "Bench"
 secret = "{TOKEN}"
@@ -163,11 +165,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds at the same rate, reported apart")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--batch", type=int, default=0, help="reports per batch request (0 = one per request)")
+    parser.add_argument("--model", help="a text model for [reports] model (statusd fit-model), e.g. a category "
+                                        "model fitted on banking77's train.csv")
     args = parser.parse_args()
     pool = texts()
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        config = write_config(Path(tmp), port)
+        config = write_config(Path(tmp), port, args.model)
         server = subprocess.Popen([sys.executable, "-m", "statusd.cli", "--log-level", "WARNING", "serve", str(config)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
         try:
