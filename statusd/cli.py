@@ -215,7 +215,7 @@ async def _run(config: Config) -> int:
         return 1
     print(f"statusd {__version__} is up. Status page: {config.server.base_url}/  "
           f"(metrics: {config.server.base_url}/metrics, "
-          f"store: {'PostgreSQL (store.url)' if config.store.url else config.store_path})", flush=True)
+          f"store: {config.store_description})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

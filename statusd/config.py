@@ -353,6 +353,11 @@ class Config:
             path = self.source.parent / path
         return path
 
+    @property
+    def store_description(self) -> str:
+        """Which store this config selects, for people (never the URL: it may hold a password)."""
+        return "PostgreSQL (store.url)" if self.store.url else f"SQLite {self.store_path}"
+
 
 _SIMPLE_SECTIONS: dict[str, type[Any]] = {
     "server": ServerConfig,
@@ -529,7 +534,7 @@ def summary(cfg: Config) -> str:
     lines = [
         f"config OK: {cfg.source}",
         f"  page: {cfg.page.title!r} at {cfg.server.base_url}",
-        f"  store: {'PostgreSQL (store.url)' if cfg.store.url else f'SQLite {cfg.store_path}'}",
+        f"  store: {cfg.store_description}",
         f"  components: {len(cfg.components)} ({', '.join(cfg.components) or 'none'})",
         f"  probes: {len(cfg.probes)} ({', '.join(f'{n}:{p.type}' for n, p in cfg.probes.items()) or 'none'})",
         f"  notifiers: {len(cfg.notifiers)} ({', '.join(f'{n}:{c.type}' for n, c in cfg.notifiers.items()) or 'none'})",
