@@ -229,7 +229,7 @@ class TelegramCallbacks:
         try:
             update = parse_json(await read_body(request, request.client_max_size, "[server] max_body_bytes"))
         except ValidationError as exc:
-            return _error_response(400, exc.field, f"expected a JSON Telegram Update: {exc.message}")
+            return _error_response(exc.status, exc.field, f"expected a JSON Telegram Update: {exc.message}")
         if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
             return _error_response(400, "update_id", "expected a Telegram Update object with an integer update_id")
         query = _callback_query(update)

@@ -605,6 +605,10 @@ async def _form_fields(request: web.Request) -> Mapping[str, Any]:
             return await request.post()
         except (UnicodeError, LookupError) as exc:
             raise ValidationError("body", f"could not be decoded: {exc}") from None
+        except web.HTTPException:  # over max_body_bytes: 413
+            raise
+        except Exception as exc:  # noqa: BLE001 - aiohttp's multipart reader: a part without a name, bad base64...
+            raise ValidationError("body", f"is not a multipart form statusd can read: {exc}") from None
     charset = request.charset or "utf-8"
     try:
         known = codecs.lookup(charset).name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import html
 import json
 import re
@@ -27,6 +28,7 @@ from notifiers.telegram import (
     TelegramNotifier,
     parse_action,
 )
+from statusd.api import web_application
 from statusd.core.clock import FakeClock
 from statusd.core.errors import NotifyError
 from statusd.core.model import Rendered
@@ -573,7 +575,7 @@ async def webhook_client(http: aiohttp.ClientSession, presses: Presses,
     secret = Secret(webhook_secret) if webhook_secret is not None else None
     receiver = TelegramCallbacks(config("https://api.telegram.org", webhook_secret=secret, poll_timeout_s=0),
                                  http, presses)
-    app = web.Application()
+    app = web_application(200_000)  # as statusd's app: bodies decoded by read_body, at most 200 KB here
     app.router.add_post("/telegram", receiver.handle_webhook)
     client = TestClient(TestServer(app, host="127.0.0.1", port=0))
     await client.start_server()
@@ -634,6 +636,23 @@ async def test_webhook_answers_a_malformed_body_with_400(hook: TestClient[web.Re
     assert response.status == 400
     assert (await response.json())["error"]["field"] == field_name
     assert presses.seen == []
+
+
+@pytest.mark.parametrize(("headers", "body", "status", "field_name"), [
+    pytest.param({"Content-Encoding": "gzip"}, gzip.compress(json.dumps(update()).encode()), 200, None, id="gzip"),
+    pytest.param({}, json.dumps({**update(), "pad": "x" * 300_000}).encode(), 413, "body", id="too-large"),
+    pytest.param({"Content-Encoding": "compress"}, json.dumps(update()).encode(), 415, "Content-Encoding",
+                 id="unknown-coding"),
+])
+async def test_webhook_reads_its_body_as_the_api_does(hook: TestClient[web.Request, web.Application],
+                                                      headers: dict[str, str], body: bytes, status: int,
+                                                      field_name: str | None) -> None:
+    response = await hook.post("/telegram", data=body, headers={SECRET_HEADER: WEBHOOK_SECRET,
+                                                                "Content-Type": "application/json", **headers})
+
+    assert response.status == status, await response.text()
+    if field_name is not None:
+        assert (await response.json())["error"]["field"] == field_name
 
 
 async def test_webhook_acknowledges_other_updates_without_calling_back(

@@ -44,9 +44,11 @@ async def read_body(request: web.Request, limit: int, setting: str) -> bytes:
     `setting` names the limit's config key in the error. Raises UnsupportedCoding, TooLarge, or
     ValidationError on "body" when the bytes cannot be read or are not what the coding says.
     """
-    coding = (request.headers.get("Content-Encoding") or "identity").strip().lower()
+    given = ", ".join(request.headers.getall("Content-Encoding", ()))  # two headers are two codings
+    coding = (given or "identity").strip().lower()
+    coding = {"x-gzip": "gzip"}.get(coding, coding)  # RFC 9110 8.4.1.3: a recipient should take it as gzip
     if coding not in CODINGS:
-        raise UnsupportedCoding("Content-Encoding", f"{request.headers['Content-Encoding']!r} is not supported; "
+        raise UnsupportedCoding("Content-Encoding", f"{given!r} is not supported; "
                                                     f"send the body as it is or in one of: {', '.join(CODINGS[1:])}")
     too_large = TooLarge("body", f"is larger than {limit} bytes ({setting})")
     if request.content_length is not None and request.content_length > limit:
@@ -67,6 +69,8 @@ async def read_body(request: web.Request, limit: int, setting: str) -> bytes:
         decoded = _decode(bytes(raw), coding, limit)
     except (zlib.error, brotli.error, zstd.ZstdError) as exc:
         raise ValidationError("body", f"is not valid {coding} data, as its Content-Encoding says ({exc})") from None
+    except _TooManyFrames:
+        raise ValidationError("body", f"is more than {MAX_FRAMES} {coding} streams run together; send one") from None
     if decoded is None:
         raise ValidationError("body", f"is not valid {coding} data, as its Content-Encoding says (it ends early)")
     if len(decoded) > limit:
@@ -74,14 +78,27 @@ async def read_body(request: web.Request, limit: int, setting: str) -> bytes:
     return decoded
 
 
+MAX_FRAMES = 16  # concatenated gzip members or zstd frames in one body
+
+
+class _TooManyFrames(Exception):
+    pass
+
+
 def _decode(raw: bytes, coding: str, limit: int) -> bytes | None:
     """`raw` decoded, or None if it ends before its last frame does; stops soon after `limit` bytes of output.
 
-    Concatenated gzip members and zstd frames decode one after the other, as a stream would.
+    Concatenated gzip members and zstd frames decode one after the other, as a stream would, up
+    to MAX_FRAMES: each one copies what is left of the body, so a megabyte of empty frames would
+    otherwise hold the event loop for seconds.
     """
     out = bytearray()
     rest = raw
+    frames = 0
     while rest and len(out) <= limit:
+        frames += 1
+        if frames > MAX_FRAMES:
+            raise _TooManyFrames()
         room = limit + 1 - len(out)
         if coding == "br":
             brotli_stream = brotli.Decompressor()
