@@ -29,7 +29,7 @@ from statusd.api import Body, Token, WriteApi, parse_time, path_id
 from statusd.coordinator import Coordinator
 from statusd.core.clock import Clock
 from statusd.core.errors import NotFound, ValidationError
-from statusd.core.http_body import UnsupportedCoding, read_body
+from statusd.core.http_body import UnsupportedCoding, content_coding, read_body
 from statusd.core.model import CustomerReport
 from statusd.core.protocols import Store
 from statusd.core.schema import http_url
@@ -599,7 +599,7 @@ async def _form_fields(request: web.Request) -> Mapping[str, Any]:
     a raw one fails with a traceback), so that form is decoded here, strictly.
     """
     if request.content_type not in ("application/x-www-form-urlencoded", ""):
-        if (request.headers.get("Content-Encoding") or "identity").strip().lower() != "identity":
+        if content_coding(request) != "identity":
             raise UnsupportedCoding("Content-Encoding", "a multipart form is read as it is sent: send it without one")
         try:
             return await request.post()

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
-
 #: Times statusd accepts from outside (API, config, replay files). Far enough from datetime's own
 #: limits (years 1 and 9999) that a time zone's offset, a window or a year added still fits.
 FIRST_YEAR, LAST_YEAR = 1970, 9000
@@ -18,6 +17,7 @@ FIRST_YEAR, LAST_YEAR = 1970, 9000
 def supported(at: datetime) -> bool:
     """Whether `at` lies in the years statusd accepts from outside (FIRST_YEAR to LAST_YEAR)."""
     return FIRST_YEAR <= at.year <= LAST_YEAR
+
 
 class Clock(Protocol):
     """Source of the current UTC time and of waiting; domain code never reads time any other way."""

@@ -38,18 +38,24 @@ class TooLarge(ValidationError):
     status = 413
 
 
-async def read_body(request: web.Request, limit: int, setting: str) -> bytes:
-    """The request's body decoded from its Content-Encoding, at most `limit` bytes as sent and once decoded.
-
-    `setting` names the limit's config key in the error. Raises UnsupportedCoding, TooLarge, or
-    ValidationError on "body" when the bytes cannot be read or are not what the coding says.
-    """
+def content_coding(request: web.Request) -> str:
+    """The request's Content-Encoding, one of CODINGS ("identity" when there is none); else UnsupportedCoding."""
     given = ", ".join(request.headers.getall("Content-Encoding", ()))  # two headers are two codings
     coding = (given or "identity").strip().lower()
     coding = {"x-gzip": "gzip"}.get(coding, coding)  # RFC 9110 8.4.1.3: a recipient should take it as gzip
     if coding not in CODINGS:
         raise UnsupportedCoding("Content-Encoding", f"{given!r} is not supported; "
                                                     f"send the body as it is or in one of: {', '.join(CODINGS[1:])}")
+    return coding
+
+
+async def read_body(request: web.Request, limit: int, setting: str) -> bytes:
+    """The request's body decoded from its Content-Encoding, at most `limit` bytes as sent and once decoded.
+
+    `setting` names the limit's config key in the error. Raises UnsupportedCoding, TooLarge, or
+    ValidationError on "body" when the bytes cannot be read or are not what the coding says.
+    """
+    coding = content_coding(request)
     too_large = TooLarge("body", f"is larger than {limit} bytes ({setting})")
     if request.content_length is not None and request.content_length > limit:
         raise too_large
@@ -92,6 +98,10 @@ def _decode(raw: bytes, coding: str, limit: int) -> bytes | None:
     to MAX_FRAMES: each one copies what is left of the body, so a megabyte of empty frames would
     otherwise hold the event loop for seconds.
     """
+    if coding == "br":  # one stream: brotli has no members or frames to run together
+        brotli_stream = brotli.Decompressor()
+        out = brotli_stream.process(raw, output_buffer_limit=limit + 1)
+        return out if brotli_stream.is_finished() or len(out) > limit else None
     out = bytearray()
     rest = raw
     frames = 0
@@ -100,10 +110,6 @@ def _decode(raw: bytes, coding: str, limit: int) -> bytes | None:
         if frames > MAX_FRAMES:
             raise _TooManyFrames()
         room = limit + 1 - len(out)
-        if coding == "br":
-            brotli_stream = brotli.Decompressor()
-            out += brotli_stream.process(rest, output_buffer_limit=room)
-            return bytes(out) if brotli_stream.is_finished() or len(out) > limit else None
         if coding == "zstd":
             frame = zstd.ZstdDecompressor()
             out += frame.decompress(rest, max_length=room)
