@@ -7,6 +7,7 @@ import asyncio
 import fcntl
 import gc
 import logging
+import os
 import signal
 import sqlite3
 import sys
@@ -29,6 +30,15 @@ log = logging.getLogger("statusd")
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # e.g. `statusd check-config | head -3`: the reader has gone, and that is fine
+        # Python's advice: point stdout at /dev/null, or the flush at exit fails again with a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="statusd", description="Incident communication and status system.")
     parser.add_argument("--version", action="version", version=f"statusd {__version__}")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])

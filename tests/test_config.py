@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -126,6 +127,18 @@ def test_secrets_never_printed() -> None:
     cfg = parse_config({"tokens": {"t": {"name": "T", "secret": secret}},
                         "notifiers": {"h": {"type": "webhook", "secret": secret}}}, {})
     assert_no_secret(repr(cfg), secret)
+
+
+def test_check_config_into_a_pipe_closed_early_prints_no_traceback() -> None:
+    # As `statusd check-config config.toml | head -3` when head has left: nobody reads the pipe any more.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        res = subprocess.run([sys.executable, "-m", "statusd.cli", "check-config", str(EXAMPLE)],
+                             stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
 
 
 def test_check_config_command(tmp_path: Path) -> None:
