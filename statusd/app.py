@@ -255,7 +255,7 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
         limits=IntakeLimits(max_text_chars=rc.max_text_chars, max_batch=rc.max_batch, max_future_s=rc.max_future_s,
                             max_age_days=rc.max_age_days, form_notifier=rc.form_notifier,
                             form_rate_per_min=rc.form_rate_per_min, live_s=rc.window_s),
-        rebuild_hours=rc.rebuild_hours)
+        rebuild_hours=rc.rebuild_hours, observer=metrics)
     intake.add_routes(app, write_api)
     runtime.intake = intake
     AlertIntake(config.alerts, coordinator, clock, set(config.components)).add_routes(app)

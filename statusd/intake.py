@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
@@ -58,12 +58,37 @@ class IntakeLimits:
     live_s: float = 1800.0
 
 
+class IntakeObserver(Protocol):
+    """What the intake reports (statusd.metrics.Metrics implements it)."""
+
+    def reports_received(self, source: str, stored: int, duplicates: int) -> None: ...
+
+    def reports_not_detected(self, reason: str, count: int) -> None: ...
+
+    def reports_linked_to_incidents(self, count: int) -> None: ...
+
+    def report_surge(self) -> None: ...
+
+    def report_detector_restarted(self) -> None: ...
+
+    def report_detector_warming_up(self, warming: bool) -> None: ...
+
+    def report_form_refusal(self, reason: str) -> None: ...
+
+
+class _Unobserved:
+    """The observer when none is given (tests of the intake alone)."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args: None
+
+
 class ReportIntake:
     """Stores, detects and links customer reports; the only writer of reports."""
 
     def __init__(self, store: Store, coordinator: Coordinator, detector: DetectorHost, clock: Clock, *,
                  components: Mapping[str, str], notifiers: Mapping[str, Any], limits: IntakeLimits = IntakeLimits(),
-                 rebuild_hours: float = 24.0) -> None:
+                 rebuild_hours: float = 24.0, observer: IntakeObserver | None = None) -> None:
         self.store = store
         self.coordinator = coordinator
         self.detector = detector
@@ -72,6 +97,7 @@ class ReportIntake:
         self.notifiers = dict(notifiers)  # name → config, for check_recipient
         self.limits = limits
         self.rebuild_hours = rebuild_hours  # what a new detector learns from the store
+        self.observer: IntakeObserver = observer or _Unobserved()  # type: ignore[assignment]
         self._incident_by_key: dict[str, int] = {}
         # Incidents stage three's signals opened or joined, numbered in order: a read of the open
         # incidents taken during detection may predate the latest of them.
@@ -222,6 +248,8 @@ class ReportIntake:
             stored = await tx.reports.add_many([report for pending in batch for report in pending.reports])
         for pending in batch:
             pending.stored, stored = stored[:len(pending.reports)], stored[len(pending.reports):]
+            created = sum(1 for _, new in pending.stored if new)
+            self.observer.reports_received(pending.reports[0].source, created, len(pending.stored) - created)
 
     async def _detect_stored(self) -> None:
         """Stage two: the detector folds in every stored report it has not seen, in order, in one call.
@@ -265,7 +293,12 @@ class ReportIntake:
         """
         since = self.clock.now() - timedelta(seconds=self.limits.live_s)
         live = [report for report in fresh if report.received_at >= since]
-        outcomes = iter(await self._observe_live(live) if live else [])
+        self.observer.reports_not_detected("backfill", len(fresh) - len(live))
+        detected = await self._observe_live(live) if live else []
+        if missed := detected.count(None):
+            self.observer.reports_not_detected("shutdown" if self._replayed == "cancelled" else "detector_failed",
+                                               missed)
+        outcomes = iter(detected)
         return [next(outcomes) if report.received_at >= since else None for report in fresh]
 
     async def _observe_live(self, fresh: list[CustomerReport]) -> list[ReportOutcome | None]:
@@ -302,6 +335,7 @@ class ReportIntake:
                 continue
             result.update(group=outcome.group_key, incident_id=None)
             if outcome.signal is not None:
+                self.observer.report_surge()
                 incident = await self.coordinator.handle(outcome.signal)
                 if incident is not None and incident.id is not None:
                     result["incident_id"] = incident.id
@@ -322,6 +356,7 @@ class ReportIntake:
                     by_incident.setdefault(incidents[key], []).extend(ids)
             linked = await self.coordinator.link_reports_many(
                 by_incident, noted={incidents[key] for key in signalled if key in incidents}, open_only=True)
+            self.observer.reports_linked_to_incidents(sum(linked.values()))
             # `incidents` came from a read older than the link's transaction: one resolved since takes no reports.
             incidents = {key: incident_id for key, incident_id in incidents.items() if incident_id in linked}
         for result, key in keyed:
@@ -336,7 +371,12 @@ class ReportIntake:
         """
         try:
             await self.detector.restart()
-            await self.rebuild(self.rebuild_hours, before_id=before_id)
+            self.observer.report_detector_restarted()
+            self.observer.report_detector_warming_up(True)
+            try:
+                await self.rebuild(self.rebuild_hours, before_id=before_id)
+            finally:
+                self.observer.report_detector_warming_up(False)
             return await self.detector.observe_many(reports)
         except Exception:  # noqa: BLE001 - the reports stay stored and accepted; the next batch tries again
             log.exception("could not restart the report detector; %d reports are stored, undetected", len(reports))
@@ -398,7 +438,10 @@ class ReportIntake:
             else:
                 if recent:
                     log.info("report detector warmed up with %d stored reports", len(recent))
+            finally:
+                self.observer.report_detector_warming_up(False)
 
+        self.observer.report_detector_warming_up(True)
         self._rebuilding = asyncio.create_task(replay(), name="report-rebuild")
         return len(recent)
 
@@ -456,8 +499,9 @@ class ReportIntake:
         if incident is None or incident.id is None:
             return
         self._incident_by_key[outcome.incident_key] = incident.id
-        await self.coordinator.link_reports_many({incident.id: [int(i) for i in outcome.link_report_ids]},
-                                                 open_only=True)
+        linked = await self.coordinator.link_reports_many({incident.id: [int(i) for i in outcome.link_report_ids]},
+                                                          open_only=True)
+        self.observer.reports_linked_to_incidents(sum(linked.values()))
 
     # --- HTTP ----------------------------------------------------------------------------------
 
@@ -536,6 +580,7 @@ class ReportIntake:
     async def submit_form(self, request: web.Request) -> web.Response:
         """A visitor's report: rate-limited per address, size-limited, with a honeypot against bots."""
         if not self._allow(request.remote or "unknown"):
+            self.observer.report_form_refusal("rate_limited")
             return self._render("Too many reports", "<p>Thank you — we already have your reports. Please try again "
                                 "in a few minutes.</p>", 429)
         try:
@@ -543,6 +588,7 @@ class ReportIntake:
         except ValidationError as exc:
             return self._form_error(exc.field, exc.message, exc.status)
         if form.get("website"):  # the hidden honeypot: people leave it empty, bots fill it in
+            self.observer.report_form_refusal("honeypot")
             return self._render("Thank you", "<p>Thank you for your report.</p>", 200)
         files = [name for name, value in form.items() if not isinstance(value, str)]
         if files:
@@ -571,6 +617,7 @@ class ReportIntake:
                             '<p><a href="/">Back to the status page</a></p>', 200)
 
     def _form_error(self, field: str, message: str, status: int = 400) -> web.Response:
+        self.observer.report_form_refusal("invalid")
         return self._render("Please check your report", f"<p>{html.escape(field)}: {html.escape(message)}</p>"
                             '<p><a href="/report">Back to the form</a></p>', status)
 

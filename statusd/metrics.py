@@ -72,6 +72,28 @@ class Metrics:
                                      "Open incidents whose next public update is overdue.", registry=registry)
         self.oncall_covered = Gauge("statusd_oncall_covered", "1 when someone is on call in the schedule now.",
                                     ["schedule"], registry=registry)
+        # Customer reports (statusd.intake). `source` is "form" or "api:<token id>": both from config.
+        self.reports_accepted = Counter("statusd_reports_received_total",
+                                        "Customer reports accepted, by source and outcome (stored, duplicate).",
+                                        ["source", "outcome"], registry=registry)
+        self.reports_undetected = Counter("statusd_reports_undetected_total",
+                                          "Stored reports the detector did not see live, by reason (backfill: "
+                                          "received before the surge window; detector_failed; shutdown).",
+                                          ["reason"], registry=registry)
+        self.reports_linked = Counter("statusd_reports_linked_total", "Reports newly linked to an incident.",
+                                      registry=registry)
+        self.report_surges = Counter("statusd_report_surges_total",
+                                     "Surges of customer reports signalled (each opens, re-opens, joins or grows "
+                                     "an incident).", registry=registry)
+        self.report_detector_restarts = Counter("statusd_report_detector_restarts_total",
+                                                "Times a lost report detector was replaced by a new one.",
+                                                registry=registry)
+        self.report_detector_warming = Gauge("statusd_report_detector_warming",
+                                             "1 while the report detector relearns the stored history (start-up, "
+                                             "restart); new reports are detected after it.", registry=registry)
+        self.report_form_refused = Counter("statusd_report_form_refused_total",
+                                           "Public form submissions not stored, by reason (rate_limited, honeypot, "
+                                           "invalid).", ["reason"], registry=registry)
         self.oncall_gap = Gauge("statusd_oncall_coverage_gap_seconds",
                                 "Seconds with nobody on call in the schedule over the next 7 days.",
                                 ["schedule"], registry=registry)
@@ -116,6 +138,32 @@ class Metrics:
         self.deliveries.labels(notifier, outcome).inc()
         if latency_s is not None:
             self.delivery_latency.labels(notifier).observe(latency_s)
+
+    def reports_received(self, source: str, stored: int, duplicates: int) -> None:
+        if stored:
+            self.reports_accepted.labels(source, "stored").inc(stored)
+        if duplicates:
+            self.reports_accepted.labels(source, "duplicate").inc(duplicates)
+
+    def reports_not_detected(self, reason: str, count: int) -> None:
+        if count:
+            self.reports_undetected.labels(reason).inc(count)
+
+    def reports_linked_to_incidents(self, count: int) -> None:
+        if count:
+            self.reports_linked.inc(count)
+
+    def report_surge(self) -> None:
+        self.report_surges.inc()
+
+    def report_detector_restarted(self) -> None:
+        self.report_detector_restarts.inc()
+
+    def report_detector_warming_up(self, warming: bool) -> None:
+        self.report_detector_warming.set(int(warming))
+
+    def report_form_refusal(self, reason: str) -> None:
+        self.report_form_refused.labels(reason).inc()
 
     # scrape ----------------------------------------------------------------------------
 

@@ -386,6 +386,50 @@ async def test_public_form_rate_limit_honeypot_and_contact(client) -> None:
     assert [(r.channel, r.contact) for r in stored] == [("form", ("mail", "visitor@example.com"))]
 
 
+async def scrape(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """/metrics as Prometheus parses it: (sample name, sorted labels) → value."""
+    from prometheus_client.parser import text_string_to_metric_families
+    text = await (await client.get("/metrics")).text()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+async def test_prometheus_counts_reports_surges_links_and_refused_form_posts(client) -> None:
+    before = await scrape(client)
+    assert before[("statusd_report_detector_warming", ())] == 0
+    assert ("statusd_reports_linked_total", ()) in before and before[("statusd_reports_linked_total", ())] == 0
+    # Six clients: the fifth tips the surge (five reports linked with it), the sixth joins it.
+    for i in range(6):
+        r = await client.post("/api/v1/reports", headers=auth(), json=report(i, external_id=f"t{i}",
+                                                                             tags={"component": "payments"}))
+        assert r.status == 202
+    again = await client.post("/api/v1/reports", headers=auth(), json=report(0, external_id="t0",
+                                                                             tags={"component": "payments"}))
+    assert again.status == 200
+    old = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+    r = await client.post("/api/v1/reports/batch", headers=auth(),
+                          json={"reports": [report(i, received_at=old) for i in (30, 31)]})
+    assert r.status == 202
+    await client.post("/report", data={"text": "buy pills", "website": "http://spam"})
+    await client.post("/report", data={"text": "x", "email": "not-an-email"})
+    await client.post("/report", data={"text": "Checkout fails"})
+    assert (await client.post("/report", data={"text": "again"})).status == 429
+
+    m = await scrape(client)
+    received = "statusd_reports_received_total"
+    assert m[(received, (("outcome", "stored"), ("source", "api:helpdesk")))] == 8
+    assert m[(received, (("outcome", "duplicate"), ("source", "api:helpdesk")))] == 1
+    assert m[(received, (("outcome", "stored"), ("source", "form")))] == 1
+    assert m[("statusd_reports_undetected_total", (("reason", "backfill"),))] == 2
+    assert m[("statusd_report_surges_total", ())] == 1
+    assert m[("statusd_reports_linked_total", ())] == 6
+    assert m[('statusd_incidents_opened_total', (("impact", "minor"), ("source", "reports")))] == 1
+    refused = "statusd_report_form_refused_total"
+    assert {reason: m[(refused, (("reason", reason),))] for reason in ("honeypot", "invalid", "rate_limited")} == {
+        "honeypot": 1, "invalid": 1, "rate_limited": 1}
+    assert m[("statusd_report_detector_restarts_total", ())] == 0
+
+
 async def test_the_form_refuses_files_and_keeps_the_longest_e_mail_addresses(client) -> None:
     import aiohttp
 
@@ -600,8 +644,10 @@ async def test_the_server_answers_while_the_detector_relearns_and_detects_new_re
     assert (await r.json())["report"] == {"id": 5, "duplicate": False, "incident_id": None, "detection": "pending"}
     async with app[RUNTIME].store.read() as rd:
         assert await rd.incidents.list_open() == []
+    assert (await scrape(client))[("statusd_report_detector_warming", ())] == 1
     replay_may_go.set()
     await asyncio.wait_for(intake.replayed(), 10)
+    assert (await scrape(client))[("statusd_report_detector_warming", ())] == 0
     for _ in range(250):  # detected after the history: the fifth client makes the surge
         async with app[RUNTIME].store.read() as rd:
             if opened := await rd.incidents.list_open():
@@ -668,6 +714,8 @@ async def test_a_shutdown_during_the_start_up_replay_answers_waiting_reports_wit
     r = await asyncio.wait_for(fifth, 10)
     assert r.status == 202 and (await r.json())["report"]["incident_id"] is None  # stored; a restart replays it
     assert calls == [4]  # no second replay during the shutdown
+    assert app[RUNTIME].metrics.registry.get_sample_value("statusd_reports_undetected_total",
+                                                          {"reason": "shutdown"}) == 1
     async with app[RUNTIME].store.read() as rd:
         assert len(await rd.reports.recent(T0_FAR_PAST)) == 5
 
@@ -710,6 +758,7 @@ async def test_reports_survive_the_detector_process_dying_and_detection_resumes(
     # The new process learnt the reports from before the crash, then saw the one that met the dead one:
     # the surge fires at the fifth client as if nothing had happened, and nothing is counted twice.
     assert [res["incident_id"] is not None for res in results] == [False] * 4 + [True] * 6
+    assert (await scrape(client))[("statusd_report_detector_restarts_total", ())] == 1
     async with client.app[RUNTIME].store.read() as r:
         [incident] = await r.incidents.list_open()
         assert len(await r.reports.for_incident(incident.id)) == 10
@@ -757,6 +806,7 @@ async def test_a_report_the_detector_fails_on_is_stored_and_the_others_are_detec
     assert (await innocent.json())["report"]["group"]
     body = await poisoned.json()
     assert "group" not in body["report"] and "srv" not in json.dumps(body)  # stored; no internals leak
+    assert (await scrape(c))[("statusd_reports_undetected_total", (("reason", "detector_failed"),))] == 1
 
 
 async def test_the_detector_gives_the_same_answers_in_a_child_process_and_inline(tmp_path, aiohttp_client) -> None:
