@@ -189,7 +189,10 @@ class Coordinator:
         escalation = self._snapshot_policy()
         # The title is public: name what customers see, not the probe or its socket error
         # (those stay in the internal SIGNAL entry).
-        title = f"{await self._names(tx, signal.components)}: {signal.severity.label.lower()}"
+        # Without components (a surge of reports grouped by their text) the status alone, not
+        # "our services: degraded performance" with a lower-case start.
+        title = (f"{await self._names(tx, signal.components)}: {signal.severity.label.lower()}"
+                 if signal.components else signal.severity.label)
         incident = await tx.incidents.create(NewIncident(
             title=title, status=IncidentStatus.INVESTIGATING, impact=impact_for(signal.severity),
             components=signal.components, opened_at=now, source=signal.source, dedup_key=signal.dedup_key,

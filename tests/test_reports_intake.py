@@ -81,6 +81,16 @@ async def test_a_surge_opens_an_incident_and_every_reporter_is_linked_and_inform
     assert len(keys) == len(set(keys))
 
 
+async def test_a_surge_without_a_component_gets_a_public_title_that_reads_as_one(client) -> None:
+    for i in range(5):
+        r = await client.post("/api/v1/reports", headers=auth(), json=report(i))
+    incident_id = (await r.json())["report"]["incident_id"]
+    assert incident_id is not None
+    [incident] = (await (await client.get("/api/v2/incidents/unresolved.json")).json())["incidents"]
+    assert incident["name"] == "Degraded performance" and incident["components"] == []
+    assert "Degraded performance</a>" in await (await client.get("/")).text()
+
+
 async def test_a_late_report_joins_the_open_incident_and_gets_a_catch_up(client) -> None:
     for i in range(6):
         await client.post("/api/v1/reports", headers=auth(), json=report(i, tags={"component": "payments"}))
