@@ -227,7 +227,8 @@ class TelegramCallbacks:
         if not hmac.compare_digest(given.encode("utf-8", "replace"), secret.reveal().encode("utf-8")):
             return _error_response(401, SECRET_HEADER, "missing or wrong secret token")
         try:
-            update = parse_json(await read_body(request, request.client_max_size, "[server] max_body_bytes"))
+            update = parse_json(await read_body(request, request.client_max_size, "[server] max_body_bytes"),
+                                replace_nul=True)
         except ValidationError as exc:
             return _error_response(exc.status, exc.field, f"expected a JSON Telegram Update: {exc.message}")
         if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):

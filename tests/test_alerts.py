@@ -220,6 +220,31 @@ async def test_firing_alert_opens_one_incident_with_the_mapped_component(client,
     assert signal.data["receiver"] == "statusd" and signal.data["rule"] == 1
 
 
+async def test_a_nul_in_an_alert_is_replaced_not_refused(client, sqlite_store, clock) -> None:
+    """Alertmanager cannot send the alert any other way: a 400 would lose it over one character."""
+    alert = am_alert(summary="Error rate\u0000 above 5%", instance="api-1\u0000")
+    await post_am(client, am_payload(alert))
+    r = await client.post("/v2/enqueue", json=pd_event(dedup_key="nul", summary="Card\u0000 payments failing"))
+    assert r.status == 202, await r.text()
+    incidents = await all_incidents(sqlite_store, clock)
+    assert len(incidents) == 2
+    async with sqlite_store.read() as rd:
+        entries = await rd.incidents.entries([i.id for i in incidents])
+    bodies = sorted(e.body for i in incidents for e in entries[i.id] if e.kind is EntryKind.SIGNAL)
+    assert bodies == ["Card\ufffd payments failing", "Error rate\ufffd above 5%"]
+    [am] = [e for i in incidents for e in entries[i.id] if e.kind is EntryKind.SIGNAL and e.data.get("labels")]
+    assert am.data["labels"]["instance"] == "api-1\ufffd"
+
+
+async def test_a_nul_deep_in_an_alert_payload_is_replaced_without_running_out_of_stack(client) -> None:
+    depth = 900  # json.loads reads it; a recursive replacement, two frames a level, did not
+    payload = json.dumps(am_payload(am_alert(fingerprint="deep"))).encode()
+    raw = payload[:-1] + b', "extra": ' + b"[" * depth + b'"x\\u0000"' + b"]" * depth + b"}"
+    r = await client.post("/api/v1/alerts/alertmanager", data=raw,
+                          headers={**auth(), "Content-Type": "application/json"})
+    assert r.status == 200, await r.text()
+
+
 async def test_repeats_and_retries_never_open_a_second_incident(client, sqlite_store, clock) -> None:
     payload = am_payload(am_alert())
     await post_am(client, payload)

@@ -106,3 +106,18 @@ async def test_a_second_server_on_the_same_database_refuses_to_start(dsn, tmp_pa
         first.send_signal(signal.SIGTERM)
         await asyncio.wait_for(first.communicate(), 30)
     assert first.returncode == 0
+
+
+async def test_an_alert_with_a_nul_reaches_postgresql(dsn, tmp_path, aiohttp_client) -> None:
+    """PostgreSQL's text cannot hold a NUL: the alert is stored with U+FFFD in its place, not refused."""
+    from tests.test_alerts import am_alert, am_payload
+
+    client = await aiohttp_client(build_app(config(dsn, tmp_path), run_probes=False, run_worker=False))
+    payload = am_payload(am_alert(summary="Card\u0000 payments failing", service="payments", instance="pay-1\u0000"))
+    r = await client.post("/api/v1/alerts/alertmanager", json=payload)
+    assert r.status == 200, await r.text()
+    [result] = (await r.json())["alerts"]
+    async with client.app[RUNTIME].store.read() as rd:
+        entries = (await rd.incidents.entries([result["incident"]]))[result["incident"]]
+    [signal] = [e for e in entries if e.data.get("labels")]
+    assert signal.body == "Card\ufffd payments failing" and signal.data["labels"]["instance"] == "pay-1\ufffd"

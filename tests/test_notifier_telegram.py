@@ -655,6 +655,17 @@ async def test_webhook_reads_its_body_as_the_api_does(hook: TestClient[web.Reque
         assert (await response.json())["error"]["field"] == field_name
 
 
+async def test_webhook_takes_a_press_whose_names_hold_a_nul(hook: TestClient[web.Request, web.Application],
+                                                             presses: Presses) -> None:
+    """Telegram cannot send it otherwise: refusing it would drop the press for good."""
+    body = update()
+    body["callback_query"]["from"]["first_name"] = "A\u0000nn"
+    response = await hook.post("/telegram", json=body, headers={SECRET_HEADER: WEBHOOK_SECRET})
+
+    assert response.status == 200, await response.text()
+    assert [press.data for press in presses.seen] == ["ack:42"]
+
+
 async def test_webhook_acknowledges_other_updates_without_calling_back(
         hook: TestClient[web.Request, web.Application], presses: Presses) -> None:
     response = await hook.post("/telegram", json={"update_id": 9, "message": {"text": "hi"}},

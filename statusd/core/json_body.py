@@ -13,7 +13,7 @@ from statusd.core.errors import ValidationError
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def parse_json(raw: bytes) -> Any:
+def parse_json(raw: bytes, *, replace_nul: bool = False) -> Any:
     """A request body as JSON, or ValidationError naming "body" (or the string that cannot be stored).
 
     Beyond syntax, it refuses what `json.loads` takes but nothing downstream can handle:
@@ -21,6 +21,10 @@ def parse_json(raw: bytes) -> Any:
     the stack, integers of thousands of digits, strings with an unpaired surrogate escape ("\\ud800"), which no UTF-8
     store can write, and strings with a NUL ("\\u0000"), which PostgreSQL's text cannot hold. Such a string is named
     by its path, e.g. `reports[2].text`.
+
+    `replace_nul`: turn each NUL into U+FFFD instead, for machine senders (Alertmanager,
+    Grafana, Telegram) that cannot change what they send: refusing would lose the alert for good
+    over one character in a label.
     """
     try:
         data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
@@ -34,14 +38,19 @@ def parse_json(raw: bytes) -> Any:
         raise ValidationError("body", f"is not valid JSON: {exc}") from None
     except ValueError:  # an integer past Python's digit limit (4,300)
         raise ValidationError("body", "has a number too long to read") from None
-    if _SURROGATE_ESCAPE.search(raw):  # rare: only then walk the value
-        path = _first_string(data, "", _not_utf8)
-        if path is not None:
-            raise ValidationError(path or "body", "contains an unpaired UTF-16 surrogate (\\ud800-\\udfff)")
-    if b"\\u0000" in raw:  # PostgreSQL cannot store it in text, and no one means it
-        path = _first_string(data, "", lambda s: "\0" in s)
-        if path is not None:
-            raise ValidationError(path or "body", "contains a NUL character (\\u0000)")
+    try:  # the walks below recurse: a value nested nearly as deep as json.loads allows needs more frames
+        if _SURROGATE_ESCAPE.search(raw):  # rare: only then walk the value
+            path = _first_string(data, "", _not_utf8)
+            if path is not None:
+                raise ValidationError(path or "body", "contains an unpaired UTF-16 surrogate (\\ud800-\\udfff)")
+        if b"\\u0000" in raw:  # PostgreSQL cannot store it in text, and no one means it
+            if replace_nul:
+                return _replaced(data, "\0", "\ufffd")
+            path = _first_string(data, "", lambda s: "\0" in s)
+            if path is not None:
+                raise ValidationError(path or "body", "contains a NUL character (\\u0000)")
+    except RecursionError:
+        raise ValidationError("body", "is nested too deeply") from None
     return data
 
 
@@ -66,6 +75,29 @@ def _not_utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+def _replaced(value: Any, old: str, new: str) -> Any:
+    """`value` (fresh from json.loads) with `old` replaced by `new` in every string, keys included, in place."""
+    if isinstance(value, str):
+        return value.replace(old, new)
+    stack = [value]
+    while stack:
+        container = stack.pop()
+        if isinstance(container, dict):
+            items = list(container.items())
+            container.clear()  # keys change too, and the order stays
+            for key, item in items:
+                container[key.replace(old, new)] = item.replace(old, new) if isinstance(item, str) else item
+                if isinstance(item, (dict, list)):
+                    stack.append(item)
+        elif isinstance(container, list):
+            for i, item in enumerate(container):
+                if isinstance(item, str):
+                    container[i] = item.replace(old, new)
+                elif isinstance(item, (dict, list)):
+                    stack.append(item)
+    return value
 
 
 def _first_string(value: Any, path: str, bad: Callable[[str], bool]) -> str | None:
