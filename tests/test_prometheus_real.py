@@ -1,0 +1,132 @@
+"""Ecosystem: a real Prometheus scrapes statusd's /metrics, and README's alerting rules load and evaluate."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from statusd.app import build_app
+from tests.conftest import free_port
+from tests.test_reports_intake import auth, config, report
+
+PROMETHEUS, PROMTOOL = Path("/usr/bin/prometheus"), Path("/usr/bin/promtool")
+README = Path(__file__).resolve().parent.parent / "README.md"
+DEADLINE_S = 30.0
+
+pytestmark = [
+    pytest.mark.prometheus,
+    pytest.mark.skipif(not (PROMETHEUS.exists() and PROMTOOL.exists()),
+                       reason="needs Debian's prometheus at /usr/bin/prometheus (apt install prometheus)"),
+]
+
+
+def readme_rules() -> str:
+    """The `# statusd-rules.yml` block of README's Prometheus section, as an operator would copy it."""
+    match = re.search(r"```yaml\n# statusd-rules\.yml\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert match, "README.md has no ```yaml block starting with '# statusd-rules.yml'"
+    return match.group(1)
+
+
+async def promtool(*args: str, stdin: bytes | None = None) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(str(PROMTOOL), *args, stdin=asyncio.subprocess.PIPE,
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(process.communicate(stdin), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(errors="replace")
+
+
+async def test_readme_rules_pass_promtool(tmp_path: Path) -> None:
+    rules = tmp_path / "statusd-rules.yml"
+    rules.write_text(readme_rules(), encoding="utf-8")
+    code, out = await promtool("check", "rules", str(rules))
+    assert code == 0 and "SUCCESS: 5 rules found" in out, out
+
+
+async def test_prometheus_scrapes_statusd_and_evaluates_the_readme_rules(tmp_path: Path) -> None:
+    app = build_app(config(tmp_path), run_probes=False, run_worker=False)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    rules = tmp_path / "statusd-rules.yml"
+    rules.write_text(readme_rules(), encoding="utf-8")
+    (tmp_path / "prometheus.yml").write_text(f"""
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files: [{rules}]
+scrape_configs:
+  - job_name: statusd
+    static_configs:
+      - targets: ["127.0.0.1:{server.port}"]
+""", encoding="utf-8")
+    prom = f"127.0.0.1:{free_port()}"
+    log_file = tmp_path / "prometheus.log"
+    with log_file.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            str(PROMETHEUS), f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address={prom}", stdout=log, stderr=asyncio.subprocess.STDOUT)
+    try:
+        async with aiohttp.ClientSession(base_url=server.make_url("/"),
+                                         timeout=aiohttp.ClientTimeout(total=10)) as statusd:
+            for i in range(6):  # a surge: five clients open an incident, the sixth joins it
+                r = await statusd.post("/api/v1/reports", headers=auth(), json=report(i, tags={"component": "payments"}))
+                assert r.status == 202, await r.text()
+            assert (await statusd.post("/report", data={"text": "buy pills", "website": "http://spam"})).status == 200
+            exposition = await (await statusd.get("/metrics")).read()
+        code, out = await promtool("check", "metrics", stdin=exposition)
+        assert code == 0, out  # the exposition parses, and Prometheus's naming lint has nothing to say
+
+        async with aiohttp.ClientSession(base_url=f"http://{prom}", timeout=aiohttp.ClientTimeout(total=5)) as http:
+
+            async def query(expr: str) -> list[dict[str, Any]]:
+                try:
+                    async with http.get("/api/v1/query", params={"query": expr}) as response:
+                        return (await response.json())["data"]["result"] if response.status == 200 else []
+                except aiohttp.ClientError:
+                    assert process.returncode is None, "prometheus exited: " + log_file.read_text(errors="replace")
+                    return []
+
+            async def eventually(expr: str) -> list[dict[str, Any]]:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + DEADLINE_S
+                while not (result := await query(expr)):
+                    if loop.time() > deadline:
+                        pytest.fail(f"no result for {expr} after {DEADLINE_S:g}s; prometheus log:\n"
+                                    + log_file.read_text(errors="replace")[-4000:])
+                    await asyncio.sleep(0.25)
+                return result
+
+            [up] = await eventually('up{job="statusd"} == 1')
+            assert up["metric"]["instance"] == f"127.0.0.1:{server.port}"
+            [stored] = await eventually('statusd_reports_received_total{outcome="stored"}')
+            assert stored["metric"]["source"] == "api:helpdesk" and stored["value"][1] == "6"
+            assert (await eventually("statusd_reports_linked_total"))[0]["value"][1] == "6"
+            assert (await eventually("statusd_report_surges_total"))[0]["value"][1] == "1"
+            [opened] = await eventually('statusd_incidents_opened_total{source="reports"}')
+            assert opened["value"][1] == "1"
+            refused = await eventually('statusd_report_form_refused_total{reason="honeypot"}')
+            assert refused[0]["value"][1] == "1"
+
+            async def rule_health() -> list[tuple[str, str]]:
+                async with http.get("/api/v1/rules") as response:
+                    groups = (await response.json())["data"]["groups"]
+                return [(rule["name"], rule["health"]) for group in groups for rule in group["rules"]]
+
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + DEADLINE_S
+            health = await rule_health()
+            while not health or any(state != "ok" for _, state in health):  # "unknown" until first evaluated
+                assert loop.time() < deadline, f"rules not evaluated: {health}"
+                await asyncio.sleep(0.25)
+                health = await rule_health()
+            assert len(health) == 5
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+        await server.close()
