@@ -376,8 +376,8 @@ class Coordinator:
             if incident is None:
                 raise NotFound("incident", incident_id)
             if incident.merged_into is not None:  # its story goes on in the other one, and so does its postmortem
-                raise Conflict(f"incident {incident_id} was merged into incident {incident.merged_into}; publish the "
-                               f"postmortem there, once that one is resolved")
+                raise Conflict(f"incident {incident_id} was merged into incident {await self._merged_end(tx, incident)}; "
+                               f"publish the postmortem there, once that one is resolved")
             if incident.resolved_at is None:
                 raise Conflict(f"incident {incident_id} is not resolved yet; publish the postmortem after resolution")
             incident = replace(incident, status=IncidentStatus.POSTMORTEM, postmortem=body, postmortem_at=now,
@@ -394,6 +394,17 @@ class Coordinator:
                     for sub in await tx.subscribers.for_components(incident.components))
         self._committed(incident, now)
         return incident
+
+    @staticmethod
+    async def _merged_end(tx: Tx, incident: Incident) -> int | None:
+        """Where a merged incident's story goes on: its target, or that one's target if it was merged in turn."""
+        target = incident.merged_into
+        for _ in range(100):  # merges only go into open incidents, so a chain never loops; the bound is a guard
+            following = await tx.incidents.get(target) if target is not None else None
+            if following is None or following.merged_into is None:
+                break
+            target = following.merged_into
+        return target
 
     async def merge(self, source_id: int, *, into: int, by: str) -> Incident:
         """Fold incident `source_id` into `into`: timelines and components combine, the source closes.

@@ -266,6 +266,16 @@ async def test_merge_combines_timelines_and_routes_the_detector(coordinator, sql
     assert (await coordinator.publish_postmortem(manual.id, body="# Why", author="Dana", notify=False)).postmortem
 
 
+async def test_the_postmortem_409_of_a_merged_incident_names_the_end_of_the_merge_chain(coordinator, clock) -> None:
+    first = await coordinator.open_incident(title="Checkout is failing", body="Looking.", author="Dana")
+    second = await coordinator.open_incident(title="Payments are slow", body="Looking.", author="Dana")
+    third = await coordinator.open_incident(title="Card payments down", body="Looking.", author="Dana")
+    await coordinator.merge(first.id, into=second.id, by="Dana")
+    await coordinator.merge(second.id, into=third.id, by="Dana")
+    with pytest.raises(Conflict, match=f"incident {first.id} was merged into incident {third.id};"):
+        await coordinator.publish_postmortem(first.id, body="# Why", author="Dana", notify=False)
+
+
 async def test_a_second_detector_on_the_same_component_joins_the_open_incident(coordinator, sqlite_store, clock):
     first = await coordinator.handle(outage(clock))
     await clock.advance(120)  # within group_window_s (300)
