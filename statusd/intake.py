@@ -200,6 +200,7 @@ class ReportIntake:
             self._replayed = "cancelled"
             self._rebuilding.cancel()
             await asyncio.wait([self._rebuilding])
+            self.observer.report_detector_warming_up(False)  # also when cancelled before it began
         # A stage may start the next one again while finishing, hence the loop.
         while running := [t for t in (self._committer, self._detecting, self._linking)
                           if t is not None and not t.done()]:
@@ -495,6 +496,7 @@ class ReportIntake:
                 return
         if incident is None:
             log.warning("surge %s fired before the restart without an incident: opening it now", outcome.incident_key)
+            self.observer.report_surge()  # its count, if any, was lost with the process
             incident = await self.coordinator.handle(signal)
         if incident is None or incident.id is None:
             return

@@ -94,6 +94,11 @@ class Metrics:
         self.report_form_refused = Counter("statusd_report_form_refused_total",
                                            "Public form submissions not stored, by reason (rate_limited, honeypot, "
                                            "invalid).", ["reason"], registry=registry)
+        # Every reason from the start at 0: a series that appears at its first count has no increase() to alert on.
+        for reason in ("backfill", "detector_failed", "shutdown"):
+            self.reports_undetected.labels(reason)
+        for reason in ("rate_limited", "honeypot", "invalid"):
+            self.report_form_refused.labels(reason)
         self.oncall_gap = Gauge("statusd_oncall_coverage_gap_seconds",
                                 "Seconds with nobody on call in the schedule over the next 7 days.",
                                 ["schedule"], registry=registry)

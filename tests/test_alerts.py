@@ -234,6 +234,11 @@ async def test_a_nul_in_an_alert_is_replaced_not_refused(client, sqlite_store, c
     assert bodies == ["Card\ufffd payments failing", "Error rate\ufffd above 5%"]
     [am] = [e for i in incidents for e in entries[i.id] if e.kind is EntryKind.SIGNAL and e.data.get("labels")]
     assert am.data["labels"]["instance"] == "api-1\ufffd"
+    # In a key it is refused: "a\u0000" and "a\ufffd" would become one label, and a value would be lost.
+    r = await client.post("/api/v1/alerts/alertmanager", headers=auth(),
+                          json=am_payload(am_alert(fingerprint="key", **{"zone\u0000": "a", "zone\ufffd": "b"})))
+    assert r.status == 400 and (await r.json())["error"]["field"] == "alerts[0].labels"
+    assert len(await all_incidents(sqlite_store, clock)) == 2
 
 
 async def test_a_nul_deep_in_an_alert_payload_is_replaced_without_running_out_of_stack(client) -> None:

@@ -407,6 +407,9 @@ async def scrape(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]
 async def test_prometheus_counts_reports_surges_links_and_refused_form_posts(client) -> None:
     before = await scrape(client)
     assert before[("statusd_report_detector_warming", ())] == 0
+    # Every reason is there at 0 before its first count, so increase() sees the first one.
+    assert before[("statusd_reports_undetected_total", (("reason", "detector_failed"),))] == 0
+    assert before[("statusd_report_form_refused_total", (("reason", "rate_limited"),))] == 0
     assert ("statusd_reports_linked_total", ()) in before and before[("statusd_reports_linked_total", ())] == 0
     # Six clients: the fifth tips the surge (five reports linked with it), the sixth joins it.
     for i in range(6):

@@ -22,9 +22,10 @@ def parse_json(raw: bytes, *, replace_nul: bool = False) -> Any:
     store can write, and strings with a NUL ("\\u0000"), which PostgreSQL's text cannot hold. Such a string is named
     by its path, e.g. `reports[2].text`.
 
-    `replace_nul`: turn each NUL into U+FFFD instead, for machine senders (Alertmanager,
-    Grafana, Telegram) that cannot change what they send: refusing would lose the alert for good
-    over one character in a label.
+    `replace_nul`: turn each NUL in a string value into U+FFFD instead, for machine senders
+    (Alertmanager, Grafana, Telegram) that cannot change what they send: refusing would lose the
+    alert for good over one character in a label value. (A sender's "k\\u0000" and "k\\ufffd" then
+    read alike, as dedup keys too: neither is sent in practice.)
     """
     try:
         data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
@@ -78,25 +79,31 @@ def _not_utf8(text: str) -> bool:
 
 
 def _replaced(value: Any, old: str, new: str) -> Any:
-    """`value` (fresh from json.loads) with `old` replaced by `new` in every string, keys included, in place."""
+    """`value` (fresh from json.loads) with `old` replaced by `new` in every string value, in place.
+
+    Object keys are not rewritten: two keys could become one and a value be lost without a
+    word. A key holding `old` is refused, naming the object (no sender statusd reads puts a NUL
+    in a key: Prometheus label names cannot hold one).
+    """
     if isinstance(value, str):
         return value.replace(old, new)
-    stack = [value]
+    stack: list[tuple[Any, str]] = [(value, "")]
     while stack:
-        container = stack.pop()
+        container, path = stack.pop()
         if isinstance(container, dict):
-            items = list(container.items())
-            container.clear()  # keys change too, and the order stays
-            for key, item in items:
-                container[key.replace(old, new)] = item.replace(old, new) if isinstance(item, str) else item
-                if isinstance(item, (dict, list)):
-                    stack.append(item)
+            for key, item in container.items():
+                if old in key:
+                    raise ValidationError(path or "body", "has a key with a NUL character (\\u0000)")
+                if isinstance(item, str):
+                    container[key] = item.replace(old, new)
+                elif isinstance(item, (dict, list)):
+                    stack.append((item, f"{path}.{key}" if path else str(key)))
         elif isinstance(container, list):
             for i, item in enumerate(container):
                 if isinstance(item, str):
                     container[i] = item.replace(old, new)
                 elif isinstance(item, (dict, list)):
-                    stack.append(item)
+                    stack.append((item, f"{path}[{i}]"))
     return value
 
 
