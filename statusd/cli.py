@@ -146,17 +146,17 @@ async def _migrate(config: Config) -> list[str]:
     return store.applied_migrations
 
 
-def _one_server_per_store(path: Path) -> IO[bytes] | bool:
+def _one_server_per_store(path: Path) -> IO[bytes] | bool | None:
     """An exclusive lock on the store file for as long as the returned handle lives; False: another server has it.
 
     Two servers on one SQLite file split the reports between two detectors, and neither sees a
     surge. flock is separate from SQLite's own (POSIX) locks, so this leaves the database alone.
-    True: no lock could be taken (e.g. the path is a folder); opening the store will say why.
+    None: no lock could be taken (e.g. the path is a folder); opening the store will say why.
     """
     try:
         handle = open(path, "ab")  # noqa: SIM115 - held until the process exits
     except OSError:
-        return True
+        return None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -164,7 +164,7 @@ def _one_server_per_store(path: Path) -> IO[bytes] | bool:
         return False
     except OSError:
         handle.close()
-        return True
+        return None
     return handle
 
 

@@ -200,7 +200,6 @@ class ReportIntake:
             self._replayed = "cancelled"
             self._rebuilding.cancel()
             await asyncio.wait([self._rebuilding])
-            self.observer.report_detector_warming_up(False)  # also when cancelled before it began
         # A stage may start the next one again while finishing, hence the loop.
         while running := [t for t in (self._committer, self._detecting, self._linking)
                           if t is not None and not t.done()]:
@@ -373,11 +372,7 @@ class ReportIntake:
         try:
             await self.detector.restart()
             self.observer.report_detector_restarted()
-            self.observer.report_detector_warming_up(True)
-            try:
-                await self.rebuild(self.rebuild_hours, before_id=before_id)
-            finally:
-                self.observer.report_detector_warming_up(False)
+            await self.rebuild(self.rebuild_hours, before_id=before_id)
             return await self.detector.observe_many(reports)
         except Exception:  # noqa: BLE001 - the reports stay stored and accepted; the next batch tries again
             log.exception("could not restart the report detector; %d reports are stored, undetected", len(reports))
@@ -439,10 +434,7 @@ class ReportIntake:
             else:
                 if recent:
                     log.info("report detector warmed up with %d stored reports", len(recent))
-            finally:
-                self.observer.report_detector_warming_up(False)
 
-        self.observer.report_detector_warming_up(True)
         self._rebuilding = asyncio.create_task(replay(), name="report-rebuild")
         return len(recent)
 
@@ -472,7 +464,11 @@ class ReportIntake:
         return recent
 
     async def _replay(self, recent: list[CustomerReport]) -> None:
-        active = await self.detector.rebuild([_for_detector(report) for report in recent])
+        self.observer.report_detector_warming_up(True)
+        try:
+            active = await self.detector.rebuild([_for_detector(report) for report in recent])
+        finally:
+            self.observer.report_detector_warming_up(False)
         for outcome in active or ():
             try:
                 await self._catch_up(outcome)

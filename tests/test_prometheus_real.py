@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,10 +130,17 @@ scrape_configs:
                     assert process.returncode is None, "prometheus exited: " + log_file.read_text(errors="replace")
                     return []
 
-            async def eventually(expr: str) -> list[dict[str, Any]]:
+            async def rule_health() -> list[tuple[str, str]]:
+                async with http.get("/api/v1/rules") as response:
+                    groups = (await response.json())["data"]["groups"]
+                rules = [(rule["name"], rule["health"]) for group in groups for rule in group["rules"]]
+                return rules if rules and all(health == "ok" for _, health in rules) else []  # "unknown" at first
+
+            async def eventually(expr: str, ask: Callable[[str], Awaitable[list[Any]]] = query) -> list[Any]:
+                """The first non-empty answer to `ask(expr)`; the test fails after DEADLINE_S."""
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + DEADLINE_S
-                while not (result := await query(expr)):
+                while not (result := await ask(expr)):
                     if loop.time() > deadline:
                         pytest.fail(f"no result for {expr} after {DEADLINE_S:g}s; prometheus log:\n"
                                     + log_file.read_text(errors="replace")[-4000:])
@@ -149,20 +157,7 @@ scrape_configs:
             await eventually('statusd_incidents_opened_total{source="reports"} == 1')
             await eventually('statusd_report_form_refused_total{reason="honeypot"} == 1')
             await eventually('statusd_reports_undetected_total{reason="detector_failed"} == 0')
-
-            async def rule_health() -> list[tuple[str, str]]:
-                async with http.get("/api/v1/rules") as response:
-                    groups = (await response.json())["data"]["groups"]
-                return [(rule["name"], rule["health"]) for group in groups for rule in group["rules"]]
-
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + DEADLINE_S
-            health = await rule_health()
-            while not health or any(state != "ok" for _, state in health):  # "unknown" until first evaluated
-                assert loop.time() < deadline, f"rules not evaluated: {health}"
-                await asyncio.sleep(0.25)
-                health = await rule_health()
-            assert len(health) == 5
+            assert len(await eventually("every rule evaluated", lambda _: rule_health())) == 5
     finally:
         if process.returncode is None:
             process.kill()
