@@ -121,11 +121,11 @@ async def run_scenario(s: Scenario) -> dict[str, Any]:
     from prometheus_client import CollectorRegistry
 
     from probes.http import HttpConfig, HttpProbe
-    from statusd.coordinator import Coordinator, PageInfo
+    from statusd.incidents.coordinator import Coordinator, PageInfo
     from statusd.core.clock import SystemClock
     from statusd.core.model import Component
     from statusd.metrics import Metrics
-    from statusd.monitor import Monitor
+    from statusd.monitor.scheduler import Monitor
     from statusd.store.sqlite import SqliteStore
 
     class BenchMetrics(Metrics):
@@ -233,10 +233,10 @@ async def run_scenario(s: Scenario) -> dict[str, Any]:
 
 async def run_prune(hours: float, probes: int, interval_s: float) -> dict[str, Any]:
     """Fill SQLite with `hours` of results from `probes` probes, then prune them all in one-minute slices."""
-    from statusd.coordinator import Coordinator, PageInfo
+    from statusd.incidents.coordinator import Coordinator, PageInfo
     from statusd.core.clock import SystemClock
     from statusd.core.model import ProbeResult
-    from statusd.monitor import Monitor
+    from statusd.monitor.scheduler import Monitor
     from statusd.store.sqlite import SqliteStore
 
     class TimedStore(SqliteStore):
@@ -344,7 +344,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # as `statusd serve` does
-    logging.getLogger("statusd.coordinator").setLevel(logging.ERROR)  # "opened with no escalation policy", ×1000
+    logging.getLogger("statusd.incidents.coordinator").setLevel(logging.ERROR)  # "opened with no escalation policy", ×1000
 
     if args.target:
         serve_target()

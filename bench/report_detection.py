@@ -3,8 +3,8 @@
 Protocol (issue 4): per seed, two days of banking77 test messages as background traffic at
 about one report a minute with a daily cycle, and six injected mass incidents, each one
 intent with 6, 10 or 20 reports from distinct clients within 30 minutes. Word statistics and
-text models (statusd.textmodel) are fitted on train.csv only; bursts and background come from
-disjoint parts of test.csv. Every stream goes through `statusd.replay.replay`, i.e. the
+text models (statusd.reports.textmodel) are fitted on train.csv only; bursts and background come from
+disjoint parts of test.csv. Every stream goes through `statusd.reports.backtest.replay`, i.e. the
 detector the server runs.
 
     python bench/report_detection.py [--data DIR] [--seeds 10] [--first-seed 0]
@@ -39,12 +39,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from statusd.clustering import (BlendEncoder, ClusteringConfig, EncoderUnavailable, NgramEncoder,  # noqa: E402
+from statusd.reports.clustering import (BlendEncoder, ClusteringConfig, EncoderUnavailable, NgramEncoder,  # noqa: E402
                                 SentenceEncoder)
-from statusd.replay import BurstOutcome, ReplayMetrics, ReplayRow, replay  # noqa: E402
-from statusd.reports import Report  # noqa: E402
-from statusd.surge import ReportDetector, SurgeConfig  # noqa: E402
-from statusd.textmodel import ModelEncoder, ReportModel  # noqa: E402
+from statusd.reports.backtest import BurstOutcome, ReplayMetrics, ReplayRow, replay  # noqa: E402
+from statusd.reports.text import Report  # noqa: E402
+from statusd.reports.surge import ReportDetector, SurgeConfig  # noqa: E402
+from statusd.reports.textmodel import ModelEncoder, ReportModel  # noqa: E402
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 BURST_SIZES = (6, 10, 20, 6, 10, 20)
@@ -379,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="comma-separated: tfidf; lsa (text model fitted on train.csv texts); lda, category "
                              "(fitted on train.csv texts and intents); lda-open, category-open (fitted without the "
                              "stream's burst intents); blend (USE+TF-IDF), use (need the extra)")
-    parser.add_argument("--model", help="a saved text model (.npz, statusd.textmodel): adds the variant `model`")
+    parser.add_argument("--model", help="a saved text model (.npz, statusd.reports.textmodel): adds the variant `model`")
     parser.add_argument("--save-model", help="write the lsa and lda models fitted on train.csv here (a folder)")
     parser.add_argument("--stem", type=int, default=4, help="stem prefix of Cyrillic words for the TF-IDF n-grams (0: none)")
     parser.add_argument("--join-single", type=float, help="override the encoders' preset join_single")

@@ -172,7 +172,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         config = write_config(Path(tmp), port, args.model)
-        server = subprocess.Popen([sys.executable, "-m", "statusd.cli", "--log-level", "WARNING", "serve", str(config)],
+        server = subprocess.Popen([sys.executable, "-m", "statusd.cli.main", "--log-level", "WARNING", "serve", str(config)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
         try:
             url = f"http://127.0.0.1:{port}"

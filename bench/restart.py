@@ -77,7 +77,7 @@ def run(n: int, hours: float) -> None:
         log = folder / "serve.log"
         started = time.monotonic()
         with log.open("w") as out:
-            server = subprocess.Popen([sys.executable, "-m", "statusd.cli", "serve", str(config)],
+            server = subprocess.Popen([sys.executable, "-m", "statusd.cli.main", "serve", str(config)],
                                       stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
         try:
             up, answered = asyncio.run(first_answers(f"http://127.0.0.1:{port}", started))

@@ -37,7 +37,7 @@ from yarl import URL
 from notifiers.base import NotifierSettings, describe_client_error, raise_for_http_status
 from statusd.core.clock import Clock, SystemClock
 from statusd.core.errors import NotifyError, ValidationError
-from statusd.core.http_body import read_body
+from statusd.web.body import read_body
 from statusd.core.json_body import parse_json
 from statusd.core.model import Rendered
 from statusd.core.schema import Problems, Secret, http_url, positive
@@ -78,10 +78,9 @@ class TelegramConfig(NotifierSettings):
             problems.append(("bot_token", "required; ask @BotFather for a token, e.g. bot_token = \"${TELEGRAM_BOT_TOKEN}\""))
         elif not _TOKEN.fullmatch(self.bot_token.reveal()):
             problems.append(("bot_token", "expected a token from @BotFather such as '123456:ABC-DEF1234ghIkl'"))
-        url = http_url(self.api_url)
-        if url is None:
+        if not http_url(self.api_url):
             problems.append(("api_url", "expected an absolute http:// or https:// URL such as 'https://api.telegram.org'"))
-        elif url.query_string or url.fragment:
+        elif (url := URL(self.api_url)).query_string or url.fragment:
             problems.append(("api_url", "must not have a query or fragment; the method path is appended to it"))
         if self.poll_timeout_s < 0:
             problems.append(("poll_timeout_s", "must be 0 (no polling) or more"))

@@ -138,9 +138,8 @@ class WebhookNotifier:
 
 def _parse_url(recipient: str) -> URL:
     problem = NotifyError("webhook recipient must be an absolute http:// or https:// URL", retryable=False)
-    url = http_url(recipient)
-    if url is None:
+    if not http_url(recipient):
         raise problem
-    return url
+    return URL(recipient)
 
 

@@ -51,8 +51,7 @@ class HttpConfig(ProbeSettings):
 
     def check(self) -> Problems:
         problems = super().check()
-        url = http_url(self.url)
-        if url is None:
+        if not http_url(self.url):
             problems.append(("url", "expected an absolute http:// or https:// URL"))
         problems += header_problems(self.headers)
         for i, code in enumerate(self.expected_status):
@@ -81,7 +80,7 @@ class HttpConfig(ProbeSettings):
             problems.append(("json_path", "required when json_equals is set (where to find the value)"))
         if self.cert_expiry_warn_days is not None:
             problems += positive(self.cert_expiry_warn_days, "cert_expiry_warn_days")
-            if url is not None and url.scheme == "http":
+            if http_url(self.url) and URL(self.url).scheme == "http":
                 problems.append(("cert_expiry_warn_days", "only applies to https:// URLs; remove it or use https"))
         return problems
 

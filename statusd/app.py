@@ -17,25 +17,25 @@ from prometheus_client import CollectorRegistry
 import notifiers as notifier_plugins
 import probes as probe_plugins
 from notifiers.telegram import CallbackQuery, TelegramCallbacks, parse_action
-from statusd.alerts import AlertIntake
-from statusd.api import Token, WriteApi, error_response, web_application
-from statusd.config import Config, ScheduleConfig
-from statusd.coordinator import Coordinator, PageInfo, Policy
+from statusd.alerts.intake import AlertIntake
+from statusd.api.routes import Token, WriteApi, error_response, web_application
+from statusd.config.loader import Config, ScheduleConfig
+from statusd.incidents.coordinator import Coordinator, PageInfo, Policy
 from statusd.core.clock import Clock, SystemClock
 from statusd.core.errors import Conflict, NotFound
 from statusd.core.model import Component, Person
 from statusd.core.protocols import Store
-from statusd.duty import ShiftNotices
-from statusd.intake import IntakeLimits, ReportIntake
-from statusd.links import Signer
+from statusd.oncall.notices import ShiftNotices
+from statusd.reports.http import IntakeLimits, ReportIntake
+from statusd.web.signing import Signer
 from statusd.metrics import Metrics
-from statusd.monitor import Monitor
-from statusd.oncall import WEEKDAYS, Layer, Override, Restriction, Rotation, Schedule
-from statusd.outbox import OutboxWorker, RetryPolicy
-from statusd.report_worker import DetectorSpec, InlineDetector, ProcessDetector
+from statusd.monitor.scheduler import Monitor
+from statusd.oncall.schedule import WEEKDAYS, Layer, Override, Restriction, Rotation, Schedule
+from statusd.notify.outbox import OutboxWorker, RetryPolicy
+from statusd.reports.host import DetectorSpec, InlineDetector, ProcessDetector
 from statusd.store.sqlite import SqliteStore
-from statusd.template import Templates
-from statusd.timers import TimerWorker
+from statusd.notify.templates import Templates
+from statusd.incidents.timers import TimerWorker
 from status_page import StatusPage
 
 log = logging.getLogger(__name__)

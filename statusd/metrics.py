@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from statusd.core.model import ComponentStatus, Incident, OutboxStatus, ProbeResult
 from statusd.core.protocols import Store
-from statusd.oncall import Schedule
+from statusd.oncall.schedule import Schedule
 
 _KPI_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
 
@@ -72,7 +72,7 @@ class Metrics:
                                      "Open incidents whose next public update is overdue.", registry=registry)
         self.oncall_covered = Gauge("statusd_oncall_covered", "1 when someone is on call in the schedule now.",
                                     ["schedule"], registry=registry)
-        # Customer reports (statusd.intake). `source` is "form" or "api:<token id>": both from config.
+        # Customer reports (statusd.reports.http). `source` is "form" or "api:<token id>": both from config.
         self.reports_accepted = Counter("statusd_reports_received_total",
                                         "Customer reports accepted, by source and outcome (stored, duplicate).",
                                         ["source", "outcome"], registry=registry)

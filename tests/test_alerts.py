@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from statusd.alerts import AlertIntake, AlertMapper, AlertRule, AlertsConfig, Target
-from statusd.api import web_application
-from statusd.coordinator import Coordinator, PageInfo, Policy
+from statusd.alerts.config import AlertRule, AlertsConfig
+from statusd.alerts.intake import AlertIntake, AlertMapper, Target
+from statusd.api.routes import web_application
+from statusd.incidents.coordinator import Coordinator, PageInfo, Policy
 from statusd.core.clock import Clock
 from statusd.core.model import (
     Component,
@@ -322,7 +323,7 @@ async def test_alert_without_fingerprint_is_keyed_by_its_label_set(client, sqlit
 
 
 async def test_unknown_component_is_accepted_without_it(client, sqlite_store, clock, caplog) -> None:
-    caplog.set_level(logging.WARNING, logger="statusd.alerts")
+    caplog.set_level(logging.WARNING, logger="statusd.alerts.intake")
     alert = am_alert(alertname="DiskFull", service="batch", component="warehouse", severity="info")
     await post_am(client, am_payload(alert))
     [incident] = await all_incidents(sqlite_store, clock)

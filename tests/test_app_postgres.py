@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from statusd.app import RUNTIME, build_app
-from statusd.config import parse_config
+from statusd.config.loader import parse_config
 from tests import test_store_contract
 from tests.test_reports_intake import SUPPORT, TOKEN, auth, report
 from tests.test_store_contract import fresh_postgres_database
@@ -67,7 +67,7 @@ async def test_serve_names_store_url_when_postgres_cannot_be_used(dsn, tmp_path)
     missing = dsn.rsplit("/", 1)[0] + "/statusd_no_such_database"
     path = tmp_path / "statusd.toml"
     path.write_text(f'[server]\nport = 0\n[store]\nurl = "{missing}"\n', encoding="utf-8")
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "statusd.cli", "serve", str(path),
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "statusd.cli.main", "serve", str(path),
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 1
@@ -85,7 +85,7 @@ async def test_a_second_server_on_the_same_database_refuses_to_start(dsn, tmp_pa
     first_config, second_config = tmp_path / "first.toml", tmp_path / "second.toml"
     first_config.write_text(f'[server]\nport = {port}\n[store]\nurl = "{dsn}"\n', encoding="utf-8")
     second_config.write_text(f'[server]\nport = 0\n[store]\nurl = "{dsn}"\n', encoding="utf-8")
-    first = await asyncio.create_subprocess_exec(sys.executable, "-m", "statusd.cli", "serve", str(first_config),
+    first = await asyncio.create_subprocess_exec(sys.executable, "-m", "statusd.cli.main", "serve", str(first_config),
                                                  stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:
         assert first.stdout is not None
@@ -93,7 +93,7 @@ async def test_a_second_server_on_the_same_database_refuses_to_start(dsn, tmp_pa
         while b"is up" not in line:
             line = await asyncio.wait_for(first.stdout.readline(), 60)
             assert line, "the first server exited before it was up"
-        second = await asyncio.create_subprocess_exec(sys.executable, "-m", "statusd.cli", "serve", str(second_config),
+        second = await asyncio.create_subprocess_exec(sys.executable, "-m", "statusd.cli.main", "serve", str(second_config),
                                                       stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         try:
             _, err = await asyncio.wait_for(second.communicate(), 60)

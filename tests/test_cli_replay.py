@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "statusd.cli", "replay", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "statusd.cli.main", "replay", *args], capture_output=True, text=True,
                           timeout=120)
 
 
@@ -48,7 +48,7 @@ def test_replay_bad_rows_name_line_and_field(tmp_path) -> None:
 
 
 def statusd(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "statusd.cli", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "statusd.cli.main", *args], capture_output=True, text=True, timeout=timeout)
 
 
 def test_serve_reports_a_store_it_cannot_open_and_exits(tmp_path) -> None:
@@ -113,7 +113,7 @@ def test_a_second_server_on_the_same_sqlite_file_refuses_to_start(tmp_path) -> N
         port = s.getsockname()[1]
     config = tmp_path / "statusd.toml"
     config.write_text(f'[server]\nport = {port}\n[store]\npath = "statusd.db"\n', encoding="utf-8")
-    first = subprocess.Popen([sys.executable, "-m", "statusd.cli", "serve", str(config)], stdout=subprocess.PIPE,
+    first = subprocess.Popen([sys.executable, "-m", "statusd.cli.main", "serve", str(config)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60

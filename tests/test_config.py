@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from statusd.config import load_config, parse_config
+from statusd.config.loader import load_config, parse_config
 from statusd.core.errors import ConfigError
 from tests.conftest import assert_no_secret
 
@@ -36,14 +36,14 @@ def test_every_key_of_every_section_is_in_the_example() -> None:
 
     import notifiers
     import probes
-    from statusd import config as c
+    from statusd.config import loader as c
 
     text = EXAMPLE.read_text()
     sections = [c.ServerConfig, c.StoreConfig, c.PageConfig, c.IncidentsConfig, c.NotificationsConfig,
                 c.ComponentConfig, c.PersonConfig, c.TokenConfig, c.ScheduleConfig, c.LayerConfig,
                 c.RestrictionConfig, c.OverrideConfig, c.EscalationPolicyConfig, c.EscalationLevelConfig,
                 c.FallbackConfig, c.ReportsConfig]
-    from statusd.alerts import AlertRule, AlertsConfig
+    from statusd.alerts.config import AlertRule, AlertsConfig
     sections += [AlertsConfig, AlertRule]
     sections += [k.config for k in probes.builtin_kinds().values()]
     sections += [k.config for k in notifiers.builtin_kinds().values()]
@@ -134,7 +134,7 @@ def test_check_config_into_a_pipe_closed_early_prints_no_traceback() -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        res = subprocess.run([sys.executable, "-m", "statusd.cli", "check-config", str(EXAMPLE)],
+        res = subprocess.run([sys.executable, "-m", "statusd.cli.main", "check-config", str(EXAMPLE)],
                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
     finally:
         os.close(write_end)
@@ -142,24 +142,24 @@ def test_check_config_into_a_pipe_closed_early_prints_no_traceback() -> None:
 
 
 def test_check_config_command(tmp_path: Path) -> None:
-    ok = subprocess.run([sys.executable, "-m", "statusd.cli", "check-config", str(EXAMPLE)],
+    ok = subprocess.run([sys.executable, "-m", "statusd.cli.main", "check-config", str(EXAMPLE)],
                         capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
     assert "config OK" in ok.stdout and "billing-backend:http" in ok.stdout
     assert "reports: encoder tfidf, no fitted model" in ok.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text('[server]\nport = "x"\n[probes.p]\ntype = "http"\nurl = "gopher://x"\n')
-    res = subprocess.run([sys.executable, "-m", "statusd.cli", "check-config", str(bad)],
+    res = subprocess.run([sys.executable, "-m", "statusd.cli.main", "check-config", str(bad)],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2
     assert "server.port" in res.stderr and "probes.p.url" in res.stderr
     assert "Traceback" not in res.stderr
     broken = tmp_path / "broken.toml"
     broken.write_text("[server\n")
-    res = subprocess.run([sys.executable, "-m", "statusd.cli", "check-config", str(broken)],
+    res = subprocess.run([sys.executable, "-m", "statusd.cli.main", "check-config", str(broken)],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "not valid TOML" in res.stderr and "Traceback" not in res.stderr
-    missing = subprocess.run([sys.executable, "-m", "statusd.cli", "check-config", str(tmp_path / "nope.toml")],
+    missing = subprocess.run([sys.executable, "-m", "statusd.cli.main", "check-config", str(tmp_path / "nope.toml")],
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "no such file" in missing.stderr
 
@@ -184,7 +184,7 @@ def test_example_parses_as_toml_with_comments_for_every_key() -> None:
 def test_check_config_reports_coverage_gaps() -> None:
     from datetime import UTC, datetime
 
-    from statusd.cli import coverage_warnings
+    from statusd.cli.main import coverage_warnings
 
     cfg = parse_config({
         "people": {"ann": {"name": "Ann"}},

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from statusd.coordinator import AUTOMATED_AUTHOR, Coordinator, PageInfo, Policy
+from statusd.incidents.coordinator import AUTOMATED_AUTHOR, Coordinator, PageInfo, Policy
 from statusd.core.clock import FakeClock
 from statusd.core.errors import Conflict, NotFound, ValidationError
 from statusd.core.model import (
@@ -20,7 +20,7 @@ from statusd.core.model import (
     Signal,
     Subscriber,
 )
-from statusd.oncall import Layer, Rotation, Schedule
+from statusd.oncall.schedule import Layer, Rotation, Schedule
 from statusd.store.sqlite import SqliteStore
 
 PEOPLE = {

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from statusd.core.model import ComponentStatus, ProbeResult
-from statusd.detection import ProbeState, Thresholds, dedup_key, observe, rebuild
+from statusd.monitor.thresholds import ProbeState, Thresholds, dedup_key, observe, rebuild
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

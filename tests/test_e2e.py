@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from statusd.app import RUNTIME, build_app
-from statusd.config import parse_config
+from statusd.config.loader import parse_config
 from tests.fakes import SmtpSink, WebhookReceiver
 
 HOOK_SECRET = "e2e-webhook-secret-0123"

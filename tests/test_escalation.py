@@ -7,14 +7,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from statusd.coordinator import Coordinator, PageInfo, Policy
+from statusd.incidents.coordinator import Coordinator, PageInfo, Policy
 from statusd.core.clock import FakeClock
 from statusd.core.errors import Conflict
 from statusd.core.model import Component, ComponentStatus, EntryKind, IncidentStatus, Person, Signal
-from statusd.links import Signer
-from statusd.oncall import Layer, Restriction, Rotation, Schedule
+from statusd.web.signing import Signer
+from statusd.oncall.schedule import Layer, Restriction, Rotation, Schedule
 from statusd.store.sqlite import SqliteStore
-from statusd.timers import TimerWorker
+from statusd.incidents.timers import TimerWorker
 
 UTC_TZ = ZoneInfo("UTC")
 MONDAY_9 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday; Ann's day shift

@@ -68,7 +68,7 @@ class Server:
 
     async def start(self) -> Server:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "statusd.cli", "serve", str(self.config),
+            sys.executable, "-m", "statusd.cli.main", "serve", str(self.config),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env={**os.environ})
         assert self.proc.stdout is not None
         line = await asyncio.wait_for(self.proc.stdout.readline(), 30)

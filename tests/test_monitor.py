@@ -15,12 +15,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-import statusd.monitor as monitor_module
+import statusd.monitor.scheduler as monitor_module
 from probes.http import HttpConfig, HttpProbe
-from statusd.coordinator import Coordinator, PageInfo
+from statusd.incidents.coordinator import Coordinator, PageInfo
 from statusd.core.clock import FakeClock, SystemClock
 from statusd.core.model import Component, ComponentStatus, ProbeResult
-from statusd.monitor import GRID_EPOCH, Monitor, ResultWriter, first_run, phase_s, scheduled_at
+from statusd.monitor.scheduler import GRID_EPOCH, Monitor, ResultWriter, first_run, phase_s, scheduled_at
 from statusd.store.sqlite import SqliteStore
 
 NOW = datetime(2026, 3, 2, 9, 0, 0, 123456, tzinfo=UTC)

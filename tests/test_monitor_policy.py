@@ -8,9 +8,9 @@ from datetime import datetime
 import pytest
 
 from probes.base import ProbeSettings
-from statusd.coordinator import Coordinator, PageInfo
+from statusd.incidents.coordinator import Coordinator, PageInfo
 from statusd.core.model import Component, ProbeResult
-from statusd.monitor import Monitor
+from statusd.monitor.scheduler import Monitor
 
 
 @dataclass

@@ -28,7 +28,7 @@ from notifiers.telegram import (
     TelegramNotifier,
     parse_action,
 )
-from statusd.api import web_application
+from statusd.api.routes import web_application
 from statusd.core.clock import FakeClock
 from statusd.core.errors import NotifyError
 from statusd.core.model import Rendered

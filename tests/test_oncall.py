@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from statusd.oncall import Rotation
+from statusd.oncall.schedule import Rotation
 
 BERLIN = ZoneInfo("Europe/Berlin")
 ROTA = Rotation(participants=("ann", "bob", "cid"), shift=timedelta(hours=12),
@@ -71,7 +71,7 @@ from datetime import time  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from statusd.oncall import Layer, Override, Restriction, Schedule  # noqa: E402
+from statusd.oncall.schedule import Layer, Override, Restriction, Schedule  # noqa: E402
 
 WEEKDAYS_10_18 = Restriction(frozenset(range(5)), time(10), time(18))
 NIGHTS = Restriction(frozenset(range(7)), time(22), time(6))  # spans midnight

@@ -14,9 +14,9 @@ from notifiers.webhook import WebhookConfig, WebhookNotifier
 from statusd.core.clock import FakeClock
 from statusd.core.model import OutboxMessage, OutboxStatus
 from statusd.core.schema import Secret
-from statusd.outbox import OutboxWorker, RetryPolicy
+from statusd.notify.outbox import OutboxWorker, RetryPolicy
 from statusd.store.sqlite import SqliteStore
-from statusd.template import Templates
+from statusd.notify.templates import Templates
 from tests.fakes import WebhookReceiver
 
 SECRET = "outbox-test-secret-0123"

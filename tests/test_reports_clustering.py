@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from statusd.clustering import BlendEncoder, Clusterer, ClusteringConfig, NgramEncoder, SentenceEncoder, \
+from statusd.reports.clustering import BlendEncoder, Clusterer, ClusteringConfig, NgramEncoder, SentenceEncoder, \
     make_encoder, tag_group_key
-from statusd.textmodel import ModelEncoder, ReportModel, ReportModelError
+from statusd.reports.textmodel import ModelEncoder, ReportModel, ReportModelError
 
 AT = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -212,7 +212,7 @@ def test_config_rejects_inverted_thresholds() -> None:
     assert ClusteringConfig.for_encoder("blend").join_single > ClusteringConfig().join_single
 
 
-# --- a text model fitted on the operator's history (statusd.textmodel) ---------------------
+# --- a text model fitted on the operator's history (statusd.reports.textmodel) ---------------------
 
 # A help desk's labelled history: each category is worded in several ways that share few letters.
 HISTORY = {

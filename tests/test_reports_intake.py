@@ -12,8 +12,8 @@ import brotli
 import pytest
 
 from statusd.app import RUNTIME, build_app
-from statusd.config import parse_config
-from statusd.core.http_body import zstd
+from statusd.config.loader import parse_config
+from statusd.web.body import zstd
 
 TOKEN = "helpdesk-token-0123456789"
 SUPPORT = "support-token-0123456789a"
@@ -781,7 +781,7 @@ async def test_a_stuck_detector_process_is_replaced_and_requests_still_answer(cl
     import os
     import signal
 
-    from statusd import report_worker
+    from statusd.reports import host as report_worker
 
     intake = client.app[RUNTIME].intake
     for i in range(4):
@@ -844,7 +844,7 @@ def test_the_detector_runs_numpy_s_blas_on_one_thread() -> None:
     """Split over two cores, its small products spin a helper thread: about 40 % more CPU in a server."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from statusd.report_worker import DetectorSpec, InlineDetector
+    from statusd.reports.host import DetectorSpec, InlineDetector
 
     def blas_threads() -> set[int]:
         return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
@@ -862,7 +862,7 @@ def test_the_detector_runs_numpy_s_blas_on_one_thread() -> None:
 
 async def test_a_fitted_model_configured_in_reports_groups_paraphrases(tmp_path, aiohttp_client) -> None:
     """`statusd fit-model` on a labelled history, `[reports] model = ...`: the detector's process uses it."""
-    from statusd import textmodel
+    from statusd.reports import textmodel
     from tests.test_reports_replay import paraphrase_history_csv
 
     history = tmp_path / "history.csv"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from statusd.core.errors import ValidationError
-from statusd.reports import Report, normalize, stem, words
+from statusd.reports.text import Report, normalize, stem, words
 
 AT = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

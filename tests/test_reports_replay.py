@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from statusd import textmodel
-from statusd.replay import ReplayIncident, ReplayInputError, ReplayRow, adjusted_rand_index, evaluate, main, \
+from statusd.reports import textmodel
+from statusd.reports.backtest import ReplayIncident, ReplayInputError, ReplayRow, adjusted_rand_index, evaluate, main, \
     parse_rows, read_history, read_rows, replay
-from statusd.textmodel import ReportModel
+from statusd.reports.textmodel import ReportModel
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 

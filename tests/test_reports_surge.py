@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from statusd.clustering import NgramEncoder
+from statusd.reports.clustering import NgramEncoder
 from statusd.core.model import ComponentStatus
-from statusd.reports import Report
-from statusd.surge import ReportDetector, ReportOutcome, SeasonalProfile, SurgeConfig, SurgeTest, nb_tail
+from statusd.reports.text import Report
+from statusd.reports.surge import ReportDetector, ReportOutcome, SeasonalProfile, SurgeConfig, SurgeTest, nb_tail
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 
@@ -240,7 +240,7 @@ def test_surge_test_alone_counts_distinct_clients_in_the_window() -> None:
 
 
 def test_one_surge_p_value_serves_every_encoder_unless_set() -> None:
-    from statusd.textmodel import ReportModel
+    from statusd.reports.textmodel import ReportModel
 
     assert ReportDetector().surge.config.p_value == 3e-4
     texts = ["I want a refund", "my money back please", "where is my parcel", "the courier never came"]
@@ -303,7 +303,7 @@ def test_the_detector_process_freezes_what_survives_a_full_collection() -> None:
     import gc
     import weakref
 
-    from statusd.report_worker import _LongLived
+    from statusd.reports.host import _LongLived
 
     try:
         long_lived = _LongLived()
@@ -350,7 +350,7 @@ def test_a_flood_is_held_to_max_window_reports_by_cutting_the_longest_window_old
 
 
 def test_the_cut_never_goes_below_the_floor_and_then_waits_for_a_tenth_of_the_cap() -> None:
-    from statusd.surge import WINDOW_FLOOR
+    from statusd.core.model import WINDOW_FLOOR
 
     test = SurgeTest(SurgeConfig(max_window_reports=WINDOW_FLOOR * 2))
     sweeps = 0

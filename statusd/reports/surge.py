@@ -10,7 +10,7 @@ group is *active* (every later report of it is linked to the incident) and *refr
 new incident for `refractory_s`).
 
 `ReportDetector` is what the intake calls once per report: it groups the report
-(`statusd.clustering`) and runs the surge test on its group. Like `statusd.detection` it is
+(`statusd.reports.clustering`) and runs the surge test on its group. Like `statusd.monitor.thresholds` it is
 a pure function of its inputs — no I/O, no wall clock, time is the reports' `received_at` —
 but it keeps its state in place, because copying a window of vectors per report would cost
 far more than the report itself. After a restart, `rebuild` replays recent reports.
@@ -28,9 +28,9 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from statusd.clustering import Assignment, Clusterer, ClusteringConfig, Encoder
-from statusd.core.model import ComponentStatus, Signal
-from statusd.reports import Report
+from statusd.reports.clustering import Assignment, Clusterer, ClusteringConfig, Encoder
+from statusd.core.model import WINDOW_FLOOR, ComponentStatus, Signal
+from statusd.reports.text import Report
 
 # --- statistics ----------------------------------------------------------------------------
 
@@ -247,9 +247,6 @@ SCAN_ENTRIES = 512
 #: correction as for one more test beside the window's. Its spans are nested and their tails move
 #: together; a factor of 7 (about one per span and the window) left it no gain on banking77 (bench/README.md).
 SCAN_PENALTY = 2.0
-#: Over `max_window_reports`, no group's window is cut below this many reports: far more than a surge
-#: needs, so the cut only ever shortens windows that are surging or flooding already.
-WINDOW_FLOOR = 64
 _DEFAULT_STEPS = ((25, ComponentStatus.MAJOR_OUTAGE), (10, ComponentStatus.PARTIAL_OUTAGE),
                   (0, ComponentStatus.DEGRADED_PERFORMANCE))
 

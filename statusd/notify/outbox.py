@@ -22,7 +22,7 @@ from statusd.core.clock import Clock, sleep_until_due_or_woken
 from statusd.core.errors import NotifyError, StatusdError
 from statusd.core.model import AUTOMATED_AUTHOR, URGENT_TEMPLATES, EntryKind, OutboxMessage, TimelineEntry
 from statusd.core.protocols import Notifier, Store
-from statusd.template import Templates
+from statusd.notify.templates import Templates
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from aiohttp import web
 
 from statusd import __version__
 from statusd.app import build_app, make_store, schedules_from
-from statusd.config import Config, load_config, summary
+from statusd.config.loader import Config, load_config, summary
 from statusd.core.errors import ConfigError
-from statusd.report_worker import DetectorSpec
-from statusd.template import Templates
+from statusd.reports.host import DetectorSpec
+from statusd.notify.templates import Templates
 
 log = logging.getLogger("statusd")
 
@@ -61,10 +61,10 @@ def _main(argv: Sequence[str] | None) -> int:
         args = parser.parse_args(arguments[:command + 1])
         logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         if args.command == "replay":
-            from statusd import replay
+            from statusd.reports import backtest as replay
 
             return replay.main(arguments[command + 1:])
-        from statusd import textmodel
+        from statusd.reports import textmodel
 
         return textmodel.main(arguments[command + 1:])
     args = parser.parse_args(arguments)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from statusd.clustering import NgramEncoder
+from statusd.reports.clustering import NgramEncoder
 from statusd.core.errors import StatusdError
 
 FORMAT = 2  # 2 added the category means; format 1 files (lsa, lda) still load
@@ -157,9 +157,9 @@ class ReportModel:
 
         `labels` None fits LDA when the file has labels and LSA otherwise; False ignores them;
         True (or a supervised `kind`) requires them. Unreadable input raises
-        statusd.replay.ReplayInputError (names line and field), too little of it ReportModelError.
+        statusd.reports.backtest.ReplayInputError (names line and field), too little of it ReportModelError.
         """
-        from statusd.replay import read_history  # replay imports this module
+        from statusd.reports.backtest import read_history  # replay imports this module
 
         texts, found = read_history(path, label_field=label_field)
         if (labels or kind in SUPERVISED) and found is None:
@@ -342,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
     import sys
 
-    from statusd.replay import ReplayInputError  # replay imports this module
+    from statusd.reports.backtest import ReplayInputError  # replay imports this module
 
     parser = argparse.ArgumentParser(prog="statusd fit-model",
                                      description="Fit a report text model on your report history.")

@@ -34,11 +34,11 @@ from typing import Any, Protocol
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from statusd.coordinator import Coordinator
+from statusd.incidents.coordinator import Coordinator
 from statusd.core.clock import Clock, sleep_until_due_or_woken
 from statusd.core.model import ComponentStatus, ProbeResult, Signal
 from statusd.core.protocols import Probe, Store
-from statusd.detection import ProbeState, Thresholds, dedup_key, observe, rebuild
+from statusd.monitor.thresholds import ProbeState, Thresholds, dedup_key, observe, rebuild
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The write API under /api/v1, for people and tools with a token."""

@@ -1,0 +1,1 @@
+"""The `statusd` command line: serve, migrate, check-config, replay, fit-model."""

@@ -1,0 +1,1 @@
+"""The TOML config file as frozen dataclasses, every problem reported with its key path."""

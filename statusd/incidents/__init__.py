@@ -1,0 +1,1 @@
+"""The incident engine: the coordinator's commands, escalation, routing, timers."""

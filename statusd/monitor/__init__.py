@@ -1,0 +1,1 @@
+"""Probe monitoring: pure thresholds, the scheduler that runs probes, the result writer."""

@@ -1,0 +1,1 @@
+"""Delivery: the outbox worker, retry policy and sandboxed notification templates."""

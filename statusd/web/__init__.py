@@ -1,0 +1,1 @@
+"""aiohttp plumbing shared by every HTTP edge: errors, body decoding, fields, auth, signing."""
