@@ -6,13 +6,15 @@ Names follow `statusd_<subsystem>_<noun>_<unit>`; label values come from bounded
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from statusd.core.model import ComponentStatus, Incident, OutboxStatus, ProbeResult
 from statusd.core.protocols import Store
+from statusd.notify.failure import Failure, Reason
+from statusd.notify.settlement import OUTCOMES
 from statusd.oncall.schedule import Schedule
 
 _KPI_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
@@ -60,6 +62,10 @@ class Metrics:
         self.deliveries = Counter("statusd_notification_deliveries_total",
                                   "Delivery attempts by notifier and outcome (sent, retry, dead).",
                                   ["notifier", "outcome"], registry=registry)
+        self.delivery_failures = Counter("statusd_notification_failures_total",
+                                         "Failed delivery attempts by notifier and reason (render, unconfigured, "
+                                         "invalid, timeout, connect, http_3xx, http_4xx, http_5xx, rate_limited, "
+                                         "rejected, internal, unknown).", ["notifier", "reason"], registry=registry)
         self.delivery_latency = Histogram("statusd_notification_delivery_latency_seconds",
                                           "From enqueueing to successful delivery.", ["notifier"],
                                           registry=registry, buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600))
@@ -139,10 +145,23 @@ class Metrics:
     def reminder(self, incident: Incident) -> None:
         self.update_reminders.labels(incident.impact.value).inc()
 
+    def notifiers_configured(self, notifiers: Sequence[str]) -> None:
+        """Every outcome and failure reason of each notifier from 0, so the first dead delivery has an increase()."""
+        for notifier in notifiers:
+            for outcome in OUTCOMES:
+                self.deliveries.labels(notifier, outcome)
+            for reason in Reason:
+                self.delivery_failures.labels(notifier, reason.value)
+
     def delivery(self, notifier: str, outcome: str, latency_s: float | None) -> None:
+        """A delivery attempt ended in `outcome`; `latency_s` (from enqueueing) for a sent one."""
         self.deliveries.labels(notifier, outcome).inc()
         if latency_s is not None:
             self.delivery_latency.labels(notifier).observe(latency_s)
+
+    def delivery_failed(self, notifier: str, failure: Failure) -> None:
+        """A delivery attempt failed; counted by its bounded reason, never by its error text."""
+        self.delivery_failures.labels(notifier, failure.reason.value).inc()
 
     def reports_received(self, source: str, stored: int, duplicates: int) -> None:
         if stored:
@@ -200,8 +219,8 @@ class Metrics:
         for component in components:
             for status in ComponentStatus:
                 self.component_status.labels(component.id, status.value).set(int(component.status == status))
-        for status in OutboxStatus:
-            self.outbox_messages.labels(status.value).set(counts.get(status.value, 0))
+        for outbox_status in OutboxStatus:
+            self.outbox_messages.labels(outbox_status.value).set(counts.get(outbox_status.value, 0))
 
     def exposition(self) -> bytes:
         """The text exposition format."""
