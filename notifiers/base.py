@@ -1,4 +1,4 @@
-"""What every notifier shares: common settings, the registry entry, the failure it raises, the HTTP status classifier."""
+"""What every notifier shares: settings, the registry entry, the error it raises and the HTTP status classifier."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class NotifierKind(NamedTuple):
 
 
 def http_status_failure(status: int) -> tuple[SendFailure, bool] | None:
-    """How an HTTP answer failed, as (reason, retryable); None for 2xx. 408/429/5xx retry, redirects and other 4xx not."""
+    """How an HTTP answer failed, as (reason, retryable); None for 2xx. 408/429/5xx retry; redirects, other 4xx not."""
     if 200 <= status < 300:
         return None
     if status == 408:

@@ -20,7 +20,7 @@ from statusd.core.model import OutboxMessage
 from statusd.core.protocols import Notifier, Store
 from statusd.notify.delivery import Delivery
 from statusd.notify.retry import RetryPolicy
-from statusd.notify.settlement import DeliveryObserver, Settlement
+from statusd.notify.settlement import DeliveryObserver, Outcome, Settlement
 from statusd.notify.templates import Templates
 
 __all__ = ["OutboxWorker", "RetryPolicy"]  # RetryPolicy: the composition root configures both from here
@@ -86,7 +86,7 @@ class _Lane:
         self.notifiers = notifiers
         self.other_than = other_than
         self.woken = asyncio.Event()
-        self.sending: dict[asyncio.Task[None], int | None] = {}  # each delivery under way → its message's id
+        self.sending: dict[asyncio.Task[Outcome], int | None] = {}  # each delivery under way → its message's id
         # Claim again once half the slots are free (or all, for one slot): one claim per round, not per send.
         self.refill_at = max(1, worker.concurrency // 2)
 
@@ -136,7 +136,7 @@ class _Lane:
             # the new lease now covers it. A second, concurrent send would repeat the message.
             if self._under_way(message):
                 continue
-            task = asyncio.create_task(self._deliver(message), name=f"deliver-{message.id}")
+            task = asyncio.create_task(w.delivery(message), name=f"deliver-{message.id}")
             self.sending[task] = message.id
             task.add_done_callback(self._finished)
             new += 1
@@ -145,10 +145,7 @@ class _Lane:
     def _under_way(self, message: OutboxMessage) -> bool:
         return message.id in self.sending.values()
 
-    async def _deliver(self, message: OutboxMessage) -> None:
-        await self.worker.delivery(message)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    def _finished(self, task: asyncio.Task[Outcome]) -> None:
         del self.sending[task]
         if not task.cancelled() and (exc := task.exception()) is not None:
             # Settling failed (the store): the message stays claimed and is retried after its lease.
