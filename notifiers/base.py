@@ -1,13 +1,27 @@
-"""What every notifier shares: common settings, the registry entry, the HTTP status classifier."""
+"""What every notifier shares: settings, the registry entry, the error it raises and the HTTP status classifier."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import aiohttp
 
 from statusd.core.errors import NotifyError
+
+#: Why a send failed, in one word an operator can act on; the outbox counts failures by it
+#: (`statusd_notification_failures_total{reason}`), so the set stays small and never holds an address.
+#: `invalid`: this channel cannot take the recipient or message — fixed by data, not by waiting.
+#: `rejected`: the peer answered with a refusal that is no HTTP status (an SMTP reply, a missing STARTTLS).
+SendFailure = Literal["invalid", "timeout", "connect", "http_3xx", "http_4xx", "http_5xx", "rate_limited", "rejected"]
+
+
+class DeliveryError(NotifyError):
+    """A failed send that says whether a retry can help (`retryable`) and why it failed (`reason`)."""
+
+    def __init__(self, message: str, *, retryable: bool, reason: SendFailure) -> None:
+        super().__init__(message, retryable=retryable)
+        self.reason: SendFailure = reason
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,13 +43,30 @@ class NotifierKind(NamedTuple):
     notifier: type[Any]
 
 
-def raise_for_http_status(status: int, body: str, service: str) -> None:
-    """The one classifier every HTTP integration uses: 2xx ok, 408/429/5xx retry, other 4xx permanent."""
+def http_status_failure(status: int) -> tuple[SendFailure, bool] | None:
+    """How an HTTP answer failed, as (reason, retryable); None for 2xx. 408/429/5xx retry; redirects, other 4xx not."""
     if 200 <= status < 300:
+        return None
+    if status == 408:
+        return "timeout", True
+    if status == 429:
+        return "rate_limited", True
+    if status >= 500:
+        return "http_5xx", True
+    if 300 <= status < 400:
+        # Following it would turn a POST into a GET or resend it elsewhere: the URL is what needs fixing.
+        return "http_3xx", False
+    return "http_4xx", False  # 1xx as a final answer is no success either, and no retry mends it
+
+
+def raise_for_http_status(status: int, body: str, service: str) -> None:
+    """The one classifier every HTTP integration uses: 2xx ok, 408/429/5xx retry, redirects and other 4xx permanent."""
+    failure = http_status_failure(status)
+    if failure is None:
         return
     snippet = body[:200].replace("\n", " ")
-    retryable = status in (408, 429) or status >= 500
-    raise NotifyError(f"{service} answered HTTP {status}: {snippet}", retryable=retryable)
+    reason, retryable = failure
+    raise DeliveryError(f"{service} answered HTTP {status}: {snippet}", retryable=retryable, reason=reason)
 
 
 def describe_client_error(exc: aiohttp.ClientError) -> str:

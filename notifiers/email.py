@@ -4,8 +4,8 @@ Each delivery gets a Message-ID derived from its idempotency key, so a re-sent m
 carries the same Message-ID and mail clients and archives can recognise it as a duplicate.
 The key itself travels in the `X-Statusd-Delivery` header.
 
-SMTP answers are classified by their code: 4xx (try later) is retried, 5xx is permanent.
-Timeouts and connection failures are retried.
+SMTP answers are classified by their code: 4xx (try later) is retried, 5xx is permanent;
+either is a `rejected` failure. Timeouts and connection failures are retried.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from typing import Literal
 import aiohttp
 import aiosmtplib
 
-from notifiers.base import NotifierSettings
+from notifiers.base import DeliveryError, NotifierSettings, SendFailure
 from statusd.core.clock import Clock, SystemClock
-from statusd.core.errors import NotifyError
 from statusd.core.model import Rendered
 from statusd.core.schema import Problems, Secret, positive
 
@@ -85,7 +84,8 @@ class EmailNotifier:
     def build(self, recipient: str, message: Rendered, *, key: str) -> EmailMessage:
         """The e-mail that `send` would deliver; the same key always yields the same Message-ID."""
         if not is_address(recipient):
-            raise NotifyError("email recipient must be a single address such as 'ops@example.com'", retryable=False)
+            raise DeliveryError("email recipient must be a single address such as 'ops@example.com'",
+                                retryable=False, reason="invalid")
         domain = self._sender.rpartition("@")[2]
         mail = EmailMessage()
         mail["From"] = self._config.from_addr
@@ -101,11 +101,11 @@ class EmailNotifier:
         return mail
 
     async def send(self, recipient: str, message: Rendered, *, key: str) -> None:
-        """Send `message` to the address `recipient`; raises NotifyError unless the server accepted it."""
+        """Send `message` to the address `recipient`; raises DeliveryError unless the server accepted it."""
         try:
             mail = self.build(recipient, message, key=key)
         except ValueError as exc:  # a header value the email package refuses, e.g. a key with a newline
-            raise NotifyError(f"email message could not be built: {exc}", retryable=False) from None
+            raise DeliveryError(f"email message could not be built: {exc}", retryable=False, reason="invalid") from None
         cfg = self._config
         where = f"smtp {cfg.host}:{cfg.port}"
         password = cfg.password.reveal() if cfg.password is not None else None
@@ -129,15 +129,17 @@ class EmailNotifier:
             refused = exc.recipients
             answers = "; ".join(f"{r.code} {r.message}" for r in refused)
             retryable = all(400 <= r.code < 500 for r in refused)
-            raise _error(f"{where} refused {recipient}: {answers}", password, retryable) from None
+            raise _error(f"{where} refused {recipient}: {answers}", password, retryable, "rejected") from None
         except aiosmtplib.SMTPResponseException as exc:
-            raise _error(f"{where} answered {exc.code} {exc.message}", password, 400 <= exc.code < 500) from None
+            raise _error(f"{where} answered {exc.code} {exc.message}", password, 400 <= exc.code < 500,
+                         "rejected") from None
         except (TimeoutError, aiosmtplib.SMTPTimeoutError):
-            raise NotifyError(f"{where}: no answer within {cfg.timeout_s:g}s", retryable=True) from None
+            raise DeliveryError(f"{where}: no answer within {cfg.timeout_s:g}s", retryable=True,
+                                reason="timeout") from None
         except aiosmtplib.SMTPNotSupported as exc:  # e.g. no STARTTLS or AUTH: fixed by config, not by waiting
-            raise _error(f"{where}: {exc.message}", password, False) from None
+            raise _error(f"{where}: {exc.message}", password, False, "rejected") from None
         except (aiosmtplib.SMTPException, OSError) as exc:
-            raise _error(f"{where}: {_describe(exc)}", password, True) from None
+            raise _error(f"{where}: {_describe(exc)}", password, True, "connect") from None
 
 
 def _describe(exc: aiosmtplib.SMTPException | OSError) -> str:
@@ -146,8 +148,8 @@ def _describe(exc: aiosmtplib.SMTPException | OSError) -> str:
     return f"{type(exc).__name__}: {exc.strerror or exc}"
 
 
-def _error(text: str, password: str | None, retryable: bool) -> NotifyError:
+def _error(text: str, password: str | None, retryable: bool, reason: SendFailure) -> DeliveryError:
     # Servers may echo what they were sent; the password must not reach logs or the outbox.
     if password:
         text = text.replace(password, "***")
-    return NotifyError(text, retryable=retryable)
+    return DeliveryError(text, retryable=retryable, reason=reason)

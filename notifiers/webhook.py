@@ -20,8 +20,9 @@ raw body, comparing it with the header in constant time, and rejecting timestamp
 than a few minutes from its own clock, which stops replays of captured requests.
 `verify_signature` in this module does all three.
 
-Answers are classified like every HTTP integration: 2xx delivered, 408/429/5xx retried,
-redirects and other 4xx permanent failures. Timeouts and connection failures are retried.
+Answers are classified like every HTTP integration (`notifiers.base.raise_for_http_status`):
+2xx delivered, 408/429/5xx retried, redirects and other 4xx permanent failures. Timeouts and
+connection failures are retried.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
-from notifiers.base import NotifierSettings, describe_client_error, raise_for_http_status
+from notifiers.base import DeliveryError, NotifierSettings, describe_client_error, raise_for_http_status
 from statusd.core.clock import Clock, SystemClock
 from statusd.core.errors import NotifyError
 from statusd.core.model import Rendered
@@ -105,7 +106,7 @@ class WebhookNotifier:
         self._clock: Clock = clock or SystemClock()
 
     async def send(self, recipient: str, message: Rendered, *, key: str) -> None:
-        """POST `message` to the URL `recipient`; raises NotifyError unless the receiver answered 2xx."""
+        """POST `message` to the URL `recipient`; raises DeliveryError unless the receiver answered 2xx."""
         url = _parse_url(recipient)
         # Only the origin goes into errors: paths, queries and userinfo often carry tokens.
         where = f"webhook {url.origin()}"
@@ -128,16 +129,17 @@ class WebhookNotifier:
                 if not 200 <= status < 300:
                     text = (await response.content.read(_ERROR_BODY_BYTES)).decode("utf-8", "replace")
         except TimeoutError:
-            raise NotifyError(f"{where}: no answer within {timeout_s:g}s", retryable=True) from None
+            raise DeliveryError(f"{where}: no answer within {timeout_s:g}s", retryable=True, reason="timeout") from None
         except aiohttp.InvalidURL:
-            raise NotifyError(f"{where}: invalid URL", retryable=False) from None
+            raise DeliveryError(f"{where}: invalid URL", retryable=False, reason="invalid") from None
         except aiohttp.ClientError as exc:
-            raise NotifyError(f"{where}: {describe_client_error(exc)}", retryable=True) from None
+            raise DeliveryError(f"{where}: {describe_client_error(exc)}", retryable=True, reason="connect") from None
         raise_for_http_status(status, text, where)
 
 
 def _parse_url(recipient: str) -> URL:
-    problem = NotifyError("webhook recipient must be an absolute http:// or https:// URL", retryable=False)
+    problem = DeliveryError("webhook recipient must be an absolute http:// or https:// URL", retryable=False,
+                            reason="invalid")
     if not http_url(recipient):
         raise problem
     return URL(recipient)

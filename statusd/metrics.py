@@ -6,13 +6,15 @@ Names follow `statusd_<subsystem>_<noun>_<unit>`; label values come from bounded
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from statusd.core.model import ComponentStatus, Incident, OutboxStatus, ProbeResult
 from statusd.core.protocols import Store
+from statusd.notify.failure import Failure, Reason
+from statusd.notify.settlement import OUTCOMES
 from statusd.oncall.schedule import Schedule
 
 _KPI_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
@@ -60,6 +62,10 @@ class Metrics:
         self.deliveries = Counter("statusd_notification_deliveries_total",
                                   "Delivery attempts by notifier and outcome (sent, retry, dead).",
                                   ["notifier", "outcome"], registry=registry)
+        self.delivery_failures = Counter("statusd_notification_failures_total",
+                                         "Failed delivery attempts by notifier and reason (render, unconfigured, "
+                                         "invalid, timeout, connect, http_3xx, http_4xx, http_5xx, rate_limited, "
+                                         "rejected, internal, unknown).", ["notifier", "reason"], registry=registry)
         self.delivery_latency = Histogram("statusd_notification_delivery_latency_seconds",
                                           "From enqueueing to successful delivery.", ["notifier"],
                                           registry=registry, buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600))
@@ -106,68 +112,96 @@ class Metrics:
     # observer hooks ------------------------------------------------------------------
 
     def probe_result(self, result: ProbeResult) -> None:
+        """A probe check finished: its up/down state, duration and outcome."""
         outcome = "degraded" if result.ok and result.degraded else ("up" if result.ok else "down")
         self.probe_up.labels(result.probe).set(1 if result.ok else 0)
         self.probe_duration.labels(result.probe).observe(result.latency_s)
         self.probe_checks.labels(result.probe, outcome).inc()
 
     def probe_lag(self, probe: str, lag_s: float) -> None:
+        """A check started `lag_s` after it was due."""
         self.probe_schedule_lag.observe(lag_s)  # not by probe: see the histogram's definition
 
     def probe_results_pruned(self, count: int) -> None:
+        """`count` raw probe results were deleted after the retention window."""
         self.probe_results_pruned_total.inc(count)
 
     def incident_opened(self, incident: Incident) -> None:
+        """An incident was opened."""
         self.incidents_opened.labels(incident.source, incident.impact.value).inc()
 
     def incident_acknowledged(self, incident: Incident) -> None:
+        """An incident was first acknowledged: its time to acknowledge."""
         if incident.acknowledged_at:
             self.time_to_ack.labels(incident.impact.value).observe(
                 (incident.acknowledged_at - incident.opened_at).total_seconds())
 
     def first_public_update(self, incident: Incident) -> None:
+        """An incident got its first public update: the time it took."""
         if incident.first_public_update_at:
             self.time_to_first_update.labels(incident.impact.value).observe(
                 (incident.first_public_update_at - incident.opened_at).total_seconds())
 
     def incident_resolved(self, incident: Incident) -> None:
+        """An incident was resolved: counted, with its time to resolve."""
         self.incidents_resolved.labels(incident.impact.value).inc()
         if incident.resolved_at:
             self.time_to_resolve.labels(incident.impact.value).observe(
                 (incident.resolved_at - incident.opened_at).total_seconds())
 
     def reminder(self, incident: Incident) -> None:
+        """A reminder went out because an incident's public update was overdue."""
         self.update_reminders.labels(incident.impact.value).inc()
 
+    def notifiers_configured(self, notifiers: Sequence[str]) -> None:
+        """Every outcome and failure reason of each notifier from 0, so the first dead delivery has an increase()."""
+        for notifier in notifiers:
+            for outcome in OUTCOMES:
+                self.deliveries.labels(notifier, outcome)
+            for reason in Reason:
+                self.delivery_failures.labels(notifier, reason.value)
+
     def delivery(self, notifier: str, outcome: str, latency_s: float | None) -> None:
+        """A delivery attempt ended in `outcome`; `latency_s` (from enqueueing) for a sent one."""
         self.deliveries.labels(notifier, outcome).inc()
         if latency_s is not None:
             self.delivery_latency.labels(notifier).observe(latency_s)
 
+    def delivery_failed(self, notifier: str, failure: Failure) -> None:
+        """A delivery attempt failed; counted by its bounded reason, never by its error text."""
+        self.delivery_failures.labels(notifier, failure.reason.value).inc()
+
     def reports_received(self, source: str, stored: int, duplicates: int) -> None:
+        """Reports accepted from `source`: how many were new and how many duplicates."""
         if stored:
             self.reports_accepted.labels(source, "stored").inc(stored)
         if duplicates:
             self.reports_accepted.labels(source, "duplicate").inc(duplicates)
 
     def reports_not_detected(self, reason: str, count: int) -> None:
+        """`count` stored reports were not seen by the live detector, for `reason`."""
         if count:
             self.reports_undetected.labels(reason).inc(count)
 
     def reports_linked_to_incidents(self, count: int) -> None:
+        """`count` reports were newly linked to an incident."""
         if count:
             self.reports_linked.inc(count)
 
     def report_surge(self) -> None:
+        """A surge of reports was signalled."""
         self.report_surges.inc()
 
     def report_detector_restarted(self) -> None:
+        """A lost report detector was replaced."""
         self.report_detector_restarts.inc()
 
     def report_detector_warming_up(self, warming: bool) -> None:
+        """Whether the report detector is relearning the stored history now."""
         self.report_detector_warming.set(int(warming))
 
     def report_form_refusal(self, reason: str) -> None:
+        """A public form submission was not stored, for `reason`."""
         self.report_form_refused.labels(reason).inc()
 
     # scrape ----------------------------------------------------------------------------
@@ -185,7 +219,7 @@ class Metrics:
             for incident in open_incidents:
                 limit = (reminder_s or {}).get(incident.impact.value)
                 last = incident.last_public_update_at or incident.opened_at
-                overdue += bool(limit) and (now - last).total_seconds() > limit  # type: ignore[operator]
+                overdue += bool(limit and (now - last).total_seconds() > limit)
             self.updates_overdue.set(overdue)
             for name, schedule in (schedules or {}).items():
                 self.oncall_covered.labels(name).set(int(schedule.on_call(now) is not None))
@@ -200,8 +234,8 @@ class Metrics:
         for component in components:
             for status in ComponentStatus:
                 self.component_status.labels(component.id, status.value).set(int(component.status == status))
-        for status in OutboxStatus:
-            self.outbox_messages.labels(status.value).set(counts.get(status.value, 0))
+        for outbox_status in OutboxStatus:
+            self.outbox_messages.labels(outbox_status.value).set(counts.get(outbox_status.value, 0))
 
     def exposition(self) -> bytes:
         """The text exposition format."""

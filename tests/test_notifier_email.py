@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from notifiers.base import DeliveryError
 from notifiers.email import EmailConfig, EmailNotifier
 from statusd.core.clock import FakeClock
 from statusd.core.errors import NotifyError
@@ -211,10 +212,10 @@ async def test_plain_security_does_not_reach_a_server_that_requires_starttls(
         server_tls: ssl.SSLContext) -> None:
     collector, port = smtp_server(tls_context=server_tls, require_starttls=True)
 
-    with pytest.raises(NotifyError) as caught:
+    with pytest.raises(DeliveryError) as caught:
         await notifier(http, port, security="plain").send("ops@example.com", MESSAGE, key="k")
 
-    assert caught.value.retryable is False
+    assert caught.value.retryable is False and caught.value.reason == "rejected"
     assert collector.envelopes == []
 
 
@@ -248,10 +249,10 @@ async def test_failed_auth_is_permanent_and_never_shows_the_password(
     collector, port = smtp_server(authenticator=authenticator, auth_require_tls=False)
     wrong = "wrong-" + PASSWORD
 
-    with pytest.raises(NotifyError) as caught:
+    with pytest.raises(DeliveryError) as caught:
         await notifier(http, port, username="statusd", password=Secret(wrong)).send("ops@example.com", PLAIN, key="k")
 
-    assert caught.value.retryable is False
+    assert caught.value.retryable is False and caught.value.reason == "rejected"
     assert "535" in str(caught.value)
     assert_no_secret(caught.value, wrong, PASSWORD)
     assert collector.envelopes == []
@@ -268,20 +269,20 @@ async def test_refused_recipient_is_classified_by_smtp_code(
         answer: str, retryable: bool) -> None:
     _, port = smtp_server(Collector(rcpt_answer=answer), authenticator=authenticator, auth_require_tls=False)
 
-    with pytest.raises(NotifyError) as caught:
+    with pytest.raises(DeliveryError) as caught:
         await notifier(http, port, username="statusd", password=Secret(PASSWORD)).send("ops@example.com", PLAIN, key="k")
 
-    assert caught.value.retryable is retryable
+    assert caught.value.retryable is retryable and caught.value.reason == "rejected"
     assert answer in str(caught.value)
     assert_no_secret(caught.value, PASSWORD)
 
 
 async def test_closed_port_is_retryable(http: aiohttp.ClientSession) -> None:
-    with pytest.raises(NotifyError) as caught:
+    with pytest.raises(DeliveryError) as caught:
         await notifier(http, closed_port(), username="statusd", password=Secret(PASSWORD)).send(
             "ops@example.com", PLAIN, key="k")
 
-    assert caught.value.retryable is True
+    assert caught.value.retryable is True and caught.value.reason == "connect"
     assert_no_secret(caught.value, PASSWORD)
 
 
@@ -306,11 +307,11 @@ async def silent_server() -> AsyncIterator[int]:
 async def test_a_server_that_never_answers_is_retryable(silent_server: int, http: aiohttp.ClientSession) -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
-    with pytest.raises(NotifyError) as caught:
+    with pytest.raises(DeliveryError) as caught:
         await notifier(http, silent_server, timeout_s=0.2, username="statusd", password=Secret(PASSWORD)).send(
             "ops@example.com", PLAIN, key="k")
 
-    assert caught.value.retryable is True
+    assert caught.value.retryable is True and caught.value.reason == "timeout"
     assert loop.time() - started < 2
     assert_no_secret(caught.value, PASSWORD)
 
@@ -335,10 +336,10 @@ async def test_a_recipient_that_is_not_an_address_is_not_retryable(
         smtp_server: Callable[..., tuple[Collector, int]], http: aiohttp.ClientSession, recipient: str) -> None:
     collector, port = smtp_server()
 
-    with pytest.raises(NotifyError) as caught:
+    with pytest.raises(DeliveryError) as caught:
         await notifier(http, port).send(recipient, PLAIN, key="k")
 
-    assert caught.value.retryable is False
+    assert caught.value.retryable is False and caught.value.reason == "invalid"
     assert collector.envelopes == []
 
 

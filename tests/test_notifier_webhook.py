@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from notifiers.base import DeliveryError
 from notifiers.webhook import WebhookConfig, WebhookNotifier, verify_signature
 from statusd.core.clock import FakeClock
 from statusd.core.errors import NotifyError
@@ -138,48 +139,49 @@ async def test_without_secret_sends_no_signature_and_falls_back_to_subject_and_t
     assert json.loads(req.body) == {"subject": "S", "text": "T"}
 
 
-@pytest.mark.parametrize(("status", "retryable"), [
-    pytest.param(500, True, id="500-server-error"),
-    pytest.param(503, True, id="503-unavailable"),
-    pytest.param(429, True, id="429-rate-limited"),
-    pytest.param(408, True, id="408-request-timeout"),
-    pytest.param(400, False, id="400-bad-request"),
-    pytest.param(404, False, id="404-not-found"),
-    pytest.param(410, False, id="410-gone"),
+@pytest.mark.parametrize(("status", "retryable", "reason"), [
+    pytest.param(500, True, "http_5xx", id="500-server-error"),
+    pytest.param(503, True, "http_5xx", id="503-unavailable"),
+    pytest.param(429, True, "rate_limited", id="429-rate-limited"),
+    pytest.param(408, True, "timeout", id="408-request-timeout"),
+    pytest.param(400, False, "http_4xx", id="400-bad-request"),
+    pytest.param(404, False, "http_4xx", id="404-not-found"),
+    pytest.param(410, False, "http_4xx", id="410-gone"),
 ])
-async def test_http_status_is_classified(receiver: Receiver, http: aiohttp.ClientSession, status: int, retryable: bool) -> None:
-    with pytest.raises(NotifyError) as caught:
+async def test_http_status_is_classified(receiver: Receiver, http: aiohttp.ClientSession, status: int, retryable: bool,
+                                         reason: str) -> None:
+    with pytest.raises(DeliveryError) as caught:
         await notifier(http, secret=Secret(SECRET)).send(receiver.url(f"/status/{status}"), MESSAGE, key="k")
 
-    assert caught.value.retryable is retryable
+    assert caught.value.retryable is retryable and caught.value.reason == reason
     assert f"HTTP {status}" in str(caught.value)
     assert_no_secret(caught.value, SECRET)
 
 
 async def test_a_redirect_is_a_permanent_failure_not_a_resend(receiver: Receiver, http: aiohttp.ClientSession) -> None:
-    with pytest.raises(NotifyError) as caught:
+    with pytest.raises(DeliveryError) as caught:
         await notifier(http).send(receiver.url("/redirect"), MESSAGE, key="k")
 
-    assert caught.value.retryable is False
+    assert caught.value.retryable is False and caught.value.reason == "http_3xx"
     assert receiver.requests == []
 
 
 async def test_a_receiver_slower_than_the_timeout_is_retryable(receiver: Receiver, http: aiohttp.ClientSession) -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
-    with pytest.raises(NotifyError) as caught:
+    with pytest.raises(DeliveryError) as caught:
         await notifier(http, secret=Secret(SECRET), timeout_s=0.2).send(receiver.url("/hang"), MESSAGE, key="k")
 
-    assert caught.value.retryable is True
+    assert caught.value.retryable is True and caught.value.reason == "timeout"
     assert loop.time() - started < 2
     assert_no_secret(caught.value, SECRET)
 
 
 async def test_connection_refused_is_retryable(http: aiohttp.ClientSession) -> None:
-    with pytest.raises(NotifyError) as caught:
+    with pytest.raises(DeliveryError) as caught:
         await notifier(http, secret=Secret(SECRET)).send(f"http://127.0.0.1:{closed_port()}/hook", MESSAGE, key="k")
 
-    assert caught.value.retryable is True
+    assert caught.value.retryable is True and caught.value.reason == "connect"
     assert "cannot connect" in str(caught.value)
     assert_no_secret(caught.value, SECRET)
 
@@ -200,10 +202,10 @@ async def test_errors_name_the_origin_but_never_the_path_query_or_userinfo(http:
     pytest.param("", id="empty"),
 ])
 async def test_an_invalid_url_is_not_retryable(http: aiohttp.ClientSession, url: str) -> None:
-    with pytest.raises(NotifyError) as caught:
+    with pytest.raises(DeliveryError) as caught:
         await notifier(http, secret=Secret(SECRET)).send(url, MESSAGE, key="k")
 
-    assert caught.value.retryable is False
+    assert caught.value.retryable is False and caught.value.reason == "invalid"
     assert_no_secret(caught.value, SECRET)
 
 

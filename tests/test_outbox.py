@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 import aiohttp
@@ -12,11 +12,13 @@ import pytest
 
 from notifiers.webhook import WebhookConfig, WebhookNotifier
 from statusd.core.clock import FakeClock
-from statusd.core.model import OutboxMessage, OutboxStatus
+from statusd.core.model import OutboxMessage, OutboxStatus, Rendered
+from statusd.core.protocols import Notifier
 from statusd.core.schema import Secret
-from statusd.notify.outbox import OutboxWorker, RetryPolicy
-from statusd.store.sqlite import SqliteStore
+from statusd.notify.outbox import OutboxWorker, _Lane
+from statusd.notify.retry import RetryPolicy
 from statusd.notify.templates import Templates
+from statusd.store.sqlite import SqliteStore
 from tests.fakes import WebhookReceiver
 
 SECRET = "outbox-test-secret-0123"
@@ -26,6 +28,43 @@ CONTEXT = {
                  "opened_at": "2026-03-02T09:00:00+00:00", "assignee": "Ann", "url": "http://s/incidents/1"},
     "page": {"title": "Example", "url": "http://s"},
 }
+
+
+class WatchedClock(FakeClock):
+    """A fake clock that knows how many tasks sleep on it right now: each lane idle is one sleeper."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asleep = 0
+
+    async def sleep(self, seconds: float) -> None:
+        self.asleep += 1
+        try:
+            await super().sleep(seconds)
+        finally:
+            self.asleep -= 1
+
+
+class Counted:
+    """A notifier that records each send as it starts, before any I/O, then hands it on."""
+
+    def __init__(self, inner: Notifier) -> None:
+        self.name = inner.name
+        self.inner = inner
+        self.started: list[str] = []
+
+    async def send(self, recipient: str, message: Rendered, *, key: str) -> None:
+        self.started.append(key)
+        await self.inner.send(recipient, message, key=key)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Wait (real time, 5 s at most) until `check()` holds: only for things that must happen, never for absence."""
+    for _ in range(250):
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not within 5 s: {what}")
 
 
 @pytest.fixture
@@ -140,25 +179,28 @@ async def test_a_crash_mid_send_is_retried_after_the_lease(sqlite_store, http, c
     assert (await statuses(sqlite_store))[good.url()] == ("sent", 2)
 
 
-async def test_run_loop_wakes_on_commit_and_on_due_retries(sqlite_store, http, clock, good, bad) -> None:
+async def test_run_loop_wakes_on_commit_and_on_due_retries(sqlite_store, http, good, bad) -> None:
+    clock = WatchedClock()
     w = worker(sqlite_store, http, clock)
     task = asyncio.create_task(w.run())
     try:
         await enqueue(sqlite_store, clock, ("hooks", good.url()), ("hooks", bad.url()))
         w.wake()
         await asyncio.wait_for(good.arrived.wait(), 5)
-        for _ in range(100):  # until the failure is settled as a scheduled retry
-            if (await statuses(sqlite_store)).get(bad.url()) == ("pending", 1):
-                break
-            await asyncio.sleep(0.02)
+
+        async def retry_scheduled_and_lanes_asleep() -> bool:
+            # Both lanes back asleep on the clock: the retry can only come due by the clock moving.
+            return (await statuses(sqlite_store)).get(bad.url()) == ("pending", 1) and clock.asleep == 2
+
+        await eventually(retry_scheduled_and_lanes_asleep, "the failure settled as a retry, the lanes idle")
         assert bad.rejected == 1
-        await asyncio.sleep(0.05)  # let the loop go back to sleeping on the clock
         bad.fail_with = None
         await clock.advance(11)  # the retry comes due while the loop sleeps on the clock
-        for _ in range(100):
-            if bad.hooks:
-                break
-            await asyncio.sleep(0.02)
+
+        async def retried() -> bool:
+            return bool(bad.hooks)
+
+        await eventually(retried, "the retry delivered")
         assert len(bad.hooks) == 1
     finally:
         task.cancel()
@@ -253,14 +295,10 @@ async def hanging() -> AsyncIterator[tuple[str, list[str]]]:
     await server.close()
 
 
-async def run_until(w: OutboxWorker, done) -> None:
+async def run_until(w: OutboxWorker, done: Callable[[], Awaitable[bool]]) -> None:
     task = asyncio.create_task(w.run())
     try:
-        for _ in range(250):
-            if await done():
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError("not delivered within 5 s")
+        await eventually(done, "delivered")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -303,29 +341,40 @@ async def listed(store: SqliteStore) -> list[OutboxMessage]:
         return await r.outbox.list()
 
 
-async def test_a_send_that_outlasts_its_lease_is_not_sent_again_while_under_way(sqlite_store, http, clock,
-                                                                               hanging) -> None:
+@pytest.mark.parametrize("broken", [False, True], ids=["as-built", "without-the-under-way-check"])
+async def test_a_send_that_outlasts_its_lease_is_not_sent_again_while_under_way(sqlite_store, http, hanging,
+                                                                               monkeypatch, broken) -> None:
+    """The check that no second send starts holds behind a barrier, and catches a lane that would start one."""
+    if broken:  # proves the test can fail: a lane that forgets which sends are under way repeats this one
+        monkeypatch.setattr(_Lane, "_under_way", lambda lane, message: False)
     url, hits = hanging
-    slow = WebhookNotifier(WebhookConfig(name="hooks", type="webhook", secret=Secret(SECRET), timeout_s=60), http,
-                           clock=clock)
+    clock = WatchedClock()
+    slow = Counted(WebhookNotifier(WebhookConfig(name="hooks", type="webhook", secret=Secret(SECRET), timeout_s=60),
+                                   http, clock=clock))
     w = OutboxWorker(sqlite_store, {"hooks": slow}, Templates(), clock, concurrency=4, lease_s=5)
     await enqueue(sqlite_store, clock, ("hooks", url))
     task = asyncio.create_task(w.run())
     try:
-        for _ in range(250):
-            if hits:
-                break
-            await asyncio.sleep(0.02)
+        async def under_way() -> bool:
+            return bool(hits)
+
+        await eventually(under_way, "the send reached the receiver")
         await clock.advance(6)  # the lease runs out while the send is still under way
         # The lane may have computed its sleep just before the fake clock moved, and then sleeps past
         # it (real time has no such gap): wake it, so that it looks at the new time.
         w.wake()
-        for _ in range(250):  # until the lane has claimed it again (the new lease covers the send under way)
-            if [m.attempts for m in await listed(sqlite_store)] == [2]:
-                break
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.3)  # time enough for a second request to arrive
-        assert [m.attempts for m in await listed(sqlite_store)] == [2] and len(hits) == 1
+
+        async def claimed_again_and_idle() -> bool:
+            # The barrier: the lane claimed it again (the new lease covers the send under way) and went back
+            # to sleep on the clock. A send it started from that claim began before that sleep: a delivery
+            # reaches `send` in its first step, and the lane awaits the store in between.
+            return [m.attempts for m in await listed(sqlite_store)] == [2] and clock.asleep == 2
+
+        await eventually(claimed_again_and_idle, "the lane claimed the message again and went idle")
+        if broken:
+            assert len(slow.started) == 2
+        else:
+            assert slow.started == [f"k:hooks:{url}"] and len(hits) == 1
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -1,1 +1,1 @@
-"""Delivery: the outbox worker, retry policy and sandboxed notification templates."""
+"""Delivery: the outbox worker and each message's declared stages (route → render → send → classify → settle)."""

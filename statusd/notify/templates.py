@@ -13,8 +13,8 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from statusd.core.errors import StatusdError
 from statusd.core.model import Rendered
+from statusd.notify.failure import RenderError
 
 
 class Templates:
@@ -33,7 +33,7 @@ class Templates:
         )
 
     def render(self, name: str, context: dict[str, Any]) -> Rendered:
-        """Render message `name`; raises StatusdError when a template is missing or broken."""
+        """Render message `name`; raises RenderError (a StatusdError) when a template is missing or broken."""
         try:
             subject = self.env.get_template(f"{name}.subject.txt").render(context).strip()
             text = self.env.get_template(f"{name}.txt").render(context)
@@ -42,7 +42,7 @@ class Templates:
             except jinja2.TemplateNotFound:
                 html = None
         except jinja2.TemplateError as exc:
-            raise StatusdError(f"template {name!r} failed: {exc}") from exc
+            raise RenderError(f"template {name!r} failed: {exc}") from exc
         return Rendered(subject=subject, text=text, html=html, payload={"event": name, **context})
 
     def check(self, names: tuple[str, ...] = ("alert", "update", "reminder", "handoff", "postmortem", "shift",
