@@ -18,7 +18,7 @@ import notifiers as notifier_plugins
 import probes as probe_plugins
 from notifiers.telegram import CallbackQuery, TelegramCallbacks, parse_action
 from statusd.alerts.intake import AlertIntake
-from statusd.api.routes import Token, WriteApi, error_response, web_application
+from statusd.api.routes import WriteApi
 from statusd.api.telegram import TelegramWebhook
 from statusd.config.loader import Config, ScheduleConfig
 from statusd.incidents.coordinator import Coordinator, PageInfo, Policy
@@ -28,6 +28,9 @@ from statusd.core.model import Component, Person
 from statusd.core.protocols import Store
 from statusd.oncall.notices import ShiftNotices
 from statusd.reports.http import IntakeLimits, ReportIntake
+from statusd.web.application import web_application
+from statusd.web.auth import Token
+from statusd.web.errors import error_response
 from statusd.web.signing import Signer
 from statusd.metrics import Metrics
 from statusd.monitor.scheduler import Monitor
