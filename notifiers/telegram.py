@@ -6,8 +6,8 @@ payload carries `actions` (e.g. Acknowledge), the message gets an inline keyboar
 buttons carry `callback_data = "<action id>:<incident id>"`.
 
 `TelegramCallbacks` receives the presses of those buttons, either by long polling
-(`poll_forever`, calling `getUpdates`) or from Telegram's webhook delivery
-(`handle_webhook`). Telegram allows only one of the two per bot at a time: a bot with a
+(`poll_forever`, calling `getUpdates`) or from Telegram's webhook delivery (`answer_update`,
+behind the HTTP handler in statusd.api.telegram, which checks the secret header). Telegram allows only one of the two per bot at a time: a bot with a
 webhook set gets HTTP 409 from `getUpdates`, so webhook users set `poll_timeout_s = 0`.
 Within one process each press reaches `on_callback` once; after a restart Telegram may
 deliver presses again that the old process handled but had not yet confirmed.
@@ -20,7 +20,6 @@ from a URL: they name the API method only.
 
 from __future__ import annotations
 
-import hmac
 import html
 import json
 import logging
@@ -31,14 +30,11 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import aiohttp
-from aiohttp import web
 from yarl import URL
 
 from notifiers.base import NotifierSettings, describe_client_error, raise_for_http_status
 from statusd.core.clock import Clock, SystemClock
 from statusd.core.errors import NotifyError, ValidationError
-from statusd.web.body import read_body
-from statusd.core.json_body import parse_json
 from statusd.core.model import Rendered
 from statusd.core.schema import Problems, Secret, http_url, positive
 
@@ -212,32 +208,25 @@ class TelegramCallbacks:
                 log.warning("telegram answerCallbackQuery failed: %s", exc)
         return len(updates)
 
-    async def handle_webhook(self, request: web.Request) -> web.Response:
-        """Take one Update from Telegram's webhook; 401 without the configured secret header, 400 for a bad body.
+    @property
+    def webhook_secret(self) -> Secret | None:
+        """The secret Telegram's webhook deliveries carry in SECRET_HEADER; None when the webhook is off."""
+        return self._config.webhook_secret
 
-        Without `webhook_secret` the webhook is off (404): anyone who can reach it could post a
-        forged press of an engineer's Acknowledge button.
+    async def answer_update(self, update: Any) -> dict[str, Any] | None:
+        """Handle one Update that Telegram's webhook delivered; the webhook's answer, or None for no button press.
+
+        The answer runs answerCallbackQuery with the callback's text: Telegram runs a method
+        given in the webhook's answer, which saves an outbound call. Raises ValidationError
+        on "update_id" when `update` is no Telegram Update.
         """
-        secret = self._config.webhook_secret
-        if secret is None:
-            return _error_response(404, "webhook_secret", "this notifier's webhook is off: set webhook_secret in its "
-                                                          "config and give it to setWebhook as secret_token")
-        given = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode("utf-8", "replace"), secret.reveal().encode("utf-8")):
-            return _error_response(401, SECRET_HEADER, "missing or wrong secret token")
-        try:
-            update = parse_json(await read_body(request, request.client_max_size, "[server] max_body_bytes"),
-                                replace_nul=True)
-        except ValidationError as exc:
-            return _error_response(exc.status, exc.field, f"expected a JSON Telegram Update: {exc.message}")
         if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
-            return _error_response(400, "update_id", "expected a Telegram Update object with an integer update_id")
+            raise ValidationError("update_id", "expected a Telegram Update object with an integer update_id")
         query = _callback_query(update)
         if query is None:
-            return web.Response(status=200)
+            return None
         answer = await self._answer_text(query)
-        # Telegram runs a method given in the webhook's answer, which saves an outbound call.
-        return web.json_response({"method": "answerCallbackQuery", "callback_query_id": query.id, "text": answer})
+        return {"method": "answerCallbackQuery", "callback_query_id": query.id, "text": answer}
 
     async def _answer_text(self, query: CallbackQuery) -> str:
         try:
@@ -364,9 +353,8 @@ def _callback_query(update: Mapping[str, Any]) -> CallbackQuery | None:
     query = update.get("callback_query")
     if not isinstance(query, dict) or not isinstance(query.get("data"), str) or "id" not in query:
         return None
-    sender = query.get("from") if isinstance(query.get("from"), dict) else {}
-    message = query.get("message") if isinstance(query.get("message"), dict) else {}
-    chat = message.get("chat") if isinstance(message.get("chat"), dict) else {}
+    sender = _object(query.get("from"))
+    chat = _object(_object(query.get("message")).get("chat"))
     username = sender.get("username")
     return CallbackQuery(
         id=str(query["id"]),
@@ -375,6 +363,11 @@ def _callback_query(update: Mapping[str, Any]) -> CallbackQuery | None:
         from_username=username if isinstance(username, str) else None,
         data=query["data"],
     )
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """`value` when it is a JSON object, else an empty one (a part of the Update Telegram left out)."""
+    return value if isinstance(value, dict) else {}
 
 
 async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -397,14 +390,6 @@ def _retry_after(answer: Mapping[str, Any]) -> float | None:
     parameters = answer.get("parameters")
     value = parameters.get("retry_after") if isinstance(parameters, dict) else None
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
-
-
-
-
-def _error_response(status: int, field: str, message: str) -> web.Response:
-    # The same shape as statusd's own API errors.
-    return web.json_response({"error": {"field": field, "message": message}}, status=status)
-
 
 
 

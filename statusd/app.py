@@ -18,7 +18,8 @@ import notifiers as notifier_plugins
 import probes as probe_plugins
 from notifiers.telegram import CallbackQuery, TelegramCallbacks, parse_action
 from statusd.alerts.intake import AlertIntake
-from statusd.api.routes import Token, WriteApi, error_response, web_application
+from statusd.api.routes import WriteApi
+from statusd.api.telegram import TelegramWebhook
 from statusd.config.loader import Config, ScheduleConfig
 from statusd.incidents.coordinator import Coordinator, PageInfo, Policy
 from statusd.core.clock import Clock, SystemClock
@@ -27,6 +28,9 @@ from statusd.core.model import Component, Person
 from statusd.core.protocols import Store
 from statusd.oncall.notices import ShiftNotices
 from statusd.reports.http import IntakeLimits, ReportIntake
+from statusd.web.application import web_application
+from statusd.web.auth import Token
+from statusd.web.errors import error_response
 from statusd.web.signing import Signer
 from statusd.metrics import Metrics
 from statusd.monitor.scheduler import Monitor
@@ -235,13 +239,7 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
         return web.Response(body=metrics.exposition(),
                             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
-    async def telegram_webhook(request: web.Request) -> web.StreamResponse:
-        callbacks = runtime.telegram.get(request.match_info["notifier"])
-        if callbacks is None:
-            raise web.HTTPNotFound()
-        return await callbacks.handle_webhook(request)
-
-    app.router.add_post("/telegram/{notifier}/webhook", telegram_webhook)
+    TelegramWebhook(lambda name: runtime.telegram.get(name)).add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
     write_api = WriteApi(store, coordinator, _tokens(config), config.notifiers, render_page=page.simple_page,

@@ -17,8 +17,9 @@ import pytest
 from aiohttp import web
 
 from statusd.alerts.config import AlertRule, AlertsConfig
-from statusd.alerts.intake import AlertIntake, AlertMapper, Target
-from statusd.api.routes import web_application
+from statusd.alerts.intake import AlertIntake
+from statusd.alerts.mapping import AlertMapper, Target
+from statusd.web.application import web_application
 from statusd.incidents.coordinator import Coordinator, PageInfo, Policy
 from statusd.core.clock import Clock
 from statusd.core.model import (

@@ -28,7 +28,8 @@ from notifiers.telegram import (
     TelegramNotifier,
     parse_action,
 )
-from statusd.api.routes import web_application
+from statusd.api.telegram import TelegramWebhook
+from statusd.web.application import web_application
 from statusd.core.clock import FakeClock
 from statusd.core.errors import NotifyError
 from statusd.core.model import Rendered
@@ -562,6 +563,9 @@ async def test_polling_off_returns_at_once(api: FakeBotApi, http: aiohttp.Client
 
 # --- callbacks: webhook -------------------------------------------------------------------
 
+HOOK = "/telegram/tg/webhook"  # the notifier is called "tg" in config()
+
+
 def update(data: str = "ack:42", update_id: int = 501) -> dict[str, Any]:
     return {"update_id": update_id, "callback_query": {
         "id": "wq1", "from": {"id": 7001, "is_bot": False, "first_name": "Ann", "username": "ann"},
@@ -576,7 +580,7 @@ async def webhook_client(http: aiohttp.ClientSession, presses: Presses,
     receiver = TelegramCallbacks(config("https://api.telegram.org", webhook_secret=secret, poll_timeout_s=0),
                                  http, presses)
     app = web_application(200_000)  # as statusd's app: bodies decoded by read_body, at most 200 KB here
-    app.router.add_post("/telegram", receiver.handle_webhook)
+    TelegramWebhook({"tg": receiver}.get).add_routes(app)
     client = TestClient(TestServer(app, host="127.0.0.1", port=0))
     await client.start_server()
     return client
@@ -598,7 +602,7 @@ async def hook(http: aiohttp.ClientSession, presses: Presses) -> AsyncIterator[T
 
 async def test_webhook_takes_a_press_with_the_right_secret_and_answers_inline(
         hook: TestClient[web.Request, web.Application], presses: Presses) -> None:
-    response = await hook.post("/telegram", json=update(), headers={SECRET_HEADER: WEBHOOK_SECRET})
+    response = await hook.post(HOOK, json=update(), headers={SECRET_HEADER: WEBHOOK_SECRET})
 
     assert response.status == 200
     assert await response.json() == {"method": "answerCallbackQuery", "callback_query_id": "wq1",
@@ -614,7 +618,7 @@ async def test_webhook_takes_a_press_with_the_right_secret_and_answers_inline(
 ])
 async def test_webhook_rejects_a_wrong_or_missing_secret(hook: TestClient[web.Request, web.Application],
                                                          presses: Presses, headers: dict[str, str]) -> None:
-    response = await hook.post("/telegram", json=update(), headers=headers)
+    response = await hook.post(HOOK, json=update(), headers=headers)
 
     assert response.status == 401
     assert (await response.json())["error"]["field"] == SECRET_HEADER
@@ -630,7 +634,7 @@ async def test_webhook_rejects_a_wrong_or_missing_secret(hook: TestClient[web.Re
 ])
 async def test_webhook_answers_a_malformed_body_with_400(hook: TestClient[web.Request, web.Application],
                                                          presses: Presses, body: bytes, field_name: str) -> None:
-    response = await hook.post("/telegram", data=body, headers={SECRET_HEADER: WEBHOOK_SECRET,
+    response = await hook.post(HOOK, data=body, headers={SECRET_HEADER: WEBHOOK_SECRET,
                                                                 "Content-Type": "application/json"})
 
     assert response.status == 400
@@ -647,7 +651,7 @@ async def test_webhook_answers_a_malformed_body_with_400(hook: TestClient[web.Re
 async def test_webhook_reads_its_body_as_the_api_does(hook: TestClient[web.Request, web.Application],
                                                       headers: dict[str, str], body: bytes, status: int,
                                                       field_name: str | None) -> None:
-    response = await hook.post("/telegram", data=body, headers={SECRET_HEADER: WEBHOOK_SECRET,
+    response = await hook.post(HOOK, data=body, headers={SECRET_HEADER: WEBHOOK_SECRET,
                                                                 "Content-Type": "application/json", **headers})
 
     assert response.status == status, await response.text()
@@ -660,7 +664,7 @@ async def test_webhook_takes_a_press_whose_names_hold_a_nul(hook: TestClient[web
     """Telegram cannot send it otherwise: refusing it would drop the press for good."""
     body = update()
     body["callback_query"]["from"]["first_name"] = "A\u0000nn"
-    response = await hook.post("/telegram", json=body, headers={SECRET_HEADER: WEBHOOK_SECRET})
+    response = await hook.post(HOOK, json=body, headers={SECRET_HEADER: WEBHOOK_SECRET})
 
     assert response.status == 200, await response.text()
     assert [press.data for press in presses.seen] == ["ack:42"]
@@ -668,7 +672,7 @@ async def test_webhook_takes_a_press_whose_names_hold_a_nul(hook: TestClient[web
 
 async def test_webhook_acknowledges_other_updates_without_calling_back(
         hook: TestClient[web.Request, web.Application], presses: Presses) -> None:
-    response = await hook.post("/telegram", json={"update_id": 9, "message": {"text": "hi"}},
+    response = await hook.post(HOOK, json={"update_id": 9, "message": {"text": "hi"}},
                                headers={SECRET_HEADER: WEBHOOK_SECRET})
 
     assert response.status == 200
@@ -680,7 +684,7 @@ async def test_webhook_without_a_configured_secret_is_off(http: aiohttp.ClientSe
     presses = Presses(answer="ok")
     client = await webhook_client(http, presses, None)
     try:
-        response = await client.post("/telegram", json=update("ack:9"))
+        response = await client.post(HOOK, json=update("ack:9"))
         body = await response.json()
     finally:
         await client.close()
@@ -693,7 +697,7 @@ async def test_webhook_answers_a_failing_handler_with_a_generic_text(http: aioht
     presses = Presses(fail_on="ack:42")
     client = await webhook_client(http, presses, WEBHOOK_SECRET)
     try:
-        response = await client.post("/telegram", json=update(), headers={SECRET_HEADER: WEBHOOK_SECRET})
+        response = await client.post(HOOK, json=update(), headers={SECRET_HEADER: WEBHOOK_SECRET})
         answer = await response.json()
     finally:
         await client.close()

@@ -25,11 +25,13 @@ from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
-from statusd.api.routes import Body, Token, WriteApi, parse_time, path_id
+from statusd.api.routes import WriteApi
 from statusd.incidents.coordinator import Coordinator
 from statusd.core.clock import Clock
 from statusd.core.errors import NotFound, ValidationError
 from statusd.web.body import UnsupportedCoding, content_coding, read_body
+from statusd.web.auth import Token
+from statusd.web.fields import Fields as Body, parse_time, path_id
 from statusd.core.model import CustomerReport
 from statusd.core.protocols import Store
 from statusd.core.schema import http_url

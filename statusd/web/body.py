@@ -1,6 +1,6 @@
 """Request bodies as sent: read within a size limit and decoded from their Content-Encoding here.
 
-aiohttp's own decoding is off (`web_application` in statusd.api.routes). With it on, a body that is
+aiohttp's own decoding is off (`web_application` in statusd.web.application). With it on, a body that is
 not the gzip (deflate, br, zstd) it claims to be failed in aiohttp's parser when the error
 showed only at the body's end: the client got a plain-text 400 and the log a traceback of its
 mistake, and the connection was dropped. Decoding here answers every such body with a 400
@@ -10,6 +10,7 @@ gigabyte of zeros), and leaves the connection usable.
 
 from __future__ import annotations
 
+import sys
 import zlib
 
 import brotli
@@ -17,10 +18,10 @@ from aiohttp import web
 
 from statusd.core.errors import ValidationError
 
-try:  # Python 3.14+
-    from compression import zstd  # type: ignore[import-not-found]
-except ImportError:
-    from backports import zstd  # type: ignore[no-redef]
+if sys.version_info >= (3, 14):
+    from compression import zstd
+else:
+    from backports import zstd
 
 #: Content codings a request body may come in (case-insensitive); "identity" is the body as it is.
 CODINGS = ("identity", "gzip", "deflate", "br", "zstd")

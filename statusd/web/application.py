@@ -1,0 +1,13 @@
+"""The aiohttp application every statusd route is added to."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from statusd.web.errors import json_errors
+
+
+def web_application(max_body_bytes: int) -> web.Application:
+    """An app with JSON errors and the body limit, whose bodies are decoded by statusd.web.body, not by aiohttp."""
+    return web.Application(middlewares=[json_errors], client_max_size=max_body_bytes,
+                           handler_args={"auto_decompress": False})
