@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
-from tests.fakes import WebhookReceiver
-from tests.test_e2e import Target, eventually
+from tests.support.fakes import Target, WebhookReceiver
+from tests.support.network import free_port
+from tests.support.polling import eventually
 
 HOOK_SECRET = "lifecycle-hook-secret-01"
 
@@ -103,8 +103,7 @@ async def no_server_left_behind() -> AsyncIterator[None]:
 async def target() -> AsyncIterator[Target]:
     t = await Target().start()
     yield t
-    assert t.server is not None
-    await t.server.close()
+    await t.close()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from statusd.core.schema import Secret
 from statusd.notify.outbox import OutboxWorker, RetryPolicy
 from statusd.store.sqlite import SqliteStore
 from statusd.notify.templates import Templates
-from tests.fakes import WebhookReceiver
+from tests.support.fakes import WebhookReceiver
 
 SECRET = "outbox-test-secret-0123"
 CONTEXT = {
