@@ -60,9 +60,12 @@ async def test_outage_to_resolution(tmp_path, aiohttp_client, peers) -> None:
                           json={"notifier": "hooks", "target": hooks.url("/subscriber"), "components": ["api"]})
     assert r.status == 201
 
-    async def probe_results() -> bool:
+    async def checks() -> int:
         async with store.read() as rd:
-            return len(await rd.probe_results.recent("api-health")) >= 2
+            return len(await rd.probe_results.recent("api-health", limit=100_000))
+
+    async def probe_results() -> bool:
+        return await checks() >= 2
     await eventually(probe_results, "healthy probe results")
     assert (await (await client.get("/api/v2/status.json")).json())["status"]["indicator"] == "none"
 
@@ -82,7 +85,15 @@ async def test_outage_to_resolution(tmp_path, aiohttp_client, peers) -> None:
     async def alerted() -> bool:
         return len(alerts_mail()) >= 1 and len(alert_hooks()) >= 1
     await eventually(alerted, "the duty engineer's e-mail and webhook")
-    await asyncio.sleep(1.5)  # several more failing checks: still one incident, one alert per channel
+    checks_when_alerted = await checks()
+
+    async def settled() -> bool:
+        # A second incident or a repeated alert would come from one of these checks and, once the
+        # outbox is empty, would have reached the peers: past this barrier, "only one" is a fact.
+        async with store.read() as rd:
+            counts = await rd.outbox.counts()
+        return await checks() >= checks_when_alerted + 5 and counts["pending"] == counts["sending"] == 0
+    await eventually(settled, "five more failing checks and every message delivered")
     async with store.read() as rd:
         [incident] = await rd.incidents.list_open()
     assert incident.assignee == "ann"
