@@ -1,4 +1,8 @@
-"""Shared fixtures: a fake clock, a temp SQLite store, an HTTP client session, free ports and secret-leak checks."""
+"""Shared fixtures: a fake clock, a temp SQLite store, the local PostgreSQL and an HTTP client session.
+
+`free_port` and `assert_no_secret` live in tests/support/; they are imported here too so modules that
+take them from conftest keep working.
+"""
 
 from __future__ import annotations
 
@@ -11,32 +15,38 @@ import pytest
 
 from statusd.core.clock import FakeClock
 from statusd.store.sqlite import SqliteStore
+from tests.support.leaks import assert_no_secret
+from tests.support.network import free_port
+from tests.support.postgres import PG_ADMIN_DSN, PG_HOST, PG_PORT
+
+__all__ = ["assert_no_secret", "free_port"]
 
 
 @pytest.fixture
 def clock() -> FakeClock:
+    """A fake clock at Monday 2026-03-02 09:00 UTC; it moves only when a test moves it."""
     return FakeClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
 
 
 @pytest.fixture
 async def sqlite_store(tmp_path) -> AsyncIterator[SqliteStore]:
+    """An open SQLite store in the test's own directory, closed afterwards."""
     store = SqliteStore(tmp_path / "statusd.db")
     await store.open()
     yield store
     await store.close()
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def assert_no_secret(text: str, *secrets: str) -> None:
-    """Fail if any secret appears in `text` (errors, logs, reprs must never carry one)."""
-    for secret in secrets:
-        assert secret not in text, f"secret leaked into: {text[:200]!r}"
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The admin DSN of the local PostgreSQL; skips when none answers."""
+    try:
+        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
+            pass
+    except OSError as exc:
+        pytest.skip(f"no PostgreSQL answers on {PG_HOST}:{PG_PORT} ({exc})")
+    pytest.importorskip("asyncpg", reason="asyncpg is not installed")
+    return PG_ADMIN_DSN
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -14,8 +14,9 @@ from aiohttp.test_utils import TestServer
 from statusd.core.clock import SystemClock
 from statusd.core.model import IncidentStatus
 from statusd.store.sqlite import SqliteStore
-from tests.conftest import free_port
-from tests.test_alerts import CONFIG, TOKEN, all_incidents, build_app, build_coordinator
+from tests.support.alerts import CONFIG, TOKEN, all_incidents, build_app, build_coordinator
+from tests.support.network import free_port
+from tests.support.polling import eventually, log_tail
 
 ALERTMANAGER = Path("/usr/bin/prometheus-alertmanager")
 DEADLINE_S = 30.0
@@ -51,17 +52,6 @@ def rfc3339(at: datetime) -> str:
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, log_file: Path) -> None:
-    """Poll `check` until it holds; fail with Alertmanager's log after DEADLINE_S."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE_S
-    while not await check():
-        if loop.time() > deadline:
-            log = log_file.read_text(errors="replace")[-4000:] if log_file.exists() else "(no log)"
-            pytest.fail(f"timed out after {DEADLINE_S:g}s waiting for {what}; alertmanager log:\n{log}")
-        await asyncio.sleep(0.2)
-
-
 async def test_real_alertmanager_opens_and_resolves_one_incident(sqlite_store: SqliteStore, tmp_path: Path) -> None:
     clock = SystemClock()
     coordinator = await build_coordinator(sqlite_store, clock)
@@ -71,6 +61,8 @@ async def test_real_alertmanager_opens_and_resolves_one_incident(sqlite_store: S
     config.write_text(alertmanager_yml(str(server.make_url("/api/v1/alerts/alertmanager"))))
     am_url = f"http://127.0.0.1:{free_port()}"
     log_file = tmp_path / "alertmanager.log"
+    # Alertmanager's log says why it never became ready or never delivered, so a timeout shows it.
+    wait = partial(eventually, timeout_s=DEADLINE_S, interval_s=0.2, diagnostics=log_tail(log_file, "alertmanager"))
     with log_file.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
             str(ALERTMANAGER), f"--config.file={config}", f"--storage.path={tmp_path / 'alertmanager-data'}",
@@ -87,7 +79,7 @@ async def test_real_alertmanager_opens_and_resolves_one_incident(sqlite_store: S
                     assert process.returncode is None, "alertmanager exited: " + log_file.read_text(errors="replace")
                     return False
 
-            await eventually(ready, "alertmanager to be ready", log_file)
+            await wait(ready, "alertmanager to be ready")
             started = datetime.now(UTC)
             alert = {"labels": {"alertname": "HighErrorRate", "service": "api", "severity": "critical"},
                      "annotations": {"summary": "Error rate above 5%"},
@@ -99,7 +91,7 @@ async def test_real_alertmanager_opens_and_resolves_one_incident(sqlite_store: S
                 incidents = await all_incidents(sqlite_store, clock)
                 return [(i.components, i.status) for i in incidents] == [(("api",), IncidentStatus.INVESTIGATING)]
 
-            await eventually(one_open_incident_on_api, "one open incident on the api component", log_file)
+            await wait(one_open_incident_on_api, "one open incident on the api component")
 
             async with http.post(f"{am_url}/api/v2/alerts",
                                  json=[{**alert, "endsAt": rfc3339(datetime.now(UTC))}]) as response:
@@ -109,7 +101,7 @@ async def test_real_alertmanager_opens_and_resolves_one_incident(sqlite_store: S
                 incidents = await all_incidents(sqlite_store, clock)
                 return bool(incidents) and all(i.status is IncidentStatus.RESOLVED for i in incidents)
 
-            await eventually(resolved, "the incident to be resolved", log_file)
+            await wait(resolved, "the incident to be resolved")
         [incident] = await all_incidents(sqlite_store, clock)
         assert incident.dedup_key is not None and incident.dedup_key.startswith("alertmanager:")
         assert not incident.dedup_key.startswith("alertmanager:labels-")  # Alertmanager sent its fingerprint

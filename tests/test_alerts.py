@@ -35,79 +35,11 @@ from statusd.core.model import (
 from statusd.core.schema import Problems, Secret, load_section
 from statusd.store.sqlite import SqliteStore
 from tests.conftest import assert_no_secret
+from tests.support.alerts import (
+    BILLING_KEY, CONFIG, OPS_KEY, TOKEN, all_incidents, am_alert, am_payload, build_app, build_coordinator,
+)
 
-TOKEN = "alerts-token-0123456789"
-BILLING_KEY = "R0UT1NGKEYbilling000000000000001"
-OPS_KEY = "R0UT1NGKEYops0000000000000000002"
 SECRETS = (TOKEN, BILLING_KEY, OPS_KEY)
-
-# What an operator writes under [alerts]; parsed the way the main config parses sections.
-ALERTS_TOML = f"""
-token = "{TOKEN}"
-max_body_bytes = 16384
-
-[pagerduty]
-billing = "{BILLING_KEY}"
-ops = "{OPS_KEY}"
-
-[[rules]]
-sources = ["alertmanager", "grafana"]
-match = {{ alertname = "re:Payment.*", env = "prod" }}
-components = ["payments"]
-severity = "major_outage"
-
-[[rules]]
-match = {{ service = "re:api|web" }}
-components = ["{{service}}"]
-
-[[rules]]
-sources = ["pagerduty"]
-match = {{ integration = "billing" }}
-components = ["payments"]
-"""
-
-COMPONENTS = [Component("api", "Public API", position=0), Component("web", "Website", position=1),
-              Component("payments", "Payments", position=2), Component("db", "Database", position=3)]
-PEOPLE = {"ann": Person("ann", "Ann Example", {"mail": "ann@example.com"})}
-
-
-def alerts_config(toml: str = ALERTS_TOML) -> AlertsConfig:
-    problems: Problems = []
-    config = load_section(AlertsConfig, tomllib.loads(toml), "alerts", problems)
-    assert problems == []
-    return config
-
-
-CONFIG = alerts_config()
-
-
-# --- building the app ----------------------------------------------------------------------
-
-def known_components(store: SqliteStore) -> Callable[[], Awaitable[set[str]]]:
-    """The component ids in the store, read per request (as the composition root would)."""
-
-    async def known() -> set[str]:
-        async with store.read() as r:
-            return {c.id for c in await r.components.list()}
-
-    return known
-
-
-async def build_coordinator(store: SqliteStore, clock: Clock) -> Coordinator:
-    """A coordinator on `store` with the test components and nobody on call (paging is not under test)."""
-    async with store.transaction() as tx:
-        await tx.components.sync(COMPONENTS, clock.now())
-        await tx.subscribers.add(Subscriber("mail", "everything@example.com"))
-    # Grouping by component is off: these tests are about each alert's own dedup key.
-    return Coordinator(store, clock, people=PEOPLE, page=PageInfo("Example status", "http://status.example.com"),
-                       policy=Policy(group_window_s=0))
-
-
-def build_app(config: AlertsConfig, coordinator: Coordinator, clock: Clock) -> web.Application:
-    """An app with only the alert intake, behind the API's JSON error middleware."""
-    app = web_application(1024 ** 2)
-    AlertIntake(config, coordinator, clock, known_components(coordinator.store)).add_routes(app)
-    return app
 
 
 @pytest.fixture
@@ -121,33 +53,6 @@ async def client(aiohttp_client, coordinator, clock):
 
 
 # --- payloads --------------------------------------------------------------------------------
-
-def am_alert(status: str = "firing", fingerprint: str | None = "a1b2c3d4e5f60718", *,
-             summary: str = "Error rate above 5%", **labels: str) -> dict[str, Any]:
-    """One alert as Alertmanager's webhook sends it."""
-    labels = {"alertname": "HighErrorRate", "service": "api", "severity": "critical", **labels}
-    alert: dict[str, Any] = {
-        "status": status, "labels": labels, "annotations": {"summary": summary},
-        "startsAt": "2026-03-02T08:58:00.123456789Z",
-        "endsAt": "2026-03-02T09:00:00Z" if status == "resolved" else "0001-01-01T00:00:00Z",
-        "generatorURL": "http://prometheus.example.com/graph?g0.expr=up",
-    }
-    if fingerprint is not None:
-        alert["fingerprint"] = fingerprint
-    return alert
-
-
-def am_payload(*alerts: dict[str, Any]) -> dict[str, Any]:
-    """An Alertmanager webhook v4 body."""
-    alerts = alerts or (am_alert(),)
-    firing = any(a["status"] == "firing" for a in alerts)
-    return {
-        "version": "4", "groupKey": '{}:{alertname="HighErrorRate"}', "truncatedAlerts": 0,
-        "status": "firing" if firing else "resolved", "receiver": "statusd",
-        "groupLabels": {"alertname": "HighErrorRate"}, "commonLabels": {"alertname": "HighErrorRate"},
-        "commonAnnotations": {}, "externalURL": "http://alertmanager.example.com:9093", "alerts": list(alerts),
-    }
-
 
 def grafana_payload(status: str = "firing", fingerprint: str = "c6eadffa33fcdf37") -> dict[str, Any]:
     """A Grafana unified alerting webhook body."""
@@ -189,11 +94,6 @@ async def post_am(client, payload: dict[str, Any], path: str = "/api/v1/alerts/a
 def statusd_log(caplog: pytest.LogCaptureFixture) -> str:
     """What statusd logged (aiohttp's access log shows `?token=` query strings; statusd turns it off)."""
     return "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("statusd"))
-
-
-async def all_incidents(store: SqliteStore, clock: Clock) -> list[Incident]:
-    async with store.read() as r:
-        return await r.incidents.list_recent(clock.now() - timedelta(days=1), limit=1000)
 
 
 async def component_status(store: SqliteStore, component_id: str) -> ComponentStatus:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from statusd.app import RUNTIME, build_app
 from statusd.config.loader import parse_config
-from tests.test_e2e import eventually
+from tests.support.polling import eventually
 
 HEARTBEAT_TOKEN = "backup-job-heartbeat-token-1"
 ALERTS_TOKEN = "alerts-token-0123456789"

@@ -11,12 +11,12 @@ import pytest
 
 from statusd.app import RUNTIME, build_app
 from statusd.config.loader import parse_config
-from tests import test_store_contract
-from tests.test_reports_intake import SUPPORT, TOKEN, auth, report
-from tests.test_store_contract import fresh_postgres_database
+from tests.support.alerts import am_alert, am_payload
+from tests.support.network import free_port
+from tests.support.postgres import fresh_postgres_database
+from tests.support.reports import SUPPORT, TOKEN, auth, report
 
-pytestmark = pytest.mark.postgres
-postgres_server = test_store_contract.postgres_server  # the fixture: skips where no PostgreSQL answers
+pytestmark = pytest.mark.postgres  # `postgres_server` (tests/conftest.py) skips where no PostgreSQL answers
 
 
 @pytest.fixture
@@ -77,11 +77,8 @@ async def test_serve_names_store_url_when_postgres_cannot_be_used(dsn, tmp_path)
 async def test_a_second_server_on_the_same_database_refuses_to_start(dsn, tmp_path) -> None:
     """As on one SQLite file: two servers would split the reports between two detectors."""
     import signal
-    import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     first_config, second_config = tmp_path / "first.toml", tmp_path / "second.toml"
     first_config.write_text(f'[server]\nport = {port}\n[store]\nurl = "{dsn}"\n', encoding="utf-8")
     second_config.write_text(f'[server]\nport = 0\n[store]\nurl = "{dsn}"\n', encoding="utf-8")
@@ -110,8 +107,6 @@ async def test_a_second_server_on_the_same_database_refuses_to_start(dsn, tmp_pa
 
 async def test_an_alert_with_a_nul_reaches_postgresql(dsn, tmp_path, aiohttp_client) -> None:
     """PostgreSQL's text cannot hold a NUL: the alert is stored with U+FFFD in its place, not refused."""
-    from tests.test_alerts import am_alert, am_payload
-
     client = await aiohttp_client(build_app(config(dsn, tmp_path), run_probes=False, run_worker=False))
     payload = am_payload(am_alert(summary="Card\u0000 payments failing", service="payments", instance="pay-1\u0000"))
     r = await client.post("/api/v1/alerts/alertmanager", json=payload)

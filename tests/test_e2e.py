@@ -8,51 +8,18 @@ the outbox worker, the HTTP server — on the real clock with short intervals.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from statusd.app import RUNTIME, build_app
-from statusd.config.loader import parse_config
-from tests.fakes import SmtpSink, WebhookReceiver
+from statusd.config.loader import Config, parse_config
+from tests.support.fakes import SmtpSink, Target, WebhookReceiver
+from tests.support.polling import eventually
 
 HOOK_SECRET = "e2e-webhook-secret-0123"
 TOKEN = "e2e-support-token-0123456"
-
-
-class Target:
-    """The service statusd watches; `healthy` decides what /health answers."""
-
-    def __init__(self) -> None:
-        self.healthy = True
-        self.server: TestServer | None = None
-
-    async def start(self) -> Target:
-        async def health(request: web.Request) -> web.Response:
-            return web.Response(text="ok") if self.healthy else web.Response(status=503, text="down")
-
-        app = web.Application()
-        app.router.add_get("/health", health)
-        self.server = TestServer(app, host="127.0.0.1")
-        await self.server.start_server()
-        return self
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return str(self.server.make_url("/health"))
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 20.0) -> None:
-    """Poll until `check` holds; fail naming `what` after timeout_s."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out waiting for: {what}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -63,11 +30,10 @@ async def peers() -> AsyncIterator[tuple[Target, SmtpSink, WebhookReceiver]]:
     yield target, smtp, hooks
     await hooks.close()
     smtp.stop()
-    assert target.server is not None
-    await target.server.close()
+    await target.close()
 
 
-def e2e_config(tmp_path: Path, target: Target, smtp: SmtpSink, hooks: WebhookReceiver):
+def e2e_config(tmp_path: Path, target: Target, smtp: SmtpSink, hooks: WebhookReceiver) -> Config:
     return parse_config({
         "store": {"path": str(tmp_path / "statusd.db")},
         "page": {"title": "E2E status", "cache_s": 0.2},
@@ -94,9 +60,12 @@ async def test_outage_to_resolution(tmp_path, aiohttp_client, peers) -> None:
                           json={"notifier": "hooks", "target": hooks.url("/subscriber"), "components": ["api"]})
     assert r.status == 201
 
-    async def probe_results() -> bool:
+    async def checks() -> int:
         async with store.read() as rd:
-            return len(await rd.probe_results.recent("api-health")) >= 2
+            return len(await rd.probe_results.recent("api-health", limit=100_000))
+
+    async def probe_results() -> bool:
+        return await checks() >= 2
     await eventually(probe_results, "healthy probe results")
     assert (await (await client.get("/api/v2/status.json")).json())["status"]["indicator"] == "none"
 
@@ -116,7 +85,15 @@ async def test_outage_to_resolution(tmp_path, aiohttp_client, peers) -> None:
     async def alerted() -> bool:
         return len(alerts_mail()) >= 1 and len(alert_hooks()) >= 1
     await eventually(alerted, "the duty engineer's e-mail and webhook")
-    await asyncio.sleep(1.5)  # several more failing checks: still one incident, one alert per channel
+    checks_when_alerted = await checks()
+
+    async def settled() -> bool:
+        # A second incident or a repeated alert would come from one of these checks and, once the
+        # outbox is empty, would have reached the peers: past this barrier, "only one" is a fact.
+        async with store.read() as rd:
+            counts = await rd.outbox.counts()
+        return await checks() >= checks_when_alerted + 5 and counts["pending"] == counts["sending"] == 0
+    await eventually(settled, "five more failing checks and every message delivered")
     async with store.read() as rd:
         [incident] = await rd.incidents.list_open()
     assert incident.assignee == "ann"

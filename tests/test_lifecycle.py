@@ -9,13 +9,14 @@ import signal
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
-from tests.fakes import WebhookReceiver
-from tests.test_e2e import Target, eventually
+from tests.support.fakes import Target, WebhookReceiver
+from tests.support.network import free_port
+from tests.support.polling import eventually
 
 HOOK_SECRET = "lifecycle-hook-secret-01"
 
@@ -89,6 +90,18 @@ def rows(db: Path, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()
 
 
+def checks(db: Path) -> int:
+    """How many check results of the `api` probe the server has stored."""
+    [(count,)] = rows(db, "SELECT COUNT(*) FROM probe_results WHERE probe = 'api'")
+    return int(count)
+
+
+def undelivered(db: Path) -> int:
+    """Outbox messages still waiting for (or in) a delivery attempt."""
+    [(count,)] = rows(db, "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')")
+    return int(count)
+
+
 @pytest.fixture(autouse=True)
 async def no_server_left_behind() -> AsyncIterator[None]:
     yield
@@ -103,8 +116,7 @@ async def no_server_left_behind() -> AsyncIterator[None]:
 async def target() -> AsyncIterator[Target]:
     t = await Target().start()
     yield t
-    assert t.server is not None
-    await t.server.close()
+    await t.close()
 
 
 @pytest.fixture
@@ -139,7 +151,13 @@ async def test_sigterm_then_restart_resumes_deliveries_without_repeating(tmp_pat
     async def delivered() -> bool:
         return len(hooks.hooks) >= 1
     await eventually(delivered, "the pending alert after the restart")
-    await asyncio.sleep(2.0)  # the target is still down: more failing checks after the restart
+    checks_when_delivered = checks(db)
+
+    async def settled() -> bool:
+        # The target is still down: a second incident or alert would come from one of these checks,
+        # and with nothing left in the outbox it would have reached the receiver by now.
+        return checks(db) >= checks_when_delivered + 4 and undelivered(db) == 0
+    await eventually(settled, "four more failing checks after the restart and every message delivered")
     assert rows(db, "SELECT COUNT(*) FROM incidents") == [(1,)]  # the restart did not open a second one
     alerts = [h for h in hooks.hooks if h.json["event"] == "alert"]
     assert len(alerts) == 1
@@ -186,14 +204,22 @@ contacts = {{ hooks = "{hooks.url('/dan')}" }}
     assert code == -signal.SIGKILL
     [(due,)] = rows(db, "SELECT due_at FROM timers WHERE kind = 'escalate' AND fired_at IS NULL"
                         " AND cancelled_at IS NULL")
-    await asyncio.sleep(3.5)  # the step comes due while statusd is dead
+    # The step comes due while statusd is dead.
+    await asyncio.sleep(max(0.0, (datetime.fromisoformat(due) - datetime.now(UTC)).total_seconds()) + 0.1)
 
     second = await Server(config).start()
 
     async def dan_paged() -> bool:
         return any(h.path == "/dan" for h in hooks.hooks)
     await eventually(dan_paged, "the second level after the restart")
-    await asyncio.sleep(1.0)
+    checks_when_paged = checks(db)
+
+    async def settled() -> bool:
+        # The overdue step is marked fired and nothing waits in the outbox, and the restarted server has
+        # checked the target twice more: a repeated page for either level would have arrived by now.
+        [(fired_at,)] = rows(db, f"SELECT fired_at FROM timers WHERE due_at = '{due}'")
+        return fired_at is not None and undelivered(db) == 0 and checks(db) >= checks_when_paged + 2
+    await eventually(settled, "the overdue step marked fired, two more checks and every message delivered")
     code, output = await second.stop(signal.SIGTERM)
     assert code == 0, output
     alerts = [(h.path, h.json["event"]) for h in hooks.hooks if h.json["event"] == "alert"]

@@ -19,7 +19,7 @@ from statusd.notify.outbox import OutboxWorker, _Lane
 from statusd.notify.retry import RetryPolicy
 from statusd.notify.templates import Templates
 from statusd.store.sqlite import SqliteStore
-from tests.fakes import WebhookReceiver
+from tests.support.fakes import WebhookReceiver
 
 SECRET = "outbox-test-secret-0123"
 CONTEXT = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from statusd.app import build_app
-from tests.conftest import free_port
-from tests.test_reports_intake import auth, config, report
+from tests.support.network import free_port
+from tests.support.polling import eventually, log_tail
+from tests.support.reports import auth, config, report
 
 PROMETHEUS, PROMTOOL = Path("/usr/bin/prometheus"), Path("/usr/bin/promtool")
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -136,28 +137,25 @@ scrape_configs:
                 rules = [(rule["name"], rule["health"]) for group in groups for rule in group["rules"]]
                 return rules if rules and all(health == "ok" for _, health in rules) else []  # "unknown" at first
 
-            async def eventually(expr: str, ask: Callable[[str], Awaitable[list[Any]]] = query) -> list[Any]:
-                """The first non-empty answer to `ask(expr)`; the test fails after DEADLINE_S."""
-                loop = asyncio.get_running_loop()
-                deadline = loop.time() + DEADLINE_S
-                while not (result := await ask(expr)):
-                    if loop.time() > deadline:
-                        pytest.fail(f"no result for {expr} after {DEADLINE_S:g}s; prometheus log:\n"
-                                    + log_file.read_text(errors="replace")[-4000:])
-                    await asyncio.sleep(0.25)
-                return result
+            # Prometheus's log says why a scrape or a rule never came through, so a timeout shows it.
+            wait = partial(eventually, timeout_s=DEADLINE_S, interval_s=0.25,
+                           diagnostics=log_tail(log_file, "prometheus"))
+
+            async def answer(expr: str) -> list[dict[str, Any]]:
+                """The first non-empty answer to `expr`."""
+                return await wait(lambda: query(expr), f"a result for {expr}")
 
             # Each query names the value it waits for: a scrape may come while the reports are still arriving.
-            [up] = await eventually('up{job="statusd"} == 1')
+            [up] = await answer('up{job="statusd"} == 1')
             assert up["metric"]["instance"] == f"127.0.0.1:{server.port}"
-            [stored] = await eventually('statusd_reports_received_total{outcome="stored"} == 6')
+            [stored] = await answer('statusd_reports_received_total{outcome="stored"} == 6')
             assert stored["metric"]["source"] == "api:helpdesk"
-            await eventually("statusd_reports_linked_total == 6")
-            await eventually("statusd_report_surges_total == 1")
-            await eventually('statusd_incidents_opened_total{source="reports"} == 1')
-            await eventually('statusd_report_form_refused_total{reason="honeypot"} == 1')
-            await eventually('statusd_reports_undetected_total{reason="detector_failed"} == 0')
-            assert len(await eventually("every rule evaluated", lambda _: rule_health())) == 5
+            await answer("statusd_reports_linked_total == 6")
+            await answer("statusd_report_surges_total == 1")
+            await answer('statusd_incidents_opened_total{source="reports"} == 1')
+            await answer('statusd_report_form_refused_total{reason="honeypot"} == 1')
+            await answer('statusd_reports_undetected_total{reason="detector_failed"} == 0')
+            assert len(await wait(rule_health, "every rule evaluated")) == 5
     finally:
         if process.returncode is None:
             process.kill()

@@ -14,36 +14,14 @@ import pytest
 from statusd.app import RUNTIME, build_app
 from statusd.config.loader import parse_config
 from statusd.web.body import zstd
+from tests.support.reports import SUPPORT, TOKEN, auth, config, report
 
-TOKEN = "helpdesk-token-0123456789"
-SUPPORT = "support-token-0123456789a"
 T0_FAR_PAST = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-def config(tmp_path, **reports: Any):
-    return parse_config({
-        "store": {"path": str(tmp_path / "statusd.db")},
-        "page": {"cache_s": 0},
-        "components": {"payments": {"name": "Card payments"}, "web": {"name": "Website"}},
-        "notifiers": {"mail": {"type": "email", "port": 2525}},
-        "reports": {"min_clients": 5, "form_notifier": "mail", "form_rate_per_min": 3, **reports},
-        "tokens": {"helpdesk": {"name": "Helpdesk", "secret": TOKEN, "scopes": ["reports:write"]},
-                   "support": {"name": "Support", "secret": SUPPORT, "scopes": ["incidents:write"]}},
-    }, {})
 
 
 @pytest.fixture
 async def client(tmp_path, aiohttp_client):
     return await aiohttp_client(build_app(config(tmp_path), run_probes=False, run_worker=False))
-
-
-def auth(token: str = TOKEN) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def report(i: int, text: str = "card payment declined at checkout", **extra: Any) -> dict[str, Any]:
-    return {"client_id": f"client-{i}", "text": f"{text} ({i})", "channel": "chat",
-            "contact": {"notifier": "mail", "address": f"client{i}@example.com"}, **extra}
 
 
 async def outbox(client, template: str) -> list[str]:
@@ -863,7 +841,7 @@ def test_the_detector_runs_numpy_s_blas_on_one_thread() -> None:
 async def test_a_fitted_model_configured_in_reports_groups_paraphrases(tmp_path, aiohttp_client) -> None:
     """`statusd fit-model` on a labelled history, `[reports] model = ...`: the detector's process uses it."""
     from statusd.reports import textmodel
-    from tests.test_reports_replay import paraphrase_history_csv
+    from tests.support.reports import paraphrase_history_csv
 
     history = tmp_path / "history.csv"
     history.write_text(paraphrase_history_csv(), encoding="utf-8")

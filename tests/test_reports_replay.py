@@ -12,6 +12,7 @@ from statusd.reports import textmodel
 from statusd.reports.backtest import ReplayIncident, ReplayInputError, ReplayRow, adjusted_rand_index, evaluate, main, \
     parse_rows, read_history, read_rows, replay
 from statusd.reports.textmodel import ReportModel
+from tests.support.reports import paraphrase_history_csv
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -179,16 +180,6 @@ def test_main_without_out_prints_incidents_to_stdout(tmp_path: Path, capsys: pyt
     captured = capsys.readouterr()
     assert [json.loads(line)["report_ids"][0] for line in captured.out.splitlines()] == [26]
     assert "bursts detected: 1/2" in captured.err
-
-
-def paraphrase_history_csv() -> str:
-    """A labelled help-desk history: each category worded in ways that share few letters."""
-    kinds = {"refund": ["I want a refund", "please refund my order", "I want my money back",
-                        "give me my money back", "refund not received", "return my money"],
-             "delivery": ["where is my parcel", "courier never came", "package is late", "the parcel has not arrived",
-                          "my delivery is late", "the package never arrived"]}
-    body = [f"{t},{k}" for k, texts in kinds.items() for t in texts]
-    return "\n".join(["text,label", *body * 3]) + "\n"
 
 
 def paraphrase_burst_csv() -> str:

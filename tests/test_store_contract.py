@@ -39,9 +39,7 @@ from statusd.core.model import (
 from statusd.core.protocols import Store
 from statusd.store import migrations
 from statusd.store.sqlite import SqliteStore
-
-PG_HOST, PG_PORT = "127.0.0.1", 5432
-PG_ADMIN_DSN = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
+from tests.support.postgres import fresh_postgres_database
 
 IST = timezone(timedelta(hours=5, minutes=30))
 PDT = timezone(timedelta(hours=-7))
@@ -69,35 +67,6 @@ class Backend:
     name: str
     dialect: str
     make: Callable[[], ContractStore]
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> str:
-    """The admin DSN of the local PostgreSQL; skips when none answers."""
-    try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
-            pass
-    except OSError as exc:
-        pytest.skip(f"no PostgreSQL answers on {PG_HOST}:{PG_PORT} ({exc})")
-    pytest.importorskip("asyncpg", reason="asyncpg is not installed")
-    return PG_ADMIN_DSN
-
-
-@asynccontextmanager
-async def fresh_postgres_database(admin_dsn: str) -> AsyncIterator[str]:
-    """A DSN of a new, empty database that is dropped afterwards, so tests never see each other's rows."""
-    import asyncpg
-
-    name = f"statusd_test_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-        try:
-            yield f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @asynccontextmanager

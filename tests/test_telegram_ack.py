@@ -11,8 +11,8 @@ import asyncio
 
 from statusd.app import RUNTIME, build_app
 from statusd.config.loader import parse_config
-from tests.test_e2e import eventually
-from tests.test_notifier_telegram import CHAT, TOKEN, api  # noqa: F401 (the fixture)
+from tests.support.polling import eventually
+from tests.support.telegram import CHAT, TOKEN, api  # noqa: F401 (the fixture)
 
 
 async def test_acknowledge_button_stops_escalation(tmp_path, aiohttp_client, api) -> None:  # noqa: F811

@@ -1,4 +1,4 @@
-"""Real peers on loopback for tests: a collecting webhook receiver and an SMTP sink."""
+"""Real peers on loopback for tests: a watched target, a collecting webhook receiver and an SMTP sink."""
 
 from __future__ import annotations
 
@@ -14,7 +14,37 @@ from aiohttp.test_utils import TestServer
 from aiosmtpd.controller import Controller
 
 from notifiers.webhook import verify_signature
-from tests.conftest import free_port
+from tests.support.network import free_port
+
+
+class Target:
+    """The service statusd watches; `healthy` decides what /health answers."""
+
+    def __init__(self) -> None:
+        self.healthy = True
+        self.server: TestServer | None = None
+
+    async def start(self) -> Target:
+        """Serve /health on a free loopback port."""
+        async def health(request: web.Request) -> web.Response:
+            return web.Response(text="ok") if self.healthy else web.Response(status=503, text="down")
+
+        app = web.Application()
+        app.router.add_get("/health", health)
+        self.server = TestServer(app, host="127.0.0.1")
+        await self.server.start_server()
+        return self
+
+    async def close(self) -> None:
+        """Stop serving; safe before `start`."""
+        if self.server is not None:
+            await self.server.close()
+
+    @property
+    def url(self) -> str:
+        """The /health URL to configure a probe with."""
+        assert self.server is not None
+        return str(self.server.make_url("/health"))
 
 
 @dataclass
@@ -27,6 +57,7 @@ class Hook:
 
     @property
     def json(self) -> Any:
+        """The body parsed as JSON."""
         return json.loads(self.body)
 
 
@@ -42,6 +73,7 @@ class WebhookReceiver:
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> WebhookReceiver:
+        """Listen on a free loopback port for POSTs to any path."""
         app = web.Application()
         app.router.add_post("/{tail:.*}", self._handle)
         self.server = TestServer(app, host="127.0.0.1")
@@ -49,10 +81,12 @@ class WebhookReceiver:
         return self
 
     async def close(self) -> None:
+        """Stop listening; safe before `start`."""
         if self.server is not None:
             await self.server.close()
 
     def url(self, path: str = "/hook") -> str:
+        """The URL that records a POST under `path`."""
         assert self.server is not None
         return str(self.server.make_url(path))
 
@@ -90,12 +124,15 @@ class SmtpSink:
         self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
 
     def start(self) -> SmtpSink:
+        """Accept SMTP on `port` (in a thread of its own, as aiosmtpd's controller runs)."""
         self._controller.start()
         return self
 
     def stop(self) -> None:
+        """Stop accepting mail."""
         self._controller.stop()
 
     @property
     def messages(self) -> list[tuple[str, list[str], Message]]:
+        """Every message so far as (sender, recipients, parsed message), in arrival order."""
         return self._handler.messages
