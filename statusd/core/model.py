@@ -355,7 +355,7 @@ class DayUptime:
         # Built directly rather than with dataclasses.replace: a page adds up thousands of these.
         spent = [self.major_s, self.partial_s, self.degraded_s, self.maintenance_s, self.operational_s]
         spent[_SPENT_INDEX[status]] += seconds
-        return DayUptime(self.day, *spent, self.checks, self.failures)
+        return DayUptime(self.day, spent[0], spent[1], spent[2], spent[3], spent[4], self.checks, self.failures)
 
 
 _SPENT_INDEX = {ComponentStatus.MAJOR_OUTAGE: 0, ComponentStatus.PARTIAL_OUTAGE: 1,
