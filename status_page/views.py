@@ -38,7 +38,7 @@ from status_page.api_v2 import (
     status_object,
 )
 from status_page.uptime import MAX_API_DAYS, PAGE_DAYS, component_uptime_objects, parse_days, views
-from statusd.config.loader import Config
+from statusd.config import Config
 from statusd.core.clock import Clock
 from statusd.core.model import Component, DayUptime, Incident, TimelineEntry
 from statusd.core.protocols import Store

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from statusd.config.loader import load_config, parse_config
+from statusd.config import load_config, parse_config
 from statusd.core.errors import ConfigError
 from tests.conftest import assert_no_secret
 

@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from status_page import StatusPage
 from status_page.api_v2 import group_id, page_id
 from status_page.views import Rendered, RenderCache
-from statusd.config.loader import Config, PageConfig, ServerConfig
+from statusd.config import Config, PageConfig, ServerConfig
 from statusd.core.clock import FakeClock
 from statusd.core.model import (
     Component,
