@@ -20,7 +20,8 @@ from probes.http import HttpConfig, HttpProbe
 from statusd.incidents.coordinator import Coordinator, PageInfo
 from statusd.core.clock import FakeClock, SystemClock
 from statusd.core.model import Component, ComponentStatus, ProbeResult
-from statusd.monitor.scheduler import GRID_EPOCH, Monitor, ResultWriter, first_run, phase_s, scheduled_at
+from statusd.monitor.results import ResultWriter
+from statusd.monitor.scheduler import GRID_EPOCH, Monitor, first_run, phase_s, scheduled_at
 from statusd.store.sqlite import SqliteStore
 
 NOW = datetime(2026, 3, 2, 9, 0, 0, 123456, tzinfo=UTC)
@@ -50,8 +51,10 @@ class HangingProbe:
     def __init__(self, name: str) -> None:
         self.name = name
         self.component = "api"
+        self.started = asyncio.Event()  # set once a check is under way
 
     async def check(self, now: datetime) -> ProbeResult:
+        self.started.set()
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
@@ -340,10 +343,12 @@ async def test_start_schedules_probes_and_retention_and_stop_ends_everything(
     clock = SystemClock()
     settings = {"stuck": HttpConfig(name="stuck", type="http", component="api", url="http://127.0.0.1:9/",
                                     interval_s=0.2, timeout_s=0.2)}
-    monitor, _ = make_monitor(sqlite_store, clock, {"stuck": HangingProbe("stuck")}, settings)
+    stuck = HangingProbe("stuck")
+    monitor, _ = make_monitor(sqlite_store, clock, {"stuck": stuck}, settings)
     monitor.start()
     assert monitor._scheduler is not None
     assert {job.id for job in monitor._scheduler.get_jobs()} == {"probe:stuck", "retention"}
-    await asyncio.sleep(0.5)  # the stuck check is in flight now
+    await asyncio.wait_for(stuck.started.wait(), 5)  # the stuck check is in flight now
+    assert "probe:stuck" in monitor._tasks
     await asyncio.wait_for(monitor.stop(), 2)
     assert monitor._tasks == {} and monitor._writer is None and monitor._scheduler is None
