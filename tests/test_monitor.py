@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -254,6 +254,15 @@ class FlakyStore:
         return self.inner.transaction(**options)
 
 
+async def turns_until(condition: Callable[[], bool], turns: int = 1000) -> None:
+    """Let other tasks run until `condition` holds; fails if it never does (no wall-clock wait)."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
+
+
 def result(i: int) -> ProbeResult:
     return ProbeResult(probe="p", component="api", at=NOW + timedelta(seconds=i), ok=True, latency_s=0.01)
 
@@ -266,10 +275,10 @@ async def test_buffer_flushes_in_batches_on_its_clock_and_keeps_a_failed_batch(s
     try:
         for i in range(3):
             writer.add(result(i))
-        for _ in range(5):  # let the writer start sleeping on the fake clock
-            await asyncio.sleep(0)
-        await clock.advance(0.25)  # the first flush fails; nothing is lost
-        assert writer.pending == 3
+        await turns_until(lambda: clock.sleepers == 1)  # the writer sleeps on the fake clock
+        await clock.advance(0.25)
+        await turns_until(lambda: flaky.failures == 0)  # the first flush was tried, and failed
+        assert writer.pending == 3, "nothing is lost"
         writer.add(result(3))
         for _ in range(20):  # the next flush takes the kept batch and the new result together
             await clock.advance(0.25)

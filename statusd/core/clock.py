@@ -54,6 +54,11 @@ class FakeClock:
     def now(self) -> datetime:
         return self._now
 
+    @property
+    def sleepers(self) -> int:
+        """How many sleeps are waiting for this clock to advance (a test's barrier before `advance`)."""
+        return sum(1 for _, _, fut in self._sleepers if not fut.done())
+
     async def sleep(self, seconds: float) -> None:
         if seconds <= 0:
             await asyncio.sleep(0)
