@@ -47,6 +47,7 @@ class DnsConfig(ProbeSettings):
     protocol: Literal["udp", "tcp"] = "udp"
 
     def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
         problems = super().check()
         try:
             _to_qname(self.query_name, self.record_type)

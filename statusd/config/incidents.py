@@ -16,6 +16,7 @@ class EscalationLevelConfig:
     ack_timeout_s: float = 300.0
 
     def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
         problems = positive(self.ack_timeout_s, "ack_timeout_s")
         if not self.targets:
             problems.append(("targets", "must name at least one person or schedule"))
@@ -40,6 +41,7 @@ class EscalationPolicyConfig:
     fallback: FallbackConfig | None = None  # who hears when nobody acknowledged at all
 
     def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
         problems: Problems = [] if self.levels else [("levels", "needs at least one level")]
         problems += non_negative(self.repeat, "repeat")
         return problems
@@ -61,6 +63,7 @@ class IncidentsConfig:
     group_window_s: float = 300.0  # a signal joins an open incident on the same component opened within this long
 
     def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
         problems: Problems = []
         for impact, seconds in self.update_reminder_s.items():
             if impact not in ("none", "minor", "major", "critical", "maintenance"):

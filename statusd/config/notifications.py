@@ -21,6 +21,7 @@ class NotificationsConfig:
     templates_dir: str | None = None  # overrides for the built-in templates
 
     def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
         return (positive(self.max_attempts, "max_attempts") + positive(self.backoff_initial_s, "backoff_initial_s")
                 + positive(self.backoff_max_s, "backoff_max_s") + positive(self.lease_s, "lease_s")
                 + positive(self.batch_size, "batch_size") + positive(self.concurrency, "concurrency")

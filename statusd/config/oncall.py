@@ -21,6 +21,7 @@ class RestrictionConfig:
     end: str = "00:00"  # local time it closes; at or before `start` means the next day
 
     def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
         return [(key, "expected a time like 09:30") for key in ("start", "end")
                 if not is_clock_time(getattr(self, key))]
 
@@ -36,6 +37,7 @@ class LayerConfig:
     restrictions: list[RestrictionConfig] = field(default_factory=list)  # empty = always
 
     def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
         problems = positive(self.shift_h, "shift_h", at_most=24 * 366)
         if 0 < self.shift_h < 0.25:  # a day of 15-minute shifts is 96; shorter ones only make the schedule huge
             problems.append(("shift_h", "must be at least 0.25 (15 minutes)"))
@@ -57,6 +59,7 @@ class OverrideConfig:
     end: str
 
     def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
         start, end = local_datetime(self.start), local_datetime(self.end)
         problems = [(key, f"expected a local date and time like 2026-02-01T08:00 (no offset, years {FIRST_YEAR}-{LAST_YEAR})")
                     for key, value in (("start", start), ("end", end)) if value is None]
@@ -76,6 +79,7 @@ class ScheduleConfig:
     shift_notice_s: float = 900.0  # tell each engineer this long before their shift starts; 0 = never
 
     def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
         problems = zone_problems(self.timezone, "timezone")
         if not self.layers:
             problems.append(("layers", "needs at least one layer"))

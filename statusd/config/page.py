@@ -20,6 +20,7 @@ class PageConfig:
     time_zone: str = "Etc/UTC"  # shown in /api/v2 page.time_zone
 
     def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
         problems = positive(self.history_days, "history_days", at_most=3650)
         problems += non_negative(self.cache_s, "cache_s")
         return problems + zone_problems(self.time_zone, "time_zone")

@@ -31,4 +31,5 @@ class TokenConfig:
     person: str | None = None  # acknowledgements and handoffs with this token act as this person
 
     def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
         return [] if len(self.secret.reveal()) >= 16 else [("secret", "must be at least 16 characters")]

@@ -31,6 +31,7 @@ class ReportsConfig:
     form_rate_per_min: int = 5  # public form submissions per minute per client address
 
     def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
         problems = (positive(self.window_s, "window_s") + positive(self.min_clients, "min_clients")
                     + positive(self.link_quiet_s, "link_quiet_s")
                     + positive(self.rebuild_hours, "rebuild_hours", at_most=24 * 365) + positive(self.max_text_chars, "max_text_chars")

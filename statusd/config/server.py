@@ -19,6 +19,7 @@ class ServerConfig:
     secret_key: Secret | None = None  # signs one-click acknowledge links and iCal feed URLs
 
     def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
         problems: Problems = []
         if not 0 <= self.port <= 65535:
             problems.append(("port", "must be between 0 and 65535"))
@@ -45,6 +46,7 @@ class StoreConfig:
     probe_retention_days: int = 7
 
     def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
         problems = positive(self.probe_retention_days, "probe_retention_days")
         if self.url is not None:
             if not self.url.reveal().startswith(("postgresql://", "postgres://")):

@@ -25,10 +25,12 @@ class ComponentStatus(StrEnum):
 
     @property
     def rank(self) -> int:
+        """How bad the status is: 0 for operational, higher is worse."""
         return _COMPONENT_RANK[self]
 
     @property
     def label(self) -> str:
+        """The status for people: "Partial outage"."""
         return self.value.replace("_", " ").capitalize()
 
 
@@ -52,6 +54,7 @@ class IncidentStatus(StrEnum):
 
     @property
     def is_open(self) -> bool:
+        """Whether the incident still needs attention (not resolved, no postmortem yet)."""
         return self not in (IncidentStatus.RESOLVED, IncidentStatus.POSTMORTEM)
 
 
@@ -66,6 +69,7 @@ class Impact(StrEnum):
 
     @property
     def rank(self) -> int:
+        """How severe the impact is: 0 for none, higher is worse."""
         return _IMPACT_RANK[self]
 
 

@@ -36,6 +36,7 @@ class Secret:
         self._value = value
 
     def reveal(self) -> str:
+        """The secret itself, for the one place that must use it; never log or print it."""
         return self._value
 
     def __repr__(self) -> str:
@@ -81,6 +82,7 @@ def interpolate(value: Any, env: Mapping[str, str], path: str, problems: Problem
 
 
 def join(path: str, key: str | int) -> str:
+    """The key path of `key` under `path`: `a.b`, `a[0]`, or `key` at the top level."""
     if isinstance(key, int):
         return f"{path}[{key}]"
     return f"{path}.{key}" if path else key
@@ -243,6 +245,7 @@ def load_section(cls: type[T], data: Mapping[str, Any], path: str, problems: Pro
 
 
 def is_missing(value: Any) -> bool:
+    """Whether a loader returned MISSING: the value could not be built and its problems are recorded."""
     return value is _MISSING
 
 
