@@ -167,6 +167,17 @@ def test_the_docs_check_catches_a_key_removed_from_every_notifier() -> None:
                                                "notifiers.tg.timeout_s"]
 
 
+def test_every_public_name_comes_from_the_package_and_still_from_the_loader() -> None:
+    """`statusd.config` is the public face; code that imports from `statusd.config.loader` keeps working."""
+    import statusd.config
+    import statusd.config.loader
+
+    assert set(statusd.config.__all__) <= set(statusd.config.loader.__all__)
+    for name in statusd.config.loader.__all__:
+        value = getattr(statusd.config.loader, name)
+        assert getattr(statusd.config, name, value) is value, name
+
+
 def test_unknown_keys_and_bad_values_are_all_reported_with_paths() -> None:
     problems = problems_of({
         "server": {"port": 70000, "colour": "red"},
