@@ -24,6 +24,7 @@ class ProbeSettings:
     severity: str = "major_outage"  # component status while failing
 
     def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
         problems = positive(self.interval_s, "interval_s") + positive(self.timeout_s, "timeout_s")
         if 0 < self.interval_s < 0.1:  # (timers that fine only spin the event loop)
             problems.append(("interval_s", "must be at least 0.1 seconds"))

@@ -17,6 +17,11 @@ import dns.rdata
 import dns.rdatatype
 import dns.resolver
 import dns.reversename
+import dns.rdtypes.ANY.CAA
+import dns.rdtypes.ANY.MX
+import dns.rdtypes.IN.A
+import dns.rdtypes.IN.AAAA
+import dns.rdtypes.IN.SRV
 
 from probes.base import ProbeSettings
 from statusd.core.model import ProbeResult
@@ -42,6 +47,7 @@ class DnsConfig(ProbeSettings):
     protocol: Literal["udp", "tcp"] = "udp"
 
     def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
         problems = super().check()
         try:
             _to_qname(self.query_name, self.record_type)
@@ -117,17 +123,16 @@ def _expected_form(record_type: str, value: str) -> str:
 
 def _answer_forms(rdata: dns.rdata.Rdata) -> set[str]:
     """Every form of one answer record that an `expected` value may take."""
-    rdtype = rdata.rdtype
-    if rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+    if isinstance(rdata, (dns.rdtypes.IN.A.A, dns.rdtypes.IN.AAAA.AAAA)):
         return {str(ipaddress.ip_address(rdata.address))}
-    if rdtype == dns.rdatatype.TXT:
+    if rdata.rdtype == dns.rdatatype.TXT:
         return {_txt(rdata)}
     forms = {_tokens(rdata.to_text())}
-    if rdtype == dns.rdatatype.MX:
+    if isinstance(rdata, dns.rdtypes.ANY.MX.MX):
         forms.add(_tokens(rdata.exchange.to_text()))
-    elif rdtype == dns.rdatatype.SRV:
+    elif isinstance(rdata, dns.rdtypes.IN.SRV.SRV):
         forms.add(_tokens(rdata.target.to_text()))
-    elif rdtype == dns.rdatatype.CAA:
+    elif isinstance(rdata, dns.rdtypes.ANY.CAA.CAA):
         forms.add(_tokens(f"{rdata.tag.decode()} {rdata.value.decode()}"))
     return forms
 

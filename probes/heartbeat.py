@@ -25,6 +25,7 @@ class HeartbeatConfig(ProbeSettings):
     grace_s: float = 60.0  # lateness tolerated on top of interval_s
 
     def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
         problems = super().check()
         token = self.token.reveal()
         if len(token) < _MIN_TOKEN_CHARS:

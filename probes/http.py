@@ -50,6 +50,7 @@ class HttpConfig(ProbeSettings):
     cert_expiry_warn_days: int | None = None  # https: a certificate expiring sooner makes the result degraded
 
     def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
         problems = super().check()
         if not http_url(self.url):
             problems.append(("url", "expected an absolute http:// or https:// URL"))

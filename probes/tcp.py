@@ -29,6 +29,7 @@ class TcpConfig(ProbeSettings):
     read_limit_bytes: int = 4096
 
     def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
         problems = super().check()
         if not self.host.strip():
             problems.append(("host", "required (a host name or IP address)"))

@@ -33,6 +33,7 @@ class TlsConfig(ProbeSettings):
     ca_file: str | None = None  # PEM bundle of a private CA
 
     def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
         problems = super().check()
         if not self.host.strip():
             problems.append(("host", "required (a host name or IP address)"))

@@ -75,6 +75,7 @@ class DayView:
 
     @classmethod
     def of(cls, day: DayUptime) -> DayView:
+        """The bar of one day: the colour class of its worst status and the sentence that describes it."""
         if day.operational_s > 0 and not (day.major_s or day.partial_s or day.degraded_s or day.maintenance_s):
             return cls(day.day, "operational", f"{_date(day.day)}: 100 % uptime")  # most days, quickly
         worst = day.worst
@@ -97,10 +98,12 @@ class UptimeView:
 
     @property
     def total(self) -> str:
+        """The uptime over every day shown, as a percentage for people."""
         return percent(self.ratio)
 
     @classmethod
     def of(cls, days: Sequence[DayUptime]) -> UptimeView:
+        """The bars and the total uptime of `days`."""
         return cls(tuple(DayView.of(d) for d in days), uptime_ratio(days))
 
 

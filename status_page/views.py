@@ -38,7 +38,7 @@ from status_page.api_v2 import (
     status_object,
 )
 from status_page.uptime import MAX_API_DAYS, PAGE_DAYS, component_uptime_objects, parse_days, views
-from statusd.config.loader import Config
+from statusd.config import Config
 from statusd.core.clock import Clock
 from statusd.core.model import Component, DayUptime, Incident, TimelineEntry
 from statusd.core.protocols import Store
@@ -144,12 +144,14 @@ class _Snapshot:
 
     @property
     def resolved(self) -> list[Incident]:
+        """Recent incidents resolved within the history window and no longer open."""
         open_ids = {i.id for i in self.open}
         return [i for i in self.recent if i.id not in open_ids and i.resolved_at is not None
                 and i.resolved_at >= self.since]
 
     @property
     def updated_at(self) -> datetime | None:
+        """The latest change to any component or listed incident; None when nothing ever changed."""
         times = [c.updated_at for c in self.components if c.updated_at is not None]
         times += [i.updated_at for i in self.open + self.recent]
         return max(times) if times else None
@@ -376,6 +378,7 @@ class _IncidentView:
 
     @classmethod
     def of(cls, incident: Incident, updates: Sequence[TimelineEntry], names: dict[str, str]) -> _IncidentView:
+        """The view of `incident`: its updates newest first, its components by display name."""
         return cls(incident, list(reversed(updates)), [names.get(c, c) for c in incident.components])
 
 

@@ -20,7 +20,7 @@ from notifiers.telegram import CallbackQuery, TelegramCallbacks, parse_action
 from statusd.alerts.intake import AlertIntake
 from statusd.api.routes import WriteApi
 from statusd.api.telegram import TelegramWebhook
-from statusd.config.loader import Config, ScheduleConfig
+from statusd.config import Config, ScheduleConfig
 from statusd.incidents.coordinator import Coordinator, PageInfo, Policy
 from statusd.core.clock import Clock, SystemClock
 from statusd.core.errors import Conflict, NotFound

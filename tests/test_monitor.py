@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +20,8 @@ from probes.http import HttpConfig, HttpProbe
 from statusd.incidents.coordinator import Coordinator, PageInfo
 from statusd.core.clock import FakeClock, SystemClock
 from statusd.core.model import Component, ComponentStatus, ProbeResult
-from statusd.monitor.scheduler import GRID_EPOCH, Monitor, ResultWriter, first_run, phase_s, scheduled_at
+from statusd.monitor.results import ResultWriter
+from statusd.monitor.scheduler import GRID_EPOCH, Monitor, first_run, phase_s, scheduled_at
 from statusd.store.sqlite import SqliteStore
 
 NOW = datetime(2026, 3, 2, 9, 0, 0, 123456, tzinfo=UTC)
@@ -50,8 +51,10 @@ class HangingProbe:
     def __init__(self, name: str) -> None:
         self.name = name
         self.component = "api"
+        self.started = asyncio.Event()  # set once a check is under way
 
     async def check(self, now: datetime) -> ProbeResult:
+        self.started.set()
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
@@ -251,6 +254,15 @@ class FlakyStore:
         return self.inner.transaction(**options)
 
 
+async def turns_until(condition: Callable[[], bool], turns: int = 1000) -> None:
+    """Let other tasks run until `condition` holds; fails if it never does (no wall-clock wait)."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
+
+
 def result(i: int) -> ProbeResult:
     return ProbeResult(probe="p", component="api", at=NOW + timedelta(seconds=i), ok=True, latency_s=0.01)
 
@@ -263,10 +275,10 @@ async def test_buffer_flushes_in_batches_on_its_clock_and_keeps_a_failed_batch(s
     try:
         for i in range(3):
             writer.add(result(i))
-        for _ in range(5):  # let the writer start sleeping on the fake clock
-            await asyncio.sleep(0)
-        await clock.advance(0.25)  # the first flush fails; nothing is lost
-        assert writer.pending == 3
+        await turns_until(lambda: clock.sleepers == 1)  # the writer sleeps on the fake clock
+        await clock.advance(0.25)
+        await turns_until(lambda: flaky.failures == 0)  # the first flush was tried, and failed
+        assert writer.pending == 3, "nothing is lost"
         writer.add(result(3))
         for _ in range(20):  # the next flush takes the kept batch and the new result together
             await clock.advance(0.25)
@@ -340,10 +352,12 @@ async def test_start_schedules_probes_and_retention_and_stop_ends_everything(
     clock = SystemClock()
     settings = {"stuck": HttpConfig(name="stuck", type="http", component="api", url="http://127.0.0.1:9/",
                                     interval_s=0.2, timeout_s=0.2)}
-    monitor, _ = make_monitor(sqlite_store, clock, {"stuck": HangingProbe("stuck")}, settings)
+    stuck = HangingProbe("stuck")
+    monitor, _ = make_monitor(sqlite_store, clock, {"stuck": stuck}, settings)
     monitor.start()
     assert monitor._scheduler is not None
     assert {job.id for job in monitor._scheduler.get_jobs()} == {"probe:stuck", "retention"}
-    await asyncio.sleep(0.5)  # the stuck check is in flight now
+    await asyncio.wait_for(stuck.started.wait(), 5)  # the stuck check is in flight now
+    assert "probe:stuck" in monitor._tasks
     await asyncio.wait_for(monitor.stop(), 2)
     assert monitor._tasks == {} and monitor._writer is None and monitor._scheduler is None

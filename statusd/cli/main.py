@@ -20,7 +20,7 @@ from aiohttp import web
 
 from statusd import __version__
 from statusd.app import build_app, make_store, schedules_from
-from statusd.config.loader import Config, load_config, summary
+from statusd.config import Config, load_config, summary
 from statusd.core.errors import ConfigError
 from statusd.reports.host import DetectorSpec
 from statusd.notify.templates import Templates

@@ -35,9 +35,11 @@ class SystemClock:
     """The wall clock."""
 
     def now(self) -> datetime:
+        """The current wall-clock time, UTC-aware."""
         return datetime.now(UTC)
 
     async def sleep(self, seconds: float) -> None:
+        """Wait `seconds` of real time (none when not positive)."""
         await asyncio.sleep(max(0.0, seconds))
 
 
@@ -52,9 +54,16 @@ class FakeClock:
         self._seq = itertools.count()
 
     def now(self) -> datetime:
+        """The fake time: where `advance` or `set` left it."""
         return self._now
 
+    @property
+    def sleepers(self) -> int:
+        """How many sleeps are waiting for this clock to advance (a test's barrier before `advance`)."""
+        return sum(1 for _, _, fut in self._sleepers if not fut.done())
+
     async def sleep(self, seconds: float) -> None:
+        """Wait until `advance` moves the clock `seconds` on; a non-positive wait only yields once."""
         if seconds <= 0:
             await asyncio.sleep(0)
             return

@@ -25,10 +25,12 @@ class ComponentStatus(StrEnum):
 
     @property
     def rank(self) -> int:
+        """How bad the status is: 0 for operational, higher is worse."""
         return _COMPONENT_RANK[self]
 
     @property
     def label(self) -> str:
+        """The status for people: "Partial outage"."""
         return self.value.replace("_", " ").capitalize()
 
 
@@ -52,6 +54,7 @@ class IncidentStatus(StrEnum):
 
     @property
     def is_open(self) -> bool:
+        """Whether the incident still needs attention (not resolved, no postmortem yet)."""
         return self not in (IncidentStatus.RESOLVED, IncidentStatus.POSTMORTEM)
 
 
@@ -66,6 +69,7 @@ class Impact(StrEnum):
 
     @property
     def rank(self) -> int:
+        """How severe the impact is: 0 for none, higher is worse."""
         return _IMPACT_RANK[self]
 
 
@@ -355,7 +359,7 @@ class DayUptime:
         # Built directly rather than with dataclasses.replace: a page adds up thousands of these.
         spent = [self.major_s, self.partial_s, self.degraded_s, self.maintenance_s, self.operational_s]
         spent[_SPENT_INDEX[status]] += seconds
-        return DayUptime(self.day, *spent, self.checks, self.failures)
+        return DayUptime(self.day, spent[0], spent[1], spent[2], spent[3], spent[4], self.checks, self.failures)
 
 
 _SPENT_INDEX = {ComponentStatus.MAJOR_OUTAGE: 0, ComponentStatus.PARTIAL_OUTAGE: 1,

@@ -16,10 +16,13 @@ import re
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 Problems = list[tuple[str, str]]
 
@@ -33,6 +36,7 @@ class Secret:
         self._value = value
 
     def reveal(self) -> str:
+        """The secret itself, for the one place that must use it; never log or print it."""
         return self._value
 
     def __repr__(self) -> str:
@@ -78,6 +82,7 @@ def interpolate(value: Any, env: Mapping[str, str], path: str, problems: Problem
 
 
 def join(path: str, key: str | int) -> str:
+    """The key path of `key` under `path`: `a.b`, `a[0]`, or `key` at the top level."""
     if isinstance(key, int):
         return f"{path}[{key}]"
     return f"{path}.{key}" if path else key
@@ -159,8 +164,8 @@ def convert(tp: Any, value: Any, path: str, problems: Problems) -> Any:
             return Secret(value)
     elif origin in (list, tuple):
         if isinstance(value, list):
-            args = get_args(tp)
-            item_tp = args[0] if args else Any
+            item_args = get_args(tp)
+            item_tp = item_args[0] if item_args else Any
             out_items = []
             ok = True
             for i, item in enumerate(value):
@@ -180,7 +185,7 @@ def convert(tp: Any, value: Any, path: str, problems: Problems) -> Any:
                 ok = ok and conv is not _MISSING
                 out_map[k] = conv
             return out_map if ok else _MISSING
-    elif dataclasses.is_dataclass(tp):
+    elif isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if isinstance(value, dict):
             return load_section(tp, value, path, problems)
     else:  # a callable converter, e.g. a polymorphic section
@@ -240,6 +245,7 @@ def load_section(cls: type[T], data: Mapping[str, Any], path: str, problems: Pro
 
 
 def is_missing(value: Any) -> bool:
+    """Whether a loader returned MISSING: the value could not be built and its problems are recorded."""
     return value is _MISSING
 
 

@@ -11,13 +11,10 @@ probes' HTTP connection pool is no smaller than `concurrency` (aiohttp's default
 connections is: a thousand hung requests then starve the healthy probes, see bench/README.md).
 The lag histogram shows it: a check's lag runs from when it was due to when it got a slot.
 
-Results reach the store through a write-behind buffer flushed in one transaction every
-`flush_s` (10,000 results a minute become four small transactions a second instead of 170).
-A result that flips a probe's state flushes the buffer before the coordinator hears of it,
-so the store never holds an incident without the results that opened it.
-
-Raw results older than the retention window are pruned every `prune_every_s`, oldest first
-and a slice at a time, so no single transaction holds the writer for long.
+Results reach the store through the result writer (`statusd.monitor.results`), a
+write-behind buffer. A result that flips a probe's state flushes the buffer before the
+coordinator hears of it, so the store never holds an incident without the results that
+opened it. The retention job runs every `prune_every_s`.
 """
 
 from __future__ import annotations
@@ -34,10 +31,10 @@ from typing import Any, Protocol
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from statusd.incidents.coordinator import Coordinator
-from statusd.core.clock import Clock, sleep_until_due_or_woken
+from statusd.core.clock import Clock
 from statusd.core.model import ComponentStatus, ProbeResult, Signal
 from statusd.core.protocols import Probe, Store
+from statusd.monitor.results import ResultRetention, ResultWriter
 from statusd.monitor.thresholds import ProbeState, Thresholds, dedup_key, observe, rebuild
 
 log = logging.getLogger(__name__)
@@ -54,6 +51,12 @@ class MonitorObserver(Protocol):
     def probe_lag(self, probe: str, lag_s: float) -> None: ...
 
     def probe_results_pruned(self, count: int) -> None: ...
+
+
+class SignalHandler(Protocol):
+    """Where the monitor's Signals go (statusd.incidents.coordinator.Coordinator implements it)."""
+
+    async def handle(self, signal: Signal) -> object: ...
 
 
 def combined_key(component: str) -> str:
@@ -80,82 +83,10 @@ def scheduled_at(anchor: datetime, interval_s: float, now: datetime) -> datetime
     return anchor + ((now - anchor) // interval) * interval
 
 
-class ResultWriter:
-    """A write-behind buffer of probe results: `add` never waits; batches are stored in one transaction each.
-
-    A batch that fails to store is kept for the next flush (at most `max_pending` results;
-    the oldest are dropped beyond that), so a short store outage loses nothing.
-    """
-
-    def __init__(self, store: Store, clock: Clock, *, flush_s: float = 0.25, max_batch: int = 2000,
-                 max_pending: int = 100_000) -> None:
-        self.store = store
-        self.clock = clock
-        self.flush_s = flush_s
-        self.max_batch = max_batch
-        self.max_pending = max_pending
-        self._pending: list[ProbeResult] = []
-        self._wakeup = asyncio.Event()
-        self._flushing = asyncio.Lock()  # one batch at a time keeps results in the order they came
-        self._closing = False
-
-    @property
-    def pending(self) -> int:
-        """Results waiting to be stored."""
-        return len(self._pending)
-
-    def add(self, result: ProbeResult) -> None:
-        """Queue a result; a full batch wakes the writer early."""
-        self._pending.append(result)
-        if len(self._pending) >= self.max_batch:
-            self._wakeup.set()
-
-    async def flush(self) -> int:
-        """Store everything queued so far in one transaction; returns how many results."""
-        async with self._flushing:
-            batch, self._pending = self._pending, []
-            if not batch:
-                return 0
-            try:
-                async with self.store.transaction() as tx:
-                    await tx.probe_results.add_many(batch)
-            except BaseException:
-                kept = (batch + self._pending)[-self.max_pending:]
-                if len(kept) < len(batch) + len(self._pending):
-                    log.warning("probe result buffer full: dropped %d oldest results",
-                                len(batch) + len(self._pending) - len(kept))
-                self._pending = kept
-                raise
-            return len(batch)
-
-    async def run(self) -> None:
-        """Flush every `flush_s` (or when a batch fills) until `close()`, then flush what is left."""
-        while not self._closing:
-            await sleep_until_due_or_woken(self.clock, None, self._wakeup, self.flush_s)
-            # Cleared after waking, not before sleeping: a batch that filled meanwhile is not missed.
-            self._wakeup.clear()
-            await self.try_flush()
-        await self.try_flush()
-
-    def close(self) -> None:
-        """Ask `run()` to flush once more and return."""
-        self._closing = True
-        self._wakeup.set()
-
-    async def try_flush(self) -> bool:
-        """`flush()`, logging a failure instead of raising it; returns whether it succeeded."""
-        try:
-            await self.flush()
-        except Exception:
-            log.exception("storing %d probe results failed; keeping them for the next flush", self.pending)
-            return False
-        return True
-
-
 class Monitor:
-    """Owns the probes, their detector state, their schedule, the result buffer and retention."""
+    """Runs each probe on its grid, turns its results into Signals, and hands results to the result writer."""
 
-    def __init__(self, store: Store, coordinator: Coordinator, clock: Clock, probes: Mapping[str, Probe],
+    def __init__(self, store: Store, coordinator: SignalHandler, clock: Clock, probes: Mapping[str, Probe],
                  settings: Mapping[str, Any], *, concurrency: int = 256, observer: MonitorObserver | None = None,
                  retention: timedelta = timedelta(days=7), prune_every_s: float = 3600.0,
                  prune_slice: timedelta = timedelta(seconds=15), flush_s: float = 0.25,
@@ -174,11 +105,11 @@ class Monitor:
         self.component_policy = dict(component_policy or {})
         self._combined: dict[str, ComponentStatus] = {}
         self.observer = observer
-        if prune_slice <= timedelta(0) or prune_every_s <= 0:
-            raise ValueError("prune_slice and prune_every_s must be positive")
-        self.retention = retention
+        if prune_every_s <= 0:
+            raise ValueError("prune_every_s must be positive")
+        self.retention = ResultRetention(store, clock, retention=retention, prune_slice=prune_slice,
+                                         observer=observer)
         self.prune_every_s = prune_every_s
-        self.prune_slice = prune_slice
         # flush_s = 0 stores each result in its own transaction as it comes (no buffer).
         self.results = ResultWriter(store, clock, flush_s=flush_s) if flush_s > 0 else None
         self._slots = asyncio.Semaphore(concurrency)
@@ -293,21 +224,7 @@ class Monitor:
 
     async def prune(self) -> int:
         """Delete raw results older than the retention window, a slice at a time; returns how many."""
-        cutoff = self.clock.now() - self.retention
-        deleted = 0
-        while True:
-            async with self.store.read() as r:
-                oldest = await r.probe_results.oldest()
-            if oldest is None or oldest >= cutoff:
-                break
-            async with self.store.transaction() as tx:
-                deleted += await tx.probe_results.prune(min(cutoff, oldest + self.prune_slice))
-            await self.clock.sleep(0)  # let waiting writers (the result buffer, the coordinator) in between slices
-        if deleted:
-            log.info("pruned %d probe results older than %s", deleted, cutoff.isoformat())
-        if self.observer is not None:
-            self.observer.probe_results_pruned(deleted)
-        return deleted
+        return await self.retention.prune()
 
     # APScheduler's jobs only start monitor-owned tasks and return: stop() can then cancel and
     # await every check itself, and a check cancelled at shutdown is not logged as a job error.

@@ -76,6 +76,7 @@ class Restriction:
     end: time
 
     def covers(self, local: datetime) -> bool:
+        """Whether the naive local time `local` falls in the window (one that wraps midnight included)."""
         t, day = local.time(), local.weekday()
         if self.start < self.end:
             return day in self.days and self.start <= t < self.end
@@ -91,6 +92,7 @@ class Layer:
     restrictions: tuple[Restriction, ...] = ()
 
     def on_call(self, at: datetime) -> str | None:
+        """The layer's participant on call at `at`, or None outside its restrictions."""
         if self.restrictions:
             local = at.astimezone(self.rotation.tz).replace(tzinfo=None)
             if not any(r.covers(local) for r in self.restrictions):

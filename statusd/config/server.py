@@ -1,0 +1,57 @@
+"""`[server]` and `[store]`: where statusd listens and where it keeps its data."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+from statusd.core.schema import Problems, Secret, http_url, positive
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """`[server]`: where statusd listens and the URL visitors reach it by; `secret_key` signs links."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""  # how visitors reach statusd; defaults to http://host:port
+    max_body_bytes: int = 1_048_576
+    secret_key: Secret | None = None  # signs one-click acknowledge links and iCal feed URLs
+
+    def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
+        problems: Problems = []
+        if not 0 <= self.port <= 65535:
+            problems.append(("port", "must be between 0 and 65535"))
+        if self.public_url and not http_url(self.public_url):
+            problems.append(("public_url", "expected an absolute http:// or https:// URL such as https://status.example.com"))
+        if self.secret_key is not None and len(self.secret_key.reveal()) < 16:
+            problems.append(("secret_key", "must be at least 16 characters"))
+        return problems + positive(self.max_body_bytes, "max_body_bytes")
+
+    @property
+    def base_url(self) -> str:
+        """The public base URL without a trailing slash: `public_url`, else http://host:port."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """`[store]`: SQLite at `path`, or PostgreSQL at `url`, and how long raw probe results are kept."""
+
+    path: str = "statusd.db"  # SQLite file; relative paths are relative to the config file
+    # PostgreSQL instead of SQLite: "postgresql://user:password@host:5432/database" (asyncpg's DSN);
+    # a Secret, because it may carry the password.
+    url: Secret | None = None
+    probe_retention_days: int = 7
+
+    def check(self) -> Problems:
+        """Problems with these values as (key, message) pairs; empty when the section is valid."""
+        problems = positive(self.probe_retention_days, "probe_retention_days")
+        if self.url is not None:
+            if not self.url.reveal().startswith(("postgresql://", "postgres://")):
+                problems.append(("url", "must be a postgresql:// URL (leave it out for SQLite at store.path)"))
+            elif importlib.util.find_spec("asyncpg") is None:
+                problems.append(("url", "PostgreSQL needs the postgres extra: pip install 'statusd[postgres]'"))
+        return problems
+
