@@ -32,7 +32,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from notifiers.base import NotifierSettings, describe_client_error, raise_for_http_status
+from notifiers.base import DeliveryError, NotifierSettings, SendFailure, describe_client_error, raise_for_http_status
 from statusd.core.clock import Clock, SystemClock
 from statusd.core.errors import NotifyError, ValidationError
 from statusd.core.model import Rendered
@@ -128,7 +128,7 @@ class TelegramNotifier:
     def build(self, recipient: str, message: Rendered) -> dict[str, Any]:
         """The `sendMessage` parameters that `send` would post for `message` to `recipient`."""
         if (problem := self._config.check_recipient(recipient)) is not None:
-            raise NotifyError(f"telegram recipient: {problem}", retryable=False)
+            raise DeliveryError(f"telegram recipient: {problem}", retryable=False, reason="invalid")
         html_mode = self._config.parse_mode == "HTML"
         params: dict[str, Any] = {
             "chat_id": recipient,
@@ -237,11 +237,12 @@ class TelegramCallbacks:
         return answer[:MAX_ANSWER_CHARS]
 
 
-class TelegramApiError(NotifyError):
+class TelegramApiError(DeliveryError):
     """The Bot API refused a call; `retry_after_s` is Telegram's own wait hint when it rate-limits."""
 
-    def __init__(self, message: str, *, retryable: bool, retry_after_s: float | None = None) -> None:
-        super().__init__(message, retryable=retryable)
+    def __init__(self, message: str, *, retryable: bool, reason: SendFailure,
+                 retry_after_s: float | None = None) -> None:
+        super().__init__(message, retryable=retryable, reason=reason)
         self.retry_after_s = retry_after_s
 
 
@@ -258,18 +259,20 @@ class _BotApi:
         try:
             url = URL(self._config.api_url) / f"bot{token}" / method
         except ValueError:
-            raise NotifyError(f"{where}: api_url or bot_token cannot form a URL", retryable=False) from None
+            raise DeliveryError(f"{where}: api_url or bot_token cannot form a URL", retryable=False,
+                                reason="invalid") from None
         try:
             async with self._http.post(url, json=dict(params), allow_redirects=False,
                                        timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
                 status = response.status
                 body = await (response.read() if 200 <= status < 300 else _read_at_most(response, _ERROR_BODY_BYTES))
         except TimeoutError:
-            raise NotifyError(f"{where}: no answer within {timeout_s:g}s", retryable=True) from None
+            raise DeliveryError(f"{where}: no answer within {timeout_s:g}s", retryable=True, reason="timeout") from None
         except aiohttp.InvalidURL:
-            raise NotifyError(f"{where}: api_url or bot_token cannot form a URL", retryable=False) from None
+            raise DeliveryError(f"{where}: api_url or bot_token cannot form a URL", retryable=False,
+                                reason="invalid") from None
         except aiohttp.ClientError as exc:
-            raise NotifyError(f"{where}: {describe_client_error(exc)}", retryable=True) from None
+            raise DeliveryError(f"{where}: {describe_client_error(exc)}", retryable=True, reason="connect") from None
         answer = _json_object(body)
         if 200 <= status < 300 and answer.get("ok") is not False:
             return answer.get("result")
@@ -286,8 +289,9 @@ class _BotApi:
             detail += f" (retry after {retry_after_s:g}s)"
         try:
             raise_for_http_status(status, detail, where)
-        except NotifyError as exc:
-            raise TelegramApiError(str(exc), retryable=exc.retryable, retry_after_s=retry_after_s) from None
+        except DeliveryError as exc:
+            raise TelegramApiError(str(exc), retryable=exc.retryable, reason=exc.reason,
+                                   retry_after_s=retry_after_s) from None
         raise AssertionError("unreachable: every 2xx returned above")
 
 

@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 import notifiers
+from notifiers.base import DeliveryError
 from notifiers.telegram import (
     FAILED_ANSWER,
     SECRET_HEADER,
@@ -207,6 +208,31 @@ async def test_api_answers_are_classified(api: FakeBotApi, http: aiohttp.ClientS
     assert str(caught.value).startswith("telegram sendMessage")
     assert_no_secret(caught.value, TOKEN)
     assert api.sent == []
+
+
+@pytest.mark.parametrize(("arrange", "recipient", "reason"), [
+    pytest.param(lambda api: None, "999", "http_4xx", id="400-chat-not-found"),
+    pytest.param(lambda api: api.fail(429, "Too Many Requests: retry after 7", retry_after=7), CHAT, "rate_limited",
+                 id="429-rate-limited"),
+    pytest.param(lambda api: api.fail(502, "Bad Gateway"), CHAT, "http_5xx", id="502-bad-gateway"),
+    pytest.param(lambda api: setattr(api, "hang", True), CHAT, "timeout", id="no-answer"),
+    pytest.param(lambda api: None, "not a chat", "invalid", id="bad-recipient"),
+])
+async def test_failures_say_why_for_the_delivery_metric(api: FakeBotApi, http: aiohttp.ClientSession,
+                                                        arrange: Callable[[FakeBotApi], None], recipient: str,
+                                                        reason: str) -> None:
+    arrange(api)
+    with pytest.raises(DeliveryError) as caught:
+        await notifier(api, http, timeout_s=0.2).send(recipient, MESSAGE, key="k")
+
+    assert caught.value.reason == reason
+
+
+async def test_an_unreachable_api_is_a_connect_failure(http: aiohttp.ClientSession) -> None:
+    with pytest.raises(DeliveryError) as caught:
+        await TelegramNotifier(config(f"http://127.0.0.1:{closed_port()}"), http).send(CHAT, MESSAGE, key="k")
+
+    assert caught.value.reason == "connect"
 
 
 async def test_a_wrong_token_is_permanent_and_never_shown(api: FakeBotApi, http: aiohttp.ClientSession) -> None:
