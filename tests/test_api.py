@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from statusd.app import RUNTIME, build_app
-from statusd.config.loader import parse_config
+from statusd.config import parse_config
 
 SUPPORT = "support-token-0123456789"
 READER = "reader-token-0123456789ab"

@@ -6,7 +6,7 @@ import icalendar
 import pytest
 
 from statusd.app import RUNTIME, build_app
-from statusd.config.loader import parse_config
+from statusd.config import parse_config
 
 ANN = "ann-token-0123456789abcdef"
 BOB = "bob-token-0123456789abcdef"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from statusd.app import RUNTIME, build_app
-from statusd.config.loader import parse_config
+from statusd.config import parse_config
 from tests.support.polling import eventually
 
 HEARTBEAT_TOKEN = "backup-job-heartbeat-token-1"

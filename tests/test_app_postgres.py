@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from statusd.app import RUNTIME, build_app
-from statusd.config.loader import parse_config
+from statusd.config import parse_config
 from tests.support.alerts import am_alert, am_payload
 from tests.support.network import free_port
 from tests.support.postgres import fresh_postgres_database

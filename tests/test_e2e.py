@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from statusd.app import RUNTIME, build_app
-from statusd.config.loader import Config, parse_config
+from statusd.config import Config, parse_config
 from tests.support.fakes import SmtpSink, Target, WebhookReceiver
 from tests.support.polling import eventually
 

@@ -12,7 +12,7 @@ import brotli
 import pytest
 
 from statusd.app import RUNTIME, build_app
-from statusd.config.loader import parse_config
+from statusd.config import parse_config
 from statusd.web.body import zstd
 from tests.support.reports import SUPPORT, TOKEN, auth, config, report
 

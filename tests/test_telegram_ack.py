@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from statusd.app import RUNTIME, build_app
-from statusd.config.loader import parse_config
+from statusd.config import parse_config
 from tests.support.polling import eventually
 from tests.support.telegram import CHAT, TOKEN, api  # noqa: F401 (the fixture)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from statusd.app import RUNTIME, build_app
-from statusd.config.loader import parse_config
+from statusd.config import parse_config
 
 SUPPORT = "support-token-0123456789ab"
 NAME = "<script>alert(1)</script> & Co"

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from statusd.alerts.config import AlertsConfig
 from statusd.alerts.intake import AlertIntake
-from statusd.api.routes import web_application
+from statusd.web.application import web_application
 from statusd.core.clock import Clock
 from statusd.core.model import Component, Incident, Person, Subscriber
 from statusd.core.protocols import Store

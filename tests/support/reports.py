@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from statusd.config.loader import Config, parse_config
+from statusd.config import Config, parse_config
 
 TOKEN = "helpdesk-token-0123456789"
 SUPPORT = "support-token-0123456789a"
