@@ -7,6 +7,7 @@ or `{}` when it opened without a policy. The types here read and write exactly t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -16,6 +17,8 @@ from statusd.core.model import EntryKind, Incident, OutboxMessage, TimelineEntry
 from statusd.core.protocols import Tx
 from statusd.incidents.messages import Messages
 from statusd.incidents.routing import Roster, alert_key, fallback_key
+
+log = logging.getLogger(__name__)
 
 #: The timers that page the next level; acknowledging an incident cancels them.
 ESCALATION_TIMERS = ("escalate",)
@@ -94,6 +97,11 @@ class Escalation:
     def reopened(self) -> Escalation:
         """This escalation for a re-opened incident: the same policy, paged afresh."""
         return replace(self, epoch=self.epoch + 1)
+
+
+def stored(escalation: Escalation | None) -> dict[str, Any]:
+    """An escalation as `Incident.escalation` stores it (`{}` for none)."""
+    return {} if escalation is None else escalation.to_json()
 
 
 def reopened_json(escalation: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,11 +189,30 @@ def duration(seconds: float) -> str:
 # --- the pages (inside the caller's transaction) -----------------------------------------
 
 class Escalator:
-    """Writes an escalation step: the pages, its timeline entries and the timer of the step that follows."""
+    """Starts an incident's escalation and writes each step: the pages, their entries and the next step's timer."""
 
-    def __init__(self, roster: Roster, messages: Messages) -> None:
+    def __init__(self, roster: Roster, messages: Messages,
+                 policies: Mapping[str, EscalationPolicy | Mapping[str, Any]]) -> None:
         self.roster = roster
         self.messages = messages
+        self.policies = policies  # the coordinator's, read when an incident opens: an edit applies to the next one
+
+    def snapshot(self, name: str | None) -> Escalation | None:
+        """Policy `name` as a new incident keeps it (None: no such policy, nobody will be paged)."""
+        if name is None or name not in self.policies:
+            return None
+        return Escalation(name, EscalationPolicy.of(self.policies[name]))
+
+    def first_responder(self, escalation: Escalation | None, at: datetime) -> str | None:
+        """Who owns a new incident opened at `at`: the first person on call in its escalation."""
+        if escalation is None:
+            return None
+        return first_responder(escalation.rules, lambda targets: self.roster.resolve(targets, at))
+
+    async def page_first(self, tx: Tx, incident: Incident, now: datetime) -> None:
+        """Page the first step of a new or re-opened incident."""
+        if not await self.page(tx, incident, 0, now):
+            log.warning("incident %s opened with no escalation policy", incident.id)
 
     async def page(self, tx: Tx, incident: Incident, step: int, now: datetime) -> bool:
         """Page escalation step `step` of `incident`; False when the incident has no escalation policy."""

@@ -17,8 +17,8 @@ from statusd.core.errors import Conflict, StatusdError, ValidationError
 from statusd.core.model import Incident, IncidentStatus
 from statusd.incidents.escalation import reopened_json
 
-INVESTIGATING, IDENTIFIED, MONITORING = IncidentStatus.INVESTIGATING, IncidentStatus.IDENTIFIED, IncidentStatus.MONITORING
-RESOLVED, POSTMORTEM = IncidentStatus.RESOLVED, IncidentStatus.POSTMORTEM
+INVESTIGATING, IDENTIFIED = IncidentStatus.INVESTIGATING, IncidentStatus.IDENTIFIED
+MONITORING, RESOLVED, POSTMORTEM = IncidentStatus.MONITORING, IncidentStatus.RESOLVED, IncidentStatus.POSTMORTEM
 
 
 class Event(StrEnum):
@@ -49,6 +49,8 @@ UPDATE_EVENTS: Mapping[IncidentStatus, Event] = {
 }
 #: The event of each kind of timer.
 TIMER_EVENTS: Mapping[str, Event] = {"escalate": Event.ESCALATE, "remind": Event.REMIND, "handoff": Event.HANDOFF_DUE}
+#: Every kind of timer an incident can have; resolving or merging it cancels them all.
+ALL_TIMERS = tuple(TIMER_EVENTS)
 
 
 @dataclass(frozen=True, slots=True)
