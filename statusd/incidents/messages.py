@@ -75,8 +75,7 @@ class Messages:
                                                      created_at=created_at))
 
     async def update(self, tx: Tx, incident: Incident, entry: TimelineEntry) -> None:
-        """One public update to its subscribers and the clients whose reports are linked, and to the owners when it
-        resolves — each address once."""
+        """One public update to subscribers, reporting clients and, when it resolves, the owners; each address once."""
         context = await self.incident_context(tx, incident, entry)
         recipients = update_recipients(await tx.subscribers.for_components(incident.components),
                                        await tx.reports.for_incident(incident.id))
