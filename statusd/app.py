@@ -22,6 +22,7 @@ from statusd.api.routes import WriteApi
 from statusd.api.telegram import TelegramWebhook
 from statusd.config import Config, ScheduleConfig
 from statusd.incidents.coordinator import Coordinator, PageInfo, Policy
+from statusd.incidents.escalation import EscalationPolicy, Fallback, Level
 from statusd.core.clock import Clock, SystemClock
 from statusd.core.errors import Conflict, NotFound
 from statusd.core.model import Component, Person
@@ -89,13 +90,11 @@ def schedules_from(config: Config) -> dict[str, Schedule]:
     return {name: schedule_from(name, cfg) for name, cfg in config.schedules.items()}
 
 
-def escalation_policies_from(config: Config) -> dict[str, dict[str, Any]]:
-    """Policies as the plain data an incident snapshots when it opens."""
-    return {name: {"levels": [{"targets": list(level.targets), "ack_timeout_s": level.ack_timeout_s}
-                              for level in p.levels],
-                   "repeat": p.repeat,
-                   "fallback": None if p.fallback is None else {"notifier": p.fallback.notifier,
-                                                                  "address": p.fallback.address}}
+def escalation_policies_from(config: Config) -> dict[str, EscalationPolicy]:
+    """The configured escalation policies, typed; an incident snapshots one when it opens."""
+    return {name: EscalationPolicy(
+                levels=tuple(Level(tuple(level.targets), level.ack_timeout_s) for level in p.levels), repeat=p.repeat,
+                fallback=None if p.fallback is None else Fallback(p.fallback.notifier, p.fallback.address))
             for name, p in config.escalation_policies.items()}
 
 

@@ -1,1 +1,1 @@
-"""The incident engine: the coordinator's commands, escalation, routing, timers."""
+"""The incident engine: the coordinator's commands composed of grouping, lifecycle, escalation, routing, timers."""
