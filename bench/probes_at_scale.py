@@ -344,7 +344,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # as `statusd serve` does
-    logging.getLogger("statusd.incidents.coordinator").setLevel(logging.ERROR)  # "opened with no escalation policy", ×1000
+    logging.getLogger("statusd.incidents").setLevel(logging.ERROR)  # "opened with no escalation policy", ×1000
 
     if args.target:
         serve_target()
