@@ -862,13 +862,13 @@ def test_the_detector_runs_numpy_s_blas_on_one_thread() -> None:
 
 async def test_a_fitted_model_configured_in_reports_groups_paraphrases(tmp_path, aiohttp_client) -> None:
     """`statusd fit-model` on a labelled history, `[reports] model = ...`: the detector's process uses it."""
-    from statusd.reports import textmodel
+    from statusd.cli import fit_model
     from tests.test_reports_replay import paraphrase_history_csv
 
     history = tmp_path / "history.csv"
     history.write_text(paraphrase_history_csv(), encoding="utf-8")
     model = tmp_path / "model.npz"
-    assert textmodel.main([str(history), str(model)]) == 0
+    assert fit_model.main([str(history), str(model)]) == 0
     texts = ["refund please", "I want my money back", "refund please now", "my money back please", "refund me",
              "money back"]
     outcome = {}

@@ -7,10 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from statusd.reports.clustering import NgramEncoder
+from statusd.reports.encoders import NgramEncoder
 from statusd.core.model import ComponentStatus
 from statusd.reports.text import Report
-from statusd.reports.surge import ReportDetector, ReportOutcome, SeasonalProfile, SurgeConfig, SurgeTest, nb_tail
+from statusd.reports.baseline import SeasonalProfile, nb_tail
+from statusd.reports.detector import ReportDetector
+from statusd.reports.outcome import ReportOutcome
+from statusd.reports.settings import SurgeConfig
+from statusd.reports.surge import SurgeTest
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 

@@ -29,11 +29,13 @@ from typing import Any, Protocol
 
 from threadpoolctl import threadpool_limits
 
-from statusd.reports.clustering import USE_EXTRA_HINT, ClusteringConfig, make_encoder
 from statusd.core.errors import ConfigError
+from statusd.reports.detector import ReportDetector
+from statusd.reports.encoders import USE_EXTRA_HINT, ReportModelError, make_encoder
+from statusd.reports.outcome import ReportOutcome
+from statusd.reports.settings import ClusteringConfig, SurgeConfig
 from statusd.reports.text import Report
-from statusd.reports.surge import ReportDetector, ReportOutcome, SurgeConfig
-from statusd.reports.textmodel import ReportModel, ReportModelError
+from statusd.reports.textmodel import ReportModel
 
 
 class ReportsSettings(Protocol):

@@ -35,7 +35,7 @@ from statusd.core.protocols import Store
 from statusd.core.schema import http_url
 from statusd.reports.text import TAG_KEYS, Report
 from statusd.reports.host import DetectorHost, DetectorLost
-from statusd.reports.surge import ReportOutcome
+from statusd.reports.outcome import ReportOutcome
 
 log = logging.getLogger(__name__)
 
