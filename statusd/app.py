@@ -32,7 +32,8 @@ from statusd.metrics import Metrics
 from statusd.monitor.scheduler import Monitor
 from statusd.oncall.schedule import WEEKDAYS, Layer, Override, Restriction, Rotation, Schedule
 from statusd.notify.outbox import OutboxWorker, RetryPolicy
-from statusd.reports.host import DetectorSpec, InlineDetector, ProcessDetector
+from statusd.reports.host import InlineDetector, ProcessDetector
+from statusd.reports.spec import DetectorSpec
 from statusd.store.sqlite import SqliteStore
 from statusd.notify.templates import Templates
 from statusd.incidents.timers import TimerWorker

@@ -844,7 +844,8 @@ def test_the_detector_runs_numpy_s_blas_on_one_thread() -> None:
     """Split over two cores, its small products spin a helper thread: about 40 % more CPU in a server."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from statusd.reports.host import DetectorSpec, InlineDetector
+    from statusd.reports.host import InlineDetector
+    from statusd.reports.spec import DetectorSpec
 
     def blas_threads() -> set[int]:
         return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}

@@ -307,7 +307,7 @@ def test_the_detector_process_freezes_what_survives_a_full_collection() -> None:
     import gc
     import weakref
 
-    from statusd.reports.host import _LongLived
+    from statusd.reports.worker import _LongLived
 
     try:
         long_lived = _LongLived()

