@@ -716,16 +716,16 @@ async def test_a_shutdown_during_the_start_up_replay_answers_waiting_reports_wit
 
     intake.detector.rebuild = stuck  # type: ignore[method-assign]
     client = await aiohttp_client(app)
-    fifth = asyncio.create_task(client.post("/api/v1/reports", headers=auth(),
-                                            json=report(4, tags={"component": "payments"})))
-    await asyncio.sleep(0.3)
+    # The answer is the barrier: during the replay a report is answered as soon as it is stored.
+    r = await asyncio.wait_for(client.post("/api/v1/reports", headers=auth(),
+                                           json=report(4, tags={"component": "payments"})), 10)
+    assert r.status == 202 and (await r.json())["report"]["incident_id"] is None  # stored; a restart replays it
+    assert (await r.json())["report"]["detection"] == "pending"
     try:
         await asyncio.wait_for(intake.close(), 10)  # what the app's shutdown does first
     finally:
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
-    r = await asyncio.wait_for(fifth, 10)
-    assert r.status == 202 and (await r.json())["report"]["incident_id"] is None  # stored; a restart replays it
     assert calls == [4]  # no second replay during the shutdown
     assert app[RUNTIME].metrics.registry.get_sample_value("statusd_reports_undetected_total",
                                                           {"reason": "shutdown"}) == 1
@@ -910,8 +910,13 @@ def test_a_bad_model_setting_is_a_config_error_naming_the_key(tmp_path, monkeypa
 async def test_shutdown_finishes_the_reports_already_accepted(client) -> None:
     import asyncio
 
-    intake = client.app[RUNTIME].intake
-    queued = [asyncio.create_task(intake.ingest([intake.parse(report(i), "", "api:helpdesk")])) for i in range(20)]
+    from statusd.reports.validation import ReportValidator
+
+    runtime = client.app[RUNTIME]
+    intake = runtime.intake
+    validator = ReportValidator(runtime.clock, components={cid: c.name for cid, c in runtime.config.components.items()},
+                                notifiers=runtime.config.notifiers)
+    queued = [asyncio.create_task(intake.ingest([validator.parse(report(i), "", "api:helpdesk")])) for i in range(20)]
     await asyncio.sleep(0)  # every request is waiting for a commit
     await intake.close()  # what the app does on SIGTERM, before the store closes
     results = [res for [res] in await asyncio.gather(*queued)]

@@ -60,7 +60,7 @@ class ReportDetector:
         killed between storing a report and handling its surge lost that signal, or the links of
         its reports. So each surge that fired while warming up and is still active comes back as
         its latest outcome, linking every report of the surge, for the caller to check against the
-        incidents (`ReportIntake.rebuild`). Calls add up: the rebuild may come in chunks.
+        incidents (`ReportPipeline.rebuild`). Calls add up: the rebuild may come in chunks.
         """
         for report in reports:
             outcome = self.observe(report)
