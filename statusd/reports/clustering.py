@@ -329,7 +329,7 @@ class Clusterer:
         if group.members:
             if group.members[0] == report_id:
                 group.members.popleft()
-            elif report_id in group.members:
+            elif report_id is not None and report_id in group.members:
                 group.members.remove(report_id)
         if group.slot is not None:
             self._counts[group.slot] -= 1
