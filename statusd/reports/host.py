@@ -82,21 +82,24 @@ class InlineDetector:
         self.detector = build()
 
     async def observe_many(self, reports: Sequence[Report]) -> list[ReportOutcome | None]:
+        """Fold reports in, in order, on the event loop's thread; None where the detector failed on one."""
         return observe_each(self.detector, reports)
 
     async def rebuild(self, reports: Sequence[Report]) -> list[ReportOutcome]:
+        """Warm up from stored reports (`ReportDetector.rebuild`); the surges still active."""
         # On a thread, so the start-up replay does not stop the event loop; nothing else uses the
         # detector meanwhile (the intake's detection waits for the replay).
         return await asyncio.to_thread(self.detector.rebuild, reports)
 
     async def start(self) -> None:
-        pass
+        """Nothing to start: the detector was built with this host."""
 
     async def restart(self) -> None:
+        """A new, empty detector."""
         self.detector = self._build()
 
     async def close(self) -> None:
-        pass
+        """Nothing to release but memory."""
 
 
 class ProcessDetector:
@@ -119,10 +122,14 @@ class ProcessDetector:
             # A new interpreter, not a fork: the server has threads (the SQLite connections) that a fork would
             # copy mid-flight. It runs statusd.reports.worker alone (see there why not multiprocessing's spawn).
             ours, theirs = socket.socketpair()
-            with theirs:
-                self._process = subprocess.Popen(
-                    [sys.executable, "-m", "statusd.reports.worker", str(theirs.fileno()), str(os.getpid())],
-                    stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),))
+            try:
+                with theirs:
+                    self._process = subprocess.Popen(
+                        [sys.executable, "-m", "statusd.reports.worker", str(theirs.fileno()), str(os.getpid())],
+                        stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),))
+            except BaseException:
+                ours.close()
+                raise
             self._conn = Connection(ours.detach())
             self._conn.send_bytes(pickle.dumps(self.spec, pickle.HIGHEST_PROTOCOL))
         return self._conn
@@ -168,11 +175,13 @@ class ProcessDetector:
         return value
 
     async def observe_many(self, reports: Sequence[Report]) -> list[ReportOutcome | None]:
+        """Fold reports in, in order, in the child; DetectorLost if it died or stopped answering."""
         if not reports:
             return []
         return await self._call("observe", [pack(report) for report in reports], items=len(reports))
 
     async def rebuild(self, reports: Sequence[Report]) -> list[ReportOutcome]:
+        """Warm the child up in chunks of REBUILD_CHUNK reports; the surges still active after the last."""
         active: list[ReportOutcome] = []
         for start in range(0, len(reports), REBUILD_CHUNK):  # each chunk's answer includes the ones before it
             chunk = reports[start:start + REBUILD_CHUNK]
@@ -188,9 +197,11 @@ class ProcessDetector:
         await self.pid()
 
     async def restart(self) -> None:
+        """Stop the child; the next call starts a new one with an empty detector."""
         await self.close()
 
     async def close(self) -> None:
+        """Close the pipe and wait for the child to exit (killing it after 5 s)."""
         process = self._process
         self._forget()  # the child reads end-of-file and exits
         if process is not None:

