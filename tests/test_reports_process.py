@@ -54,3 +54,15 @@ async def test_the_detector_child_runs_the_worker_module_alone() -> None:
         assert argv[1:3] == [b"-m", b"statusd.reports.worker"]  # not the server's entry script, as spawn ran it
     finally:
         await host.close()
+
+
+def test_one_blas_thread_holds_when_numpy_was_not_loaded_yet() -> None:
+    """The child calls it before its detector (and numpy) is built; the limit must still hold."""
+    threads = modules_after("""
+        from statusd.reports.worker import one_blas_thread
+        one_blas_thread()
+        import numpy  # what building the detector loads next
+        from threadpoolctl import threadpool_info
+        print(*sorted({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}))
+    """)
+    assert threads == ["1"]

@@ -54,6 +54,9 @@ def one_blas_thread() -> None:
     columns): split over two cores they gain little and the helper thread spins between
     them, which in a server costs about 40 % more CPU, taken from HTTP and the store.
     """
+    # threadpoolctl limits the BLAS libraries loaded so far: load numpy's first, as nothing else here may have.
+    import numpy  # noqa: F401
+
     threadpool_limits(limits=1, user_api="blas")
 
 
