@@ -39,12 +39,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from statusd.reports.clustering import (BlendEncoder, ClusteringConfig, EncoderUnavailable, NgramEncoder,  # noqa: E402
-                                SentenceEncoder)
-from statusd.reports.backtest import BurstOutcome, ReplayMetrics, ReplayRow, replay  # noqa: E402
+from statusd.reports.backtest import BurstOutcome, ReplayMetrics, replay  # noqa: E402
+from statusd.reports.detector import ReportDetector  # noqa: E402
+from statusd.reports.encoders import (BlendEncoder, EncoderUnavailable, ModelEncoder, NgramEncoder,  # noqa: E402
+                                      SentenceEncoder)
+from statusd.reports.history import ReplayRow  # noqa: E402
+from statusd.reports.settings import ClusteringConfig, SurgeConfig  # noqa: E402
 from statusd.reports.text import Report  # noqa: E402
-from statusd.reports.surge import ReportDetector, SurgeConfig  # noqa: E402
-from statusd.reports.textmodel import ModelEncoder, ReportModel  # noqa: E402
+from statusd.reports.textmodel import ReportModel  # noqa: E402
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 BURST_SIZES = (6, 10, 20, 6, 10, 20)

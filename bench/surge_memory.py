@@ -22,9 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from banking77 import texts  # noqa: E402 - beside this script, whose folder is on the path
-from statusd.reports.clustering import NgramEncoder  # noqa: E402
+from statusd.reports.detector import ReportDetector  # noqa: E402
+from statusd.reports.encoders import NgramEncoder  # noqa: E402
+from statusd.reports.settings import SurgeConfig  # noqa: E402
 from statusd.reports.text import Report  # noqa: E402
-from statusd.reports.surge import ReportDetector, SurgeConfig  # noqa: E402
 
 START = datetime(2026, 1, 5, 9, tzinfo=UTC)
 

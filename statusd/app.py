@@ -28,7 +28,9 @@ from statusd.core.errors import Conflict, NotFound
 from statusd.core.model import Component, Person
 from statusd.core.protocols import Store
 from statusd.oncall.notices import ShiftNotices
-from statusd.reports.http import IntakeLimits, ReportIntake
+from statusd.reports.form import ReportForm
+from statusd.reports.http import ReportApi
+from statusd.reports.pipeline import ReportPipeline
 from statusd.web.application import web_application
 from statusd.web.auth import Token
 from statusd.web.errors import error_response
@@ -37,7 +39,9 @@ from statusd.metrics import Metrics
 from statusd.monitor.scheduler import Monitor
 from statusd.oncall.schedule import WEEKDAYS, Layer, Override, Restriction, Rotation, Schedule
 from statusd.notify.outbox import OutboxWorker, RetryPolicy
-from statusd.reports.host import DetectorSpec, InlineDetector, ProcessDetector
+from statusd.reports.host import InlineDetector, ProcessDetector
+from statusd.reports.spec import DetectorSpec
+from statusd.reports.validation import IntakeLimits, ReportValidator
 from statusd.store.sqlite import SqliteStore
 from statusd.notify.templates import Templates
 from statusd.incidents.timers import TimerWorker
@@ -61,7 +65,7 @@ class Runtime:
     worker: OutboxWorker | None = None
     timers: TimerWorker | None = None
     page: StatusPage | None = None
-    intake: ReportIntake | None = None
+    intake: ReportPipeline | None = None
     notifiers: dict[str, Any] = field(default_factory=dict)
     telegram: dict[str, TelegramCallbacks] = field(default_factory=dict)  # button presses, by notifier name
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -246,14 +250,16 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
     write_api.add_routes(app)
     rc = config.reports
     spec = DetectorSpec.from_config(rc)
-    intake = ReportIntake(
+    limits = IntakeLimits(max_text_chars=rc.max_text_chars, max_batch=rc.max_batch, max_future_s=rc.max_future_s,
+                          max_age_days=rc.max_age_days, form_notifier=rc.form_notifier,
+                          form_rate_per_min=rc.form_rate_per_min, live_s=rc.window_s)
+    component_names = {cid: c.name for cid, c in config.components.items()}
+    validator = ReportValidator(clock, components=component_names, notifiers=config.notifiers, limits=limits)
+    intake = ReportPipeline(
         store, coordinator, ProcessDetector(spec) if rc.detector_process else InlineDetector(spec.build),
-        clock, components={cid: c.name for cid, c in config.components.items()}, notifiers=config.notifiers,
-        limits=IntakeLimits(max_text_chars=rc.max_text_chars, max_batch=rc.max_batch, max_future_s=rc.max_future_s,
-                            max_age_days=rc.max_age_days, form_notifier=rc.form_notifier,
-                            form_rate_per_min=rc.form_rate_per_min, live_s=rc.window_s),
-        rebuild_hours=rc.rebuild_hours, observer=metrics)
-    intake.add_routes(app, write_api)
+        clock, limits=limits, rebuild_hours=rc.rebuild_hours, observer=metrics)
+    ReportApi(store, validator, intake, limits).add_routes(app, write_api)
+    ReportForm(validator, intake, metrics, components=component_names, limits=limits).add_routes(app, write_api)
     runtime.intake = intake
     AlertIntake(config.alerts, coordinator, clock, set(config.components)).add_routes(app)
 

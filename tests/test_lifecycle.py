@@ -267,7 +267,7 @@ scopes = ["reports:write"]
                 assert r.status == 202
                 results.append((await r.json())["report"])
     assert results[-1]["incident_id"] is not None
-    assert any("spawn_main" in Path(f"/proc/{pid}/cmdline").read_text() for pid in children)
+    assert any("statusd.reports.worker" in Path(f"/proc/{pid}/cmdline").read_text() for pid in children)
     code, output = await server.stop(signal.SIGTERM)
     assert code == 0, output
     assert "Traceback" not in output

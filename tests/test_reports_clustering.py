@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from statusd.reports.clustering import BlendEncoder, Clusterer, ClusteringConfig, NgramEncoder, SentenceEncoder, \
-    make_encoder, tag_group_key
-from statusd.reports.textmodel import ModelEncoder, ReportModel, ReportModelError
+from statusd.reports.clustering import Clusterer, tag_group_key
+from statusd.reports.encoders import BlendEncoder, ModelEncoder, NgramEncoder, ReportModelError, SentenceEncoder, \
+    make_encoder
+from statusd.reports.settings import ClusteringConfig
+from statusd.reports.textmodel import ReportModel
 
 AT = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

@@ -694,16 +694,16 @@ async def test_a_shutdown_during_the_start_up_replay_answers_waiting_reports_wit
 
     intake.detector.rebuild = stuck  # type: ignore[method-assign]
     client = await aiohttp_client(app)
-    fifth = asyncio.create_task(client.post("/api/v1/reports", headers=auth(),
-                                            json=report(4, tags={"component": "payments"})))
-    await asyncio.sleep(0.3)
+    # The answer is the barrier: during the replay a report is answered as soon as it is stored.
+    r = await asyncio.wait_for(client.post("/api/v1/reports", headers=auth(),
+                                           json=report(4, tags={"component": "payments"})), 10)
+    assert r.status == 202 and (await r.json())["report"]["incident_id"] is None  # stored; a restart replays it
+    assert (await r.json())["report"]["detection"] == "pending"
     try:
         await asyncio.wait_for(intake.close(), 10)  # what the app's shutdown does first
     finally:
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
-    r = await asyncio.wait_for(fifth, 10)
-    assert r.status == 202 and (await r.json())["report"]["incident_id"] is None  # stored; a restart replays it
     assert calls == [4]  # no second replay during the shutdown
     assert app[RUNTIME].metrics.registry.get_sample_value("statusd_reports_undetected_total",
                                                           {"reason": "shutdown"}) == 1
@@ -822,7 +822,8 @@ def test_the_detector_runs_numpy_s_blas_on_one_thread() -> None:
     """Split over two cores, its small products spin a helper thread: about 40 % more CPU in a server."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from statusd.reports.host import DetectorSpec, InlineDetector
+    from statusd.reports.host import InlineDetector
+    from statusd.reports.spec import DetectorSpec
 
     def blas_threads() -> set[int]:
         return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
@@ -840,13 +841,13 @@ def test_the_detector_runs_numpy_s_blas_on_one_thread() -> None:
 
 async def test_a_fitted_model_configured_in_reports_groups_paraphrases(tmp_path, aiohttp_client) -> None:
     """`statusd fit-model` on a labelled history, `[reports] model = ...`: the detector's process uses it."""
-    from statusd.reports import textmodel
+    from statusd.cli import fit_model
     from tests.support.reports import paraphrase_history_csv
 
     history = tmp_path / "history.csv"
     history.write_text(paraphrase_history_csv(), encoding="utf-8")
     model = tmp_path / "model.npz"
-    assert textmodel.main([str(history), str(model)]) == 0
+    assert fit_model.main([str(history), str(model)]) == 0
     texts = ["refund please", "I want my money back", "refund please now", "my money back please", "refund me",
              "money back"]
     outcome = {}
@@ -887,8 +888,13 @@ def test_a_bad_model_setting_is_a_config_error_naming_the_key(tmp_path, monkeypa
 async def test_shutdown_finishes_the_reports_already_accepted(client) -> None:
     import asyncio
 
-    intake = client.app[RUNTIME].intake
-    queued = [asyncio.create_task(intake.ingest([intake.parse(report(i), "", "api:helpdesk")])) for i in range(20)]
+    from statusd.reports.validation import ReportValidator
+
+    runtime = client.app[RUNTIME]
+    intake = runtime.intake
+    validator = ReportValidator(runtime.clock, components={cid: c.name for cid, c in runtime.config.components.items()},
+                                notifiers=runtime.config.notifiers)
+    queued = [asyncio.create_task(intake.ingest([validator.parse(report(i), "", "api:helpdesk")])) for i in range(20)]
     await asyncio.sleep(0)  # every request is waiting for a commit
     await intake.close()  # what the app does on SIGTERM, before the store closes
     results = [res for [res] in await asyncio.gather(*queued)]

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from statusd.reports import textmodel
-from statusd.reports.backtest import ReplayIncident, ReplayInputError, ReplayRow, adjusted_rand_index, evaluate, main, \
-    parse_rows, read_history, read_rows, replay
+from statusd.cli import fit_model
+from statusd.cli.replay import main
+from statusd.reports.backtest import ReplayIncident, adjusted_rand_index, evaluate, replay
+from statusd.reports.history import ReplayInputError, ReplayRow, parse_rows, read_history, read_rows
 from statusd.reports.textmodel import ReportModel
 from tests.support.reports import paraphrase_history_csv
 
@@ -235,17 +236,17 @@ def test_fit_model_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     history = tmp_path / "history.csv"
     history.write_text(paraphrase_history_csv(), encoding="utf-8")
     out = tmp_path / "model.npz"
-    assert textmodel.main([str(history), str(out)]) == 0
+    assert fit_model.main([str(history), str(out)]) == 0
     assert ReportModel.load(out).kind == "lda" and "lda" in capsys.readouterr().out
-    assert textmodel.main([str(history), str(out), "--no-labels"]) == 0
+    assert fit_model.main([str(history), str(out), "--no-labels"]) == 0
     assert ReportModel.load(out).kind == "lsa"
-    assert textmodel.main([str(history), str(out), "--kind", "category"]) == 0
+    assert fit_model.main([str(history), str(out), "--kind", "category"]) == 0
     assert ReportModel.load(out).kind == "category" and "categories=2" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exit_info:
-        textmodel.main([str(history), str(out), "--kind", "category", "--no-labels"])
+        fit_model.main([str(history), str(out), "--kind", "category", "--no-labels"])
     assert exit_info.value.code == 2 and "needs the labels" in capsys.readouterr().err
     bad = tmp_path / "bad.csv"
     bad.write_text("body\nhello\n", encoding="utf-8")
-    assert textmodel.main([str(bad), str(out)]) == 2
+    assert fit_model.main([str(bad), str(out)]) == 2
     err = capsys.readouterr().err
     assert "line 1, field text: missing column" in err and "Traceback" not in err

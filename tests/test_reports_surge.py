@@ -7,10 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from statusd.reports.clustering import NgramEncoder
+from statusd.reports.encoders import NgramEncoder
 from statusd.core.model import ComponentStatus
 from statusd.reports.text import Report
-from statusd.reports.surge import ReportDetector, ReportOutcome, SeasonalProfile, SurgeConfig, SurgeTest, nb_tail
+from statusd.reports.baseline import SeasonalProfile, nb_tail
+from statusd.reports.detector import ReportDetector
+from statusd.reports.outcome import ReportOutcome
+from statusd.reports.settings import SurgeConfig
+from statusd.reports.surge import SurgeTest
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 
@@ -303,7 +307,7 @@ def test_the_detector_process_freezes_what_survives_a_full_collection() -> None:
     import gc
     import weakref
 
-    from statusd.reports.host import _LongLived
+    from statusd.reports.worker import _LongLived
 
     try:
         long_lived = _LongLived()

