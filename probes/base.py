@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -42,6 +43,32 @@ class ProbeKind(NamedTuple):
 
     config: type[Any]
     probe: type[Any]
+
+
+class KindRegistry(Mapping[str, ProbeKind]):
+    """Probe kinds by config `type`; a kind's module is imported the first time that kind is looked up.
+
+    Listing the names imports nothing, so a library only one kind needs (dnspython, cryptography)
+    is loaded only by a config that uses that kind, and a missing one fails when the config is read.
+    """
+
+    def __init__(self, loaders: Mapping[str, Callable[[], ProbeKind]]) -> None:
+        self._loaders = dict(loaders)
+        self._loaded: dict[str, ProbeKind] = {}
+
+    def __getitem__(self, kind: str) -> ProbeKind:
+        if kind not in self._loaded:
+            self._loaded[kind] = self._loaders[kind]()  # KeyError for an unknown kind, as a dict would
+        return self._loaded[kind]
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._loaders  # Mapping's would look the kind up, importing its module
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaders)
+
+    def __len__(self) -> int:
+        return len(self._loaders)
 
 
 async def close_quietly(writer: asyncio.StreamWriter, timeout_s: float = 1.0) -> None:

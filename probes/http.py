@@ -7,17 +7,20 @@ import json
 import math
 import re
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
-from cryptography import x509
 from yarl import URL
 
 from probes.base import ProbeSettings
 from statusd.core.model import ProbeResult
 from statusd.core.schema import Problems, header_problems, http_url, positive
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 _SHOWN_CHARS = 100  # configured text and JSON values are cut to this length in errors
 _CLOSE_TIMEOUT_S = 1.0
@@ -83,6 +86,11 @@ class HttpConfig(ProbeSettings):
             problems += positive(self.cert_expiry_warn_days, "cert_expiry_warn_days")
             if http_url(self.url) and URL(self.url).scheme == "http":
                 problems.append(("cert_expiry_warn_days", "only applies to https:// URLs; remove it or use https"))
+            else:
+                try:
+                    certificate_parser()  # a missing library fails here, when the config is read, not at a check
+                except ImportError as exc:
+                    problems.append(("cert_expiry_warn_days", f"needs the cryptography package: {exc}"))
         return problems
 
 
@@ -99,6 +107,7 @@ class HttpProbe:
         self._checks_body = any(v is not None for v in (config.body_contains, config.body_absent,
                                                         config.body_regex, config.json_path))
         self._checks_cert = config.cert_expiry_warn_days is not None and URL(config.url).scheme == "https"
+        self._parse_certificate = certificate_parser() if self._checks_cert else None
 
     async def check(self, now: datetime) -> ProbeResult:
         """Request, then judge status, body and certificate; a target that is down is a failed result."""
@@ -115,7 +124,7 @@ class HttpProbe:
                 status = response.status
                 final_url = response.url
                 # Before the body is read: reading to the end hands the connection back to the pool.
-                cert = _peer_certificate(_transport(response)) if self._checks_cert else None
+                cert = self._peer_certificate(_transport(response)) if self._checks_cert else None
                 body, truncated = await _read_at_most(response.content, cfg.max_body_bytes)
                 charset = response.charset
         except TimeoutError:
@@ -179,9 +188,20 @@ class HttpProbe:
         except (OSError, ssl.SSLError):  # includes TimeoutError
             return None
         try:
-            return _peer_certificate(writer.transport)
+            return self._peer_certificate(writer.transport)
         finally:
             await _close(writer)
+
+    def _peer_certificate(self, transport: asyncio.BaseTransport | None) -> x509.Certificate | None:
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        if ssl_object is None or self._parse_certificate is None:
+            return None
+        # binary_form: the parsed dict is empty whenever the session does not verify certificates.
+        der = ssl_object.getpeercert(binary_form=True)
+        try:
+            return self._parse_certificate(der) if der else None
+        except ValueError:
+            return None
 
     def _result(self, now: datetime, latency: float, *, ok: bool, error: str = "", degraded: bool = False,
                 detail: dict[str, Any] | None = None) -> ProbeResult:
@@ -299,16 +319,13 @@ def _transport(response: aiohttp.ClientResponse) -> asyncio.BaseTransport | None
     return getattr(protocol, "transport", None)
 
 
-def _peer_certificate(transport: asyncio.BaseTransport | None) -> x509.Certificate | None:
-    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-    if ssl_object is None:
-        return None
-    # binary_form: the parsed dict is empty whenever the session does not verify certificates.
-    der = ssl_object.getpeercert(binary_form=True)
-    try:
-        return x509.load_der_x509_certificate(der) if der else None
-    except ValueError:
-        return None
+def certificate_parser() -> Callable[[bytes], x509.Certificate]:
+    """cryptography's DER certificate parser; ImportError when the library is not installed."""
+    # Imported here, not with the module: only probes that check certificate expiry need cryptography,
+    # which would add ~8.9 MiB to every server's RSS.
+    from cryptography import x509
+
+    return x509.load_der_x509_certificate
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:

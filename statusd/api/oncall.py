@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
-import icalendar
 import jinja2
 from aiohttp import web
 
@@ -79,6 +78,10 @@ class OnCallApi:
         schedule = self._schedule(request)
         if not ical_link_valid(self.signer, request.query.get("sig", ""), schedule.name):
             raise unauthorized("missing or wrong signature; get the feed URL from /api/v1/schedules")
+        # Imported on the first feed request, not with the module: icalendar adds ~3.5 MiB to the RSS
+        # of every server, and most never serve a feed.
+        import icalendar
+
         now = self.coordinator.clock.now()
         calendar = icalendar.Calendar()
         calendar.add("prodid", "-//statusd//on-call//EN")

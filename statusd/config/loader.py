@@ -133,4 +133,9 @@ def _plugin(kinds: Mapping[str, Any], name: str, table: dict[str, Any], path: st
     if kind not in kinds:
         problems.append((join(path, "type"), f"unknown type {kind!r} (one of: {', '.join(sorted(kinds))})"))
         return MISSING
-    return load_section(kinds[kind].config, table, path, problems, extra={"name": name})
+    try:
+        plugin = kinds[kind]  # a built-in kind's module, and the library it needs, are imported here
+    except ImportError as exc:
+        problems.append((join(path, "type"), f"the {kind!r} kind needs a library that is not installed: {exc}"))
+        return MISSING
+    return load_section(plugin.config, table, path, problems, extra={"name": name})
