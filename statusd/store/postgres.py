@@ -7,7 +7,6 @@ one replica is invisible to the others until its lease expires.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -19,25 +18,16 @@ import asyncpg
 
 from statusd.core.model import (
     CustomerReport,
-    STATUS_SECONDS_FIELD,
-    Component,
-    ComponentStatus,
-    DayUptime,
-    EntryKind,
-    Impact,
-    Incident,
-    IncidentStatus,
-    NewIncident,
     OutboxMessage,
     OutboxStatus,
     ProbeResult,
     Subscriber,
-    TimelineEntry,
-    Timer,
-    uptime_window,
-    utc_day_spans,
 )
 from statusd.store import URGENT_FIRST, daily_checks, migrations
+from statusd.store.dialect import POSTGRES, Dialect, numbered
+from statusd.store.session import Row
+from statusd.core.protocols import OutboxRepo, ProbeResultRepo, ReportRepo, SubscriberRepo
+from statusd.store.tx import SqlTx
 
 log = logging.getLogger(__name__)
 
@@ -76,214 +66,6 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 class _Repo:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
-
-
-class PostgresComponents(_Repo):
-    """Components on one connection."""
-
-    async def sync(self, components: Sequence[Component], at: datetime) -> None:
-        """Match config: insert new, update names/groups/order, delete absent; statuses and rollups are kept."""
-        if components:
-            await self.conn.executemany(
-                "INSERT INTO components (id, name, description, grp, position, status, updated_at, status_since)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"
-                " ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description,"
-                " grp = excluded.grp, position = excluded.position",
-                [(c.id, c.name, c.description, c.group, c.position, c.status.value, _utc(at)) for c in components],
-            )
-        await self.conn.execute("DELETE FROM components WHERE id <> ALL($1::text[])", [c.id for c in components])
-
-    async def list(self) -> list[Component]:
-        """All components ordered by group position then position."""
-        # A group sits where its first member sits; an ungrouped component is its own group.
-        rows = await self.conn.fetch(
-            "SELECT * FROM components ORDER BY CASE WHEN grp IS NULL THEN position"
-            " ELSE MIN(position) OVER (PARTITION BY grp) END, position, id")
-        return [self._component(r) for r in rows]
-
-    async def get(self, component_id: str) -> Component | None:
-        """One component, or None."""
-        row = await self.conn.fetchrow("SELECT * FROM components WHERE id = $1", component_id)
-        return self._component(row) if row else None
-
-    async def set_status(self, component_id: str, status: ComponentStatus, at: datetime) -> bool:
-        """Set a status; returns whether it changed. A change accrues the closed interval into the daily rollups."""
-        at_utc = _utc(at)
-        assert at_utc is not None
-        # FOR UPDATE: two replicas changing one component queue here, so each interval is accrued once.
-        row = await self.conn.fetchrow("SELECT status, status_since FROM components WHERE id = $1 FOR UPDATE",
-                                       component_id)
-        if row is None or row["status"] == status.value:
-            return False
-        since = _read_utc(row["status_since"])
-        # A change dated before the current interval began closes it empty rather than counting time twice.
-        begins = at_utc if since is None else max(since, at_utc)
-        await self.conn.execute("UPDATE components SET status = $1, updated_at = $2, status_since = $3 WHERE id = $4",
-                                status.value, at_utc, begins, component_id)
-        if since is not None:
-            await self._accrue(component_id, ComponentStatus(row["status"]), since, at_utc)
-        return True
-
-    async def _accrue(self, component_id: str, status: ComponentStatus, start: datetime, end: datetime) -> None:
-        """Add the time from `start` to `end` spent in `status` to the daily rollups it covers."""
-        column = STATUS_SECONDS_FIELD[status]  # from a fixed mapping, never from input
-        rows = [(component_id, day, seconds, end) for day, seconds in utc_day_spans(start, end)]
-        if rows:
-            await self.conn.executemany(
-                f"INSERT INTO component_daily AS d (component, day, {column}, updated_at) VALUES ($1, $2, $3, $4)"
-                f" ON CONFLICT (component, day) DO UPDATE SET {column} = d.{column} + excluded.{column},"
-                " updated_at = GREATEST(d.updated_at, excluded.updated_at)", rows)
-
-    async def uptime(self, component_ids: Iterable[str], days: int, now: datetime) -> dict[str, list[DayUptime]]:
-        """Per component, one DayUptime per UTC day of the window ending with `now`'s day, open interval included."""
-        ids = list(dict.fromkeys(component_ids))
-        if not ids:
-            return {}
-        now_utc = _utc(now)
-        assert now_utc is not None
-        today = now_utc.date()
-        first = today - timedelta(days=max(0, days) - 1)
-        recorded: dict[str, list[DayUptime]] = {cid: [] for cid in ids}
-        for r in await self.conn.fetch("SELECT * FROM component_daily WHERE component = ANY($1::text[])"
-                                       " AND day BETWEEN $2 AND $3", ids, first, today):
-            recorded[r["component"]].append(DayUptime(
-                day=r["day"], major_s=r["major_s"], partial_s=r["partial_s"], degraded_s=r["degraded_s"],
-                maintenance_s=r["maintenance_s"], operational_s=r["operational_s"], checks=r["checks"],
-                failures=r["failures"]))
-        current = {r["id"]: r for r in await self.conn.fetch(
-            "SELECT id, status, status_since FROM components WHERE id = ANY($1::text[])", ids)}
-        out = {}
-        for cid in ids:
-            row = current.get(cid)
-            status = ComponentStatus(row["status"]) if row else ComponentStatus.OPERATIONAL
-            out[cid] = uptime_window(days, now_utc, recorded[cid], status,
-                                     _read_utc(row["status_since"]) if row else None)
-        return out
-
-    @staticmethod
-    def _component(r: asyncpg.Record) -> Component:
-        return Component(id=r["id"], name=r["name"], description=r["description"], group=r["grp"],
-                         position=r["position"], status=ComponentStatus(r["status"]),
-                         updated_at=_read_utc(r["updated_at"]))
-
-
-class PostgresIncidents(_Repo):
-    """Incidents and their timelines on one connection."""
-
-    async def create(self, incident: NewIncident) -> Incident:
-        """Insert a new incident; the partial unique index refuses a second open one per dedup key."""
-        opened = _utc(incident.opened_at)
-        row = await self.conn.fetchrow(
-            "INSERT INTO incidents (title, status, impact, components, source, dedup_key, assignee,"
-            " opened_at, updated_at, escalation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING *",
-            incident.title, incident.status.value, incident.impact.value, list(incident.components),
-            incident.source, incident.dedup_key, incident.assignee, opened, incident.escalation,
-        )
-        assert row is not None
-        return self._incident(row)
-
-    async def get(self, incident_id: int) -> Incident | None:
-        """One incident, or None."""
-        row = await self.conn.fetchrow("SELECT * FROM incidents WHERE id = $1", incident_id)
-        return self._incident(row) if row else None
-
-    async def save(self, incident: Incident) -> None:
-        """Store every mutable field of an existing incident."""
-        await self.conn.execute(
-            "UPDATE incidents SET title = $1, status = $2, impact = $3, components = $4, assignee = $5,"
-            " acknowledged_at = $6, acknowledged_by = $7, first_public_update_at = $8, updated_at = $9,"
-            " resolved_at = $10, commander = $12, comms = $13, escalation = $14, handoff = $15,"
-            " last_public_update_at = $16, postmortem = $17, postmortem_at = $18, merged_into = $19,"
-            " dedup_key = $20 WHERE id = $11",
-            incident.title, incident.status.value, incident.impact.value, list(incident.components),
-            incident.assignee, _utc(incident.acknowledged_at), incident.acknowledged_by,
-            _utc(incident.first_public_update_at), _utc(incident.updated_at), _utc(incident.resolved_at),
-            incident.id, incident.commander, incident.comms, incident.escalation, incident.handoff,
-            _utc(incident.last_public_update_at), incident.postmortem, _utc(incident.postmortem_at),
-            incident.merged_into, incident.dedup_key,
-        )
-
-    async def find_open_by_dedup_key(self, dedup_key: str) -> Incident | None:
-        """The unresolved incident with this dedup key, or None."""
-        row = await self.conn.fetchrow(
-            "SELECT * FROM incidents WHERE dedup_key = $1 AND resolved_at IS NULL", dedup_key)
-        return self._incident(row) if row else None
-
-    async def find_open_joined(self, dedup_key: str) -> Incident | None:
-        """The open incident a signal with this key joined, or None."""
-        row = await self.conn.fetchrow(
-            "SELECT * FROM incidents AS i WHERE resolved_at IS NULL AND EXISTS (SELECT 1 FROM timeline"
-            " WHERE incident_id = i.id AND kind = 'signal' AND data->>'joined' = $1)"
-            " ORDER BY opened_at DESC, id DESC LIMIT 1", dedup_key)
-        return self._incident(row) if row else None
-
-    async def find_recent_by_dedup_key(self, dedup_key: str, resolved_since: datetime) -> Incident | None:
-        """The latest incident with this key resolved since `resolved_since`, or None."""
-        row = await self.conn.fetchrow(
-            "SELECT * FROM incidents WHERE dedup_key = $1 AND resolved_at >= $2 AND merged_into IS NULL"
-            " ORDER BY resolved_at DESC, id DESC LIMIT 1", dedup_key, _utc(resolved_since))
-        return self._incident(row) if row else None
-
-    async def list_open(self) -> list[Incident]:
-        """Unresolved incidents, newest first."""
-        rows = await self.conn.fetch(
-            "SELECT * FROM incidents WHERE resolved_at IS NULL ORDER BY opened_at DESC, id DESC")
-        return [self._incident(r) for r in rows]
-
-    async def open_keys(self) -> dict[int, str | None]:
-        """Id → dedup key of every unresolved incident."""
-        rows = await self.conn.fetch("SELECT id, dedup_key FROM incidents WHERE resolved_at IS NULL")
-        return {r["id"]: r["dedup_key"] for r in rows}
-
-    async def list_recent(self, since: datetime, limit: int = 50) -> list[Incident]:
-        """Incidents opened or resolved since `since`, open or not, newest first."""
-        rows = await self.conn.fetch(
-            "SELECT * FROM incidents WHERE resolved_at IS NULL OR resolved_at >= $1 OR opened_at >= $1"
-            " ORDER BY opened_at DESC, id DESC LIMIT $2",
-            _utc(since), limit,
-        )
-        return [self._incident(r) for r in rows]
-
-    async def add_entry(self, entry: TimelineEntry) -> TimelineEntry:
-        """Append a timeline entry; returns it with its id."""
-        new_id = await self.conn.fetchval(
-            "INSERT INTO timeline (incident_id, at, kind, body, author, status, public, data)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            entry.incident_id, _utc(entry.at), entry.kind.value, entry.body, entry.author,
-            entry.status.value if entry.status else None, entry.public, entry.data,
-        )
-        return dataclasses.replace(entry, id=new_id)
-
-    async def entries(self, incident_ids: Iterable[int], *, public_only: bool = False) -> dict[int, list[TimelineEntry]]:
-        """Timeline entries per incident, oldest first."""
-        ids = list(incident_ids)
-        out: dict[int, list[TimelineEntry]] = {i: [] for i in ids}
-        if not ids:
-            return out
-        where = " AND public" if public_only else ""
-        rows = await self.conn.fetch(
-            f"SELECT * FROM timeline WHERE incident_id = ANY($1::bigint[]){where} ORDER BY at, id", ids)
-        for r in rows:
-            out[r["incident_id"]].append(TimelineEntry(
-                id=r["id"], incident_id=r["incident_id"], at=r["at"].astimezone(UTC), kind=EntryKind(r["kind"]),
-                body=r["body"], author=r["author"], status=IncidentStatus(r["status"]) if r["status"] else None,
-                public=r["public"], data=r["data"],
-            ))
-        return out
-
-    @staticmethod
-    def _incident(r: asyncpg.Record) -> Incident:
-        return Incident(
-            id=r["id"], title=r["title"], status=IncidentStatus(r["status"]), impact=Impact(r["impact"]),
-            components=tuple(r["components"]), source=r["source"], dedup_key=r["dedup_key"],
-            assignee=r["assignee"], acknowledged_at=_read_utc(r["acknowledged_at"]),
-            acknowledged_by=r["acknowledged_by"], first_public_update_at=_read_utc(r["first_public_update_at"]),
-            opened_at=r["opened_at"].astimezone(UTC), updated_at=r["updated_at"].astimezone(UTC),
-            resolved_at=_read_utc(r["resolved_at"]), commander=r["commander"], comms=r["comms"],
-            escalation=r["escalation"], handoff=r["handoff"],
-            last_public_update_at=_read_utc(r["last_public_update_at"]), postmortem=r["postmortem"],
-            postmortem_at=_read_utc(r["postmortem_at"]), merged_into=r["merged_into"],
-        )
 
 
 class PostgresProbeResults(_Repo):
@@ -474,59 +256,6 @@ class PostgresOutbox(_Repo):
         )
 
 
-class PostgresTimers(_Repo):
-    """Timers on one connection; `take` locks the row, so two replicas never fire one timer twice."""
-
-    async def schedule(self, timer: Timer) -> Timer:
-        """Store a pending timer."""
-        row = await self.conn.fetchrow(
-            "INSERT INTO timers (kind, incident_id, due_at, payload, created_at) VALUES ($1, $2, $3, $4, $5)"
-            " RETURNING *", timer.kind, timer.incident_id, _utc(timer.due_at), timer.payload,
-            _utc(timer.created_at or timer.due_at))
-        assert row is not None
-        return self._timer(row)
-
-    async def cancel(self, incident_id: int, kinds: Iterable[str], at: datetime) -> int:
-        """Cancel pending timers of these kinds."""
-        tag = await self.conn.execute(
-            "UPDATE timers SET cancelled_at = $1 WHERE incident_id = $2 AND kind = ANY($3::text[])"
-            " AND fired_at IS NULL AND cancelled_at IS NULL", _utc(at), incident_id, list(kinds))
-        return _rowcount(tag)
-
-    async def take(self, timer_id: int, at: datetime) -> Timer | None:
-        """Mark a pending timer fired; None when it already fired or was cancelled."""
-        row = await self.conn.fetchrow(
-            "UPDATE timers SET fired_at = $1 WHERE id = $2 AND fired_at IS NULL AND cancelled_at IS NULL"
-            " RETURNING *", _utc(at), timer_id)
-        return self._timer(row) if row else None
-
-    async def due(self, now: datetime, limit: int) -> list[Timer]:
-        """Pending timers due at `now`, earliest first."""
-        rows = await self.conn.fetch(
-            "SELECT * FROM timers WHERE fired_at IS NULL AND cancelled_at IS NULL AND due_at <= $1"
-            " ORDER BY due_at, id LIMIT $2", _utc(now), limit)
-        return [self._timer(r) for r in rows]
-
-    async def next_due(self) -> datetime | None:
-        """When the earliest pending timer is due."""
-        value = await self.conn.fetchval(
-            "SELECT MIN(due_at) FROM timers WHERE fired_at IS NULL AND cancelled_at IS NULL")
-        return _read_utc(value)
-
-    async def pending(self, incident_id: int) -> list[Timer]:
-        """The incident's pending timers."""
-        rows = await self.conn.fetch(
-            "SELECT * FROM timers WHERE incident_id = $1 AND fired_at IS NULL AND cancelled_at IS NULL"
-            " ORDER BY due_at, id", incident_id)
-        return [self._timer(r) for r in rows]
-
-    @staticmethod
-    def _timer(r: asyncpg.Record) -> Timer:
-        return Timer(id=r["id"], kind=r["kind"], incident_id=r["incident_id"], due_at=r["due_at"].astimezone(UTC),
-                     payload=r["payload"], created_at=_read_utc(r["created_at"]), fired_at=_read_utc(r["fired_at"]),
-                     cancelled_at=_read_utc(r["cancelled_at"]))
-
-
 class PostgresReports(_Repo):
     """Customer reports on one connection."""
 
@@ -627,17 +356,45 @@ class PostgresReports(_Repo):
                               created_at=_read_utc(r["created_at"]), incident_id=r["incident_id"])
 
 
-class PostgresTx:
+class _Session:
+    """Statements on one pooled connection, their `?` placeholders numbered as PostgreSQL wants them."""
+
+    __slots__ = ("conn",)
+
+    dialect: Dialect = POSTGRES
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Every row the statement returns."""
+        rows: list[Row] = await self.conn.fetch(numbered(sql), *params)
+        return rows
+
+    async def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        """The first row the statement returns, or None."""
+        row: Row | None = await self.conn.fetchrow(numbered(sql), *params)
+        return row
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; returns how many rows it changed (from the command tag, e.g. 'UPDATE 3')."""
+        status: str = await self.conn.execute(numbered(sql), *params)
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement once per row of parameters, pipelined in one round trip."""
+        await self.conn.executemany(numbered(sql), rows)
+
+
+class PostgresTx(SqlTx):
     """Repositories over one connection."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
-        self.components = PostgresComponents(conn)
-        self.incidents = PostgresIncidents(conn)
-        self.probe_results = PostgresProbeResults(conn)
-        self.subscribers = PostgresSubscribers(conn)
-        self.outbox = PostgresOutbox(conn)
-        self.timers = PostgresTimers(conn)
-        self.reports = PostgresReports(conn)
+        super().__init__(_Session(conn))
+        self.probe_results: ProbeResultRepo = PostgresProbeResults(conn)
+        self.subscribers: SubscriberRepo = PostgresSubscribers(conn)
+        self.outbox: OutboxRepo = PostgresOutbox(conn)
+        self.reports: ReportRepo = PostgresReports(conn)
 
 
 class PostgresStore:

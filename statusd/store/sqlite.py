@@ -24,7 +24,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,25 +32,16 @@ import aiosqlite
 
 from statusd.core.model import (
     CustomerReport,
-    STATUS_SECONDS_FIELD,
-    Component,
-    ComponentStatus,
-    DayUptime,
-    EntryKind,
-    Impact,
-    Incident,
-    IncidentStatus,
-    NewIncident,
     OutboxMessage,
     OutboxStatus,
     ProbeResult,
     Subscriber,
-    TimelineEntry,
-    Timer,
-    uptime_window,
-    utc_day_spans,
 )
-from statusd.store import URGENT_FIRST, daily_checks, dt, migrations, ts
+from statusd.store import URGENT_FIRST, daily_checks, migrations
+from statusd.store.dialect import SQLITE, Dialect, dt, ts
+from statusd.store.session import Row
+from statusd.core.protocols import OutboxRepo, ProbeResultRepo, ReportRepo, SubscriberRepo
+from statusd.store.tx import SqlTx
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +79,38 @@ class _Session:
     """Statements on one connection; in a write transaction the first one carries the `BEGIN IMMEDIATE`.
 
     `here`: run them on the event loop's thread (a brief transaction), not the connection's.
+    Each statement is one hop to the connection's thread and back (none when `here`).
     """
 
     __slots__ = ("db", "begin", "here")
+
+    dialect: Dialect = SQLITE
 
     def __init__(self, db: _Connection, *, begin: bool = False, here: bool = False) -> None:
         self.db = db
         self.begin = begin  # True until a statement has opened the transaction
         self.here = here
 
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Every row the statement returns."""
+        rows: list[Row] = await self.run(_fetchall, sql, params)
+        return rows
+
+    async def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        """The first row the statement returns, or None."""
+        rows = await self.all(sql, params)
+        return rows[0] if rows else None
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; returns how many rows it changed."""
+        return await self.run(_rowcount, sql, params)
+
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement once per row of parameters, in one hop."""
+        await self.run(_executemany, sql, rows)
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(connection, *args)` in one hop; the first in a write transaction begins it."""
         if not self.begin:
             return await self.call(fn, *args)
         try:
@@ -111,6 +124,7 @@ class _Session:
             self.begin = not self.db.in_transaction
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(connection, *args)` on the session's thread, never beginning a transaction."""
         return self.db.run_here(fn, *args) if self.here else await self.db.run(fn, *args)
 
 
@@ -190,194 +204,6 @@ class _Repo:
 
     async def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         await self.db.run(_executemany, sql, rows)
-
-
-class SqliteComponents(_Repo):
-    async def sync(self, components: Sequence[Component], at: datetime) -> None:
-        ids = [c.id for c in components]
-        for c in components:
-            await self._exec(
-                "INSERT INTO components (id, name, description, grp, position, status, updated_at, status_since)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description,"
-                " grp = excluded.grp, position = excluded.position",
-                (c.id, c.name, c.description, c.group, c.position, c.status.value, ts(at), ts(at)),
-            )
-        marks = ",".join("?" * len(ids))
-        await self._exec(f"DELETE FROM components WHERE id NOT IN ({marks})", ids)
-
-    async def list(self) -> list[Component]:
-        # A group sits where its first member sits; an ungrouped component is its own group.
-        rows = await self._all("SELECT * FROM components ORDER BY CASE WHEN grp IS NULL THEN position"
-                               " ELSE MIN(position) OVER (PARTITION BY grp) END, position, id")
-        return [self._component(r) for r in rows]
-
-    async def get(self, component_id: str) -> Component | None:
-        row = await self._one("SELECT * FROM components WHERE id = ?", (component_id,))
-        return self._component(row) if row else None
-
-    async def set_status(self, component_id: str, status: ComponentStatus, at: datetime) -> bool:
-        # Runs inside the writer's BEGIN IMMEDIATE, so nothing changes the row between read and write.
-        row = await self._one("SELECT status, status_since FROM components WHERE id = ?", (component_id,))
-        if row is None or row["status"] == status.value:
-            return False
-        since = dt(row["status_since"])
-        # A change dated before the current interval began closes it empty rather than counting time twice.
-        begins = at if since is None else max(since, at)
-        await self._exec("UPDATE components SET status = ?, updated_at = ?, status_since = ? WHERE id = ?",
-                         (status.value, ts(at), ts(begins), component_id))
-        if since is not None:
-            await self._accrue(component_id, ComponentStatus(row["status"]), since, at)
-        return True
-
-    async def _accrue(self, component_id: str, status: ComponentStatus, start: datetime, end: datetime) -> None:
-        """Add the time from `start` to `end` spent in `status` to the daily rollups it covers."""
-        column = STATUS_SECONDS_FIELD[status]  # from a fixed mapping, never from input
-        rows = [(component_id, day.isoformat(), seconds, ts(end)) for day, seconds in utc_day_spans(start, end)]
-        if rows:
-            await self._many(
-                f"INSERT INTO component_daily (component, day, {column}, updated_at) VALUES (?, ?, ?, ?)"
-                f" ON CONFLICT (component, day) DO UPDATE SET {column} = {column} + excluded.{column},"
-                " updated_at = max(updated_at, excluded.updated_at)", rows)
-
-    async def uptime(self, component_ids: Iterable[str], days: int, now: datetime) -> dict[str, list[DayUptime]]:
-        ids = list(dict.fromkeys(component_ids))
-        if not ids:
-            return {}
-        today = now.astimezone(UTC).date()
-        first = today - timedelta(days=max(0, days) - 1)
-        marks = ",".join("?" * len(ids))
-        recorded: dict[str, list[DayUptime]] = {cid: [] for cid in ids}
-        for r in await self._all(f"SELECT * FROM component_daily WHERE component IN ({marks})"
-                                 " AND day >= ? AND day <= ?", (*ids, first.isoformat(), today.isoformat())):
-            recorded[r["component"]].append(_day_uptime(r, date.fromisoformat(r["day"])))
-        current = {r["id"]: r for r in await self._all(
-            f"SELECT id, status, status_since FROM components WHERE id IN ({marks})", ids)}
-        out = {}
-        for cid in ids:
-            row = current.get(cid)
-            status = ComponentStatus(row["status"]) if row else ComponentStatus.OPERATIONAL
-            out[cid] = uptime_window(days, now, recorded[cid], status, dt(row["status_since"]) if row else None)
-        return out
-
-    @staticmethod
-    def _component(r: sqlite3.Row) -> Component:
-        return Component(id=r["id"], name=r["name"], description=r["description"], group=r["grp"],
-                         position=r["position"], status=ComponentStatus(r["status"]), updated_at=dt(r["updated_at"]))
-
-
-def _day_uptime(r: Any, day: date) -> DayUptime:
-    return DayUptime(day=day, major_s=r["major_s"], partial_s=r["partial_s"], degraded_s=r["degraded_s"],
-                     maintenance_s=r["maintenance_s"], operational_s=r["operational_s"], checks=r["checks"],
-                     failures=r["failures"])
-
-
-class SqliteIncidents(_Repo):
-    async def create(self, incident: NewIncident) -> Incident:
-        new_id = await self._insert_id(
-            "INSERT INTO incidents (title, status, impact, components, source, dedup_key, assignee, escalation,"
-            " opened_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (incident.title, incident.status.value, incident.impact.value, _json(list(incident.components)),
-             incident.source, incident.dedup_key, incident.assignee, _json(incident.escalation),
-             ts(incident.opened_at), ts(incident.opened_at)),
-        )
-        created = await self.get(new_id)
-        assert created is not None
-        return created
-
-    async def get(self, incident_id: int) -> Incident | None:
-        row = await self._one("SELECT * FROM incidents WHERE id = ?", (incident_id,))
-        return self._incident(row) if row else None
-
-    async def save(self, incident: Incident) -> None:
-        await self._exec(
-            "UPDATE incidents SET title = ?, status = ?, impact = ?, components = ?, assignee = ?,"
-            " acknowledged_at = ?, acknowledged_by = ?, first_public_update_at = ?, updated_at = ?,"
-            " resolved_at = ?, commander = ?, comms = ?, escalation = ?, handoff = ?, last_public_update_at = ?,"
-            " postmortem = ?, postmortem_at = ?, merged_into = ?, dedup_key = ? WHERE id = ?",
-            (incident.title, incident.status.value, incident.impact.value, _json(list(incident.components)),
-             incident.assignee, ts(incident.acknowledged_at), incident.acknowledged_by,
-             ts(incident.first_public_update_at), ts(incident.updated_at), ts(incident.resolved_at),
-             incident.commander, incident.comms, _json(incident.escalation),
-             None if incident.handoff is None else _json(incident.handoff), ts(incident.last_public_update_at),
-             incident.postmortem, ts(incident.postmortem_at), incident.merged_into, incident.dedup_key, incident.id),
-        )
-
-    async def find_open_by_dedup_key(self, dedup_key: str) -> Incident | None:
-        row = await self._one("SELECT * FROM incidents WHERE dedup_key = ? AND resolved_at IS NULL", (dedup_key,))
-        return self._incident(row) if row else None
-
-    async def find_open_joined(self, dedup_key: str) -> Incident | None:
-        # Only the open incidents' entries are read, through the (incident_id, id) index.
-        row = await self._one("SELECT * FROM incidents AS i WHERE resolved_at IS NULL AND EXISTS (SELECT 1 FROM timeline"
-                              " WHERE incident_id = i.id AND kind = 'signal' AND json_extract(data, '$.joined') = ?)"
-                              " ORDER BY opened_at DESC, id DESC LIMIT 1", (dedup_key,))
-        return self._incident(row) if row else None
-
-    async def find_recent_by_dedup_key(self, dedup_key: str, resolved_since: datetime) -> Incident | None:
-        row = await self._one("SELECT * FROM incidents WHERE dedup_key = ? AND resolved_at >= ? AND merged_into IS NULL"
-                              " ORDER BY resolved_at DESC, id DESC LIMIT 1", (dedup_key, ts(resolved_since)))
-        return self._incident(row) if row else None
-
-    async def list_open(self) -> list[Incident]:
-        rows = await self._all("SELECT * FROM incidents WHERE resolved_at IS NULL ORDER BY opened_at DESC, id DESC")
-        return [self._incident(r) for r in rows]
-
-    async def open_keys(self) -> dict[int, str | None]:
-        rows = await self._all("SELECT id, dedup_key FROM incidents WHERE resolved_at IS NULL")
-        return {r["id"]: r["dedup_key"] for r in rows}
-
-    async def list_recent(self, since: datetime, limit: int = 50) -> list[Incident]:
-        rows = await self._all(
-            "SELECT * FROM incidents WHERE resolved_at IS NULL OR resolved_at >= ? OR opened_at >= ?"
-            " ORDER BY opened_at DESC, id DESC LIMIT ?",
-            (ts(since), ts(since), limit),
-        )
-        return [self._incident(r) for r in rows]
-
-    async def add_entry(self, entry: TimelineEntry) -> TimelineEntry:
-        new_id = await self._insert_id(
-            "INSERT INTO timeline (incident_id, at, kind, body, author, status, public, data)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (entry.incident_id, ts(entry.at), entry.kind.value, entry.body, entry.author,
-             entry.status.value if entry.status else None, int(entry.public), _json(entry.data)),
-        )
-        return TimelineEntry(**{**_fields(entry), "id": new_id})
-
-    async def entries(self, incident_ids: Iterable[int], *, public_only: bool = False) -> dict[int, list[TimelineEntry]]:
-        ids = list(incident_ids)
-        out: dict[int, list[TimelineEntry]] = {i: [] for i in ids}
-        if not ids:
-            return out
-        marks = ",".join("?" * len(ids))
-        where = " AND public = 1" if public_only else ""
-        rows = await self._all(f"SELECT * FROM timeline WHERE incident_id IN ({marks}){where} ORDER BY at, id",
-                               ids)
-        for r in rows:
-            out[r["incident_id"]].append(TimelineEntry(
-                id=r["id"], incident_id=r["incident_id"], at=dt(r["at"]), kind=EntryKind(r["kind"]),  # type: ignore[arg-type]
-                body=r["body"], author=r["author"], status=IncidentStatus(r["status"]) if r["status"] else None,
-                public=bool(r["public"]), data=json.loads(r["data"]),
-            ))
-        return out
-
-    @staticmethod
-    def _incident(r: sqlite3.Row) -> Incident:
-        return Incident(
-            id=r["id"], title=r["title"], status=IncidentStatus(r["status"]), impact=Impact(r["impact"]),
-            components=tuple(json.loads(r["components"])), source=r["source"], dedup_key=r["dedup_key"],
-            assignee=r["assignee"], acknowledged_at=dt(r["acknowledged_at"]), acknowledged_by=r["acknowledged_by"],
-            first_public_update_at=dt(r["first_public_update_at"]), opened_at=dt(r["opened_at"]),  # type: ignore[arg-type]
-            updated_at=dt(r["updated_at"]), resolved_at=dt(r["resolved_at"]),  # type: ignore[arg-type]
-            commander=r["commander"], comms=r["comms"], escalation=json.loads(r["escalation"]),
-            handoff=json.loads(r["handoff"]) if r["handoff"] else None,
-            last_public_update_at=dt(r["last_public_update_at"]), postmortem=r["postmortem"],
-            postmortem_at=dt(r["postmortem_at"]), merged_into=r["merged_into"],
-        )
-
-
-def _fields(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in obj.__slots__}
 
 
 class SqliteProbeResults(_Repo):
@@ -527,48 +353,6 @@ class SqliteOutbox(_Repo):
         )
 
 
-class SqliteTimers(_Repo):
-    async def schedule(self, timer: Timer) -> Timer:
-        created = timer.created_at or timer.due_at
-        new_id = await self._insert_id(
-            "INSERT INTO timers (kind, incident_id, due_at, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-            (timer.kind, timer.incident_id, ts(timer.due_at), _json(timer.payload), ts(created)),
-        )
-        return Timer(**{**_fields(timer), "id": new_id, "created_at": created})
-
-    async def cancel(self, incident_id: int, kinds: Iterable[str], at: datetime) -> int:
-        kinds = list(kinds)
-        marks = ",".join("?" * len(kinds))
-        return await self._exec(
-            f"UPDATE timers SET cancelled_at = ? WHERE incident_id = ? AND kind IN ({marks})"
-            " AND fired_at IS NULL AND cancelled_at IS NULL", (ts(at), incident_id, *kinds))
-
-    async def take(self, timer_id: int, at: datetime) -> Timer | None:
-        rows = await self._all("UPDATE timers SET fired_at = ? WHERE id = ? AND fired_at IS NULL"
-                               " AND cancelled_at IS NULL RETURNING *", (ts(at), timer_id))
-        return self._timer(rows[0]) if rows else None
-
-    async def due(self, now: datetime, limit: int) -> list[Timer]:
-        rows = await self._all("SELECT * FROM timers WHERE fired_at IS NULL AND cancelled_at IS NULL AND due_at <= ?"
-                               " ORDER BY due_at, id LIMIT ?", (ts(now), limit))
-        return [self._timer(r) for r in rows]
-
-    async def next_due(self) -> datetime | None:
-        row = await self._one("SELECT MIN(due_at) AS due FROM timers WHERE fired_at IS NULL AND cancelled_at IS NULL")
-        return dt(row["due"]) if row and row["due"] else None
-
-    async def pending(self, incident_id: int) -> list[Timer]:
-        rows = await self._all("SELECT * FROM timers WHERE incident_id = ? AND fired_at IS NULL"
-                               " AND cancelled_at IS NULL ORDER BY due_at, id", (incident_id,))
-        return [self._timer(r) for r in rows]
-
-    @staticmethod
-    def _timer(r: sqlite3.Row) -> Timer:
-        return Timer(id=r["id"], kind=r["kind"], incident_id=r["incident_id"], due_at=dt(r["due_at"]),  # type: ignore[arg-type]
-                     payload=json.loads(r["payload"]), created_at=dt(r["created_at"]), fired_at=dt(r["fired_at"]),
-                     cancelled_at=dt(r["cancelled_at"]))
-
-
 class SqliteReports(_Repo):
     @staticmethod
     def _insert(rows: int) -> str:
@@ -655,17 +439,15 @@ class SqliteReports(_Repo):
                               created_at=dt(r["created_at"]), incident_id=r["incident_id"])
 
 
-class SqliteTx:
+class SqliteTx(SqlTx):
     """Repositories over one connection."""
 
     def __init__(self, db: _Session) -> None:
-        self.components = SqliteComponents(db)
-        self.incidents = SqliteIncidents(db)
-        self.probe_results = SqliteProbeResults(db)
-        self.subscribers = SqliteSubscribers(db)
-        self.outbox = SqliteOutbox(db)
-        self.timers = SqliteTimers(db)
-        self.reports = SqliteReports(db)
+        super().__init__(db)
+        self.probe_results: ProbeResultRepo = SqliteProbeResults(db)
+        self.subscribers: SubscriberRepo = SqliteSubscribers(db)
+        self.outbox: OutboxRepo = SqliteOutbox(db)
+        self.reports: ReportRepo = SqliteReports(db)
 
 
 class SqliteStore:

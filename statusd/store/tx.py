@@ -1,0 +1,22 @@
+"""A unit of work: every repository over one session, so they share its transaction."""
+
+from __future__ import annotations
+
+from statusd.core.protocols import (
+    ComponentRepo,
+    IncidentRepo,
+    TimerRepo,
+)
+from statusd.store.repos.components import SqlComponents
+from statusd.store.repos.incidents import SqlIncidents
+from statusd.store.repos.timers import SqlTimers
+from statusd.store.session import Session
+
+
+class SqlTx:
+    """The repositories of `statusd.core.protocols.Tx` written once, over one session (the others: each store's own)."""
+
+    def __init__(self, db: Session) -> None:
+        self.components: ComponentRepo = SqlComponents(db)
+        self.incidents: IncidentRepo = SqlIncidents(db)
+        self.timers: TimerRepo = SqlTimers(db)
