@@ -11,22 +11,18 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
 from statusd.core.model import (
     CustomerReport,
-    OutboxMessage,
-    OutboxStatus,
-    ProbeResult,
-    Subscriber,
 )
-from statusd.store import URGENT_FIRST, daily_checks, migrations
+from statusd.store import migrations
 from statusd.store.dialect import POSTGRES, Dialect, numbered
 from statusd.store.session import Row
-from statusd.core.protocols import OutboxRepo, ProbeResultRepo, ReportRepo, SubscriberRepo
+from statusd.core.protocols import ReportRepo
 from statusd.store.tx import SqlTx
 
 log = logging.getLogger(__name__)
@@ -66,194 +62,6 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 class _Repo:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
-
-
-class PostgresProbeResults(_Repo):
-    """Raw probe results on one connection."""
-
-    async def add(self, result: ProbeResult) -> None:
-        """Store one result and count it in its component's daily rollup."""
-        await self.add_many([result])
-
-    async def add_many(self, results: Sequence[ProbeResult]) -> None:
-        """Store many results and count them in their components' daily rollups."""
-        if not results:
-            return
-        await self.conn.executemany(
-            "INSERT INTO probe_results (probe, component, at, ok, degraded, latency_s, error, detail)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            [(r.probe, r.component, _utc(r.at), r.ok, r.degraded, r.latency_s, r.error, r.detail) for r in results],
-        )
-        counts = daily_checks(results)
-        if counts:
-            await self.conn.executemany(
-                "INSERT INTO component_daily AS d (component, day, checks, failures, updated_at)"
-                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (component, day) DO UPDATE SET"
-                " checks = d.checks + excluded.checks, failures = d.failures + excluded.failures,"
-                " updated_at = GREATEST(d.updated_at, excluded.updated_at)",
-                [(component, day, checks, failures, _utc(last))
-                 for (component, day), (checks, failures, last) in counts.items()],
-            )
-
-    async def oldest(self) -> datetime | None:
-        """When the oldest stored result was taken, or None."""
-        return _read_utc(await self.conn.fetchval("SELECT MIN(at) FROM probe_results"))
-
-    async def recent(self, probe: str, limit: int = 20) -> list[ProbeResult]:
-        """The newest results of one probe, newest first."""
-        rows = await self.conn.fetch(
-            "SELECT * FROM probe_results WHERE probe = $1 ORDER BY at DESC, id DESC LIMIT $2", probe, limit)
-        return [ProbeResult(probe=r["probe"], component=r["component"], at=r["at"].astimezone(UTC), ok=r["ok"],
-                            degraded=r["degraded"], latency_s=r["latency_s"], error=r["error"],
-                            detail=r["detail"]) for r in rows]
-
-    async def prune(self, before: datetime) -> int:
-        """Delete raw results older than `before`; returns how many."""
-        return _rowcount(await self.conn.execute("DELETE FROM probe_results WHERE at < $1", _utc(before)))
-
-
-class PostgresSubscribers(_Repo):
-    """Subscribers on one connection."""
-
-    async def add(self, subscriber: Subscriber) -> Subscriber:
-        """Store a subscriber; the same (notifier, target) again updates its components."""
-        row = await self.conn.fetchrow(
-            "INSERT INTO subscribers (notifier, target, components, created_at)"
-            " VALUES ($1, $2, $3, COALESCE($4, now()))"
-            " ON CONFLICT (notifier, target) DO UPDATE SET components = excluded.components RETURNING *",
-            subscriber.notifier, subscriber.target, sorted(subscriber.components), _utc(subscriber.created_at),
-        )
-        assert row is not None
-        return self._subscriber(row)
-
-    async def remove(self, subscriber_id: int) -> bool:
-        """Delete a subscriber; returns whether it existed."""
-        return _rowcount(await self.conn.execute("DELETE FROM subscribers WHERE id = $1", subscriber_id)) > 0
-
-    async def list(self) -> list[Subscriber]:
-        """All subscribers in the order they first subscribed."""
-        return [self._subscriber(r) for r in await self.conn.fetch("SELECT * FROM subscribers ORDER BY id")]
-
-    async def for_components(self, components: Iterable[str]) -> list[Subscriber]:
-        """Subscribers to any of `components`, plus those subscribed to everything."""
-        rows = await self.conn.fetch(
-            "SELECT * FROM subscribers WHERE components = '[]'::jsonb OR components ?| $1::text[] ORDER BY id",
-            list(components),
-        )
-        return [self._subscriber(r) for r in rows]
-
-    @staticmethod
-    def _subscriber(r: asyncpg.Record) -> Subscriber:
-        return Subscriber(id=r["id"], notifier=r["notifier"], target=r["target"],
-                          components=tuple(r["components"]), created_at=_read_utc(r["created_at"]))
-
-
-class PostgresOutbox(_Repo):
-    """The notification outbox on one connection."""
-
-    async def enqueue(self, messages: Iterable[OutboxMessage]) -> int:
-        """Store messages whose key is new; returns how many were stored."""
-        batch = list(messages)
-        if not batch:
-            return 0
-        # One statement for the whole fan-out; ORDER BY n keeps ids in the caller's order.
-        rows = await self.conn.fetch(
-            "INSERT INTO outbox (key, notifier, recipient, template, context, status, attempts,"
-            " next_attempt_at, created_at)"
-            " SELECT key, notifier, recipient, template, context::jsonb, 'pending', 0, next_attempt_at, created_at"
-            " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],"
-            " $7::timestamptz[]) WITH ORDINALITY"
-            " AS m (key, notifier, recipient, template, context, next_attempt_at, created_at, n)"
-            " ORDER BY n ON CONFLICT (key) DO NOTHING RETURNING id",
-            [m.key for m in batch], [m.notifier for m in batch], [m.recipient for m in batch],
-            [m.template for m in batch], [_json(m.context) for m in batch],
-            [_utc(m.next_attempt_at or m.created_at) for m in batch], [_utc(m.created_at) for m in batch],
-        )
-        return len(rows)
-
-    @staticmethod
-    def _lane(first: int, notifiers: Sequence[str] | None, other_than: Sequence[str]) -> tuple[str, list[Any]]:
-        """The SQL condition (parameters from ${first} on) for messages of `notifiers` (None: any), except `other_than`."""
-        sql, params = "", []
-        if notifiers is not None:
-            params.append(list(notifiers))
-            sql += f" AND notifier = ANY(${first})"
-        if other_than:
-            params.append(list(other_than))
-            sql += f" AND NOT (notifier = ANY(${first + len(params) - 1}))"
-        return sql, params
-
-    async def claim(self, now: datetime, limit: int, lease_s: float, *, notifiers: Sequence[str] | None = None,
-                    other_than: Sequence[str] = ()) -> list[OutboxMessage]:
-        """Take due messages (pending and due, or sending with an expired lease) for `lease_s` seconds."""
-        now_utc = _utc(now)
-        assert now_utc is not None
-        lane, lane_params = self._lane(4, notifiers, other_than)
-        # SKIP LOCKED: rows another replica is claiming right now are left to it, not waited for.
-        rows = await self.conn.fetch(
-            "WITH due AS (SELECT id FROM outbox"
-            f" WHERE ((status = 'pending' AND next_attempt_at <= $1) OR (status = 'sending' AND lease_until <= $1)){lane}"
-            f" ORDER BY {URGENT_FIRST}, next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)"
-            " UPDATE outbox o SET status = 'sending', attempts = o.attempts + 1, lease_until = $3"
-            " FROM due WHERE o.id = due.id RETURNING o.*",
-            now_utc, limit, now_utc + timedelta(seconds=lease_s), *lane_params,
-        )
-        return sorted((self._message(r) for r in rows), key=lambda m: m.id or 0)
-
-    async def release(self, message_id: int, attempts: int, at: datetime) -> None:
-        """Hand a claimed message back, due at `at`, its attempt not counted (a shutdown is not a failure).
-
-        `attempts`: as claimed; a message claimed again since (its lease ran out) is not touched.
-        """
-        await self.conn.execute("UPDATE outbox SET status = 'pending', attempts = GREATEST(attempts - 1, 0),"
-                                " next_attempt_at = $1, lease_until = NULL, last_error = 'interrupted by shutdown'"
-                                " WHERE id = $2 AND status = 'sending' AND attempts = $3", _utc(at), message_id, attempts)
-
-    async def mark_sent(self, message_id: int, at: datetime) -> None:
-        """Record a delivery."""
-        await self.conn.execute("UPDATE outbox SET status = 'sent', sent_at = $1, lease_until = NULL, last_error = ''"
-                                " WHERE id = $2", _utc(at), message_id)
-
-    async def mark_retry(self, message_id: int, next_attempt_at: datetime, error: str) -> None:
-        """Put a message back to pending, due at `next_attempt_at`."""
-        await self.conn.execute("UPDATE outbox SET status = 'pending', next_attempt_at = $1, lease_until = NULL,"
-                                " last_error = $2 WHERE id = $3",
-                                _utc(next_attempt_at), error[:_ERROR_LIMIT], message_id)
-
-    async def mark_dead(self, message_id: int, at: datetime, error: str) -> None:
-        """Give up on a message for good."""
-        await self.conn.execute("UPDATE outbox SET status = 'dead', lease_until = NULL, last_error = $1,"
-                                " sent_at = NULL WHERE id = $2", error[:_ERROR_LIMIT], message_id)
-
-    async def next_due(self, *, notifiers: Sequence[str] | None = None,
-                       other_than: Sequence[str] = ()) -> datetime | None:
-        """When the earliest pending message is due (or a lease expires), or None when nothing waits."""
-        lane, lane_params = self._lane(1, notifiers, other_than)
-        due = await self.conn.fetchval(
-            "SELECT MIN(CASE WHEN status = 'pending' THEN next_attempt_at ELSE lease_until END)"
-            f" FROM outbox WHERE status IN ('pending', 'sending'){lane}", *lane_params)
-        return _read_utc(due)
-
-    async def counts(self) -> dict[str, int]:
-        """Number of messages per status, every status present."""
-        rows = await self.conn.fetch("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
-        out = {s.value: 0 for s in OutboxStatus}
-        out.update({r["status"]: r["n"] for r in rows})
-        return out
-
-    async def list(self, limit: int = 100) -> list[OutboxMessage]:
-        """Newest messages first (for the console and tests)."""
-        rows = await self.conn.fetch("SELECT * FROM outbox ORDER BY id DESC LIMIT $1", limit)
-        return [self._message(r) for r in rows]
-
-    @staticmethod
-    def _message(r: asyncpg.Record) -> OutboxMessage:
-        return OutboxMessage(
-            id=r["id"], key=r["key"], notifier=r["notifier"], recipient=r["recipient"], template=r["template"],
-            context=r["context"], status=OutboxStatus(r["status"]), attempts=r["attempts"],
-            next_attempt_at=_read_utc(r["next_attempt_at"]), last_error=r["last_error"],
-            created_at=r["created_at"].astimezone(UTC), sent_at=_read_utc(r["sent_at"]),
-        )
 
 
 class PostgresReports(_Repo):
@@ -391,9 +199,6 @@ class PostgresTx(SqlTx):
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         super().__init__(_Session(conn))
-        self.probe_results: ProbeResultRepo = PostgresProbeResults(conn)
-        self.subscribers: SubscriberRepo = PostgresSubscribers(conn)
-        self.outbox: OutboxRepo = PostgresOutbox(conn)
         self.reports: ReportRepo = PostgresReports(conn)
 
 

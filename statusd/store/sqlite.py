@@ -24,7 +24,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,15 +32,12 @@ import aiosqlite
 
 from statusd.core.model import (
     CustomerReport,
-    OutboxMessage,
-    OutboxStatus,
-    ProbeResult,
-    Subscriber,
 )
-from statusd.store import URGENT_FIRST, daily_checks, migrations
+from statusd.store import migrations
 from statusd.store.dialect import SQLITE, Dialect, dt, ts
 from statusd.store.session import Row
-from statusd.core.protocols import OutboxRepo, ProbeResultRepo, ReportRepo, SubscriberRepo
+from statusd.core.protocols import ReportRepo
+from statusd.store.repos.outbox import SqlOutbox
 from statusd.store.tx import SqlTx
 
 log = logging.getLogger(__name__)
@@ -206,153 +203,6 @@ class _Repo:
         await self.db.run(_executemany, sql, rows)
 
 
-class SqliteProbeResults(_Repo):
-    async def add(self, result: ProbeResult) -> None:
-        await self.add_many([result])
-
-    async def add_many(self, results: Sequence[ProbeResult]) -> None:
-        if not results:
-            return
-        await self._many(
-            "INSERT INTO probe_results (probe, component, at, ok, degraded, latency_s, error, detail)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(r.probe, r.component, ts(r.at), int(r.ok), int(r.degraded), r.latency_s, r.error, _json(r.detail))
-             for r in results])
-        counts = daily_checks(results)
-        if counts:
-            await self._many(
-                "INSERT INTO component_daily (component, day, checks, failures, updated_at) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (component, day) DO UPDATE SET checks = checks + excluded.checks,"
-                " failures = failures + excluded.failures, updated_at = max(updated_at, excluded.updated_at)",
-                [(component, day.isoformat(), checks, failures, ts(last))
-                 for (component, day), (checks, failures, last) in counts.items()])
-
-    async def oldest(self) -> datetime | None:
-        row = await self._one("SELECT MIN(at) AS at FROM probe_results")
-        return dt(row["at"]) if row and row["at"] else None
-
-    async def recent(self, probe: str, limit: int = 20) -> list[ProbeResult]:
-        rows = await self._all("SELECT * FROM probe_results WHERE probe = ? ORDER BY at DESC, id DESC LIMIT ?",
-                               (probe, limit))
-        return [ProbeResult(probe=r["probe"], component=r["component"], at=dt(r["at"]), ok=bool(r["ok"]),  # type: ignore[arg-type]
-                            degraded=bool(r["degraded"]), latency_s=r["latency_s"], error=r["error"],
-                            detail=json.loads(r["detail"])) for r in rows]
-
-    async def prune(self, before: datetime) -> int:
-        return await self._exec("DELETE FROM probe_results WHERE at < ?", (ts(before),))
-
-
-class SqliteSubscribers(_Repo):
-    async def add(self, subscriber: Subscriber) -> Subscriber:
-        created = subscriber.created_at or datetime.now(UTC)
-        await self._exec(
-            "INSERT INTO subscribers (notifier, target, components, created_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (notifier, target) DO UPDATE SET components = excluded.components",
-            (subscriber.notifier, subscriber.target, _json(sorted(subscriber.components)), ts(created)),
-        )
-        row = await self._one("SELECT * FROM subscribers WHERE notifier = ? AND target = ?",
-                              (subscriber.notifier, subscriber.target))
-        assert row is not None
-        return self._subscriber(row)
-
-    async def remove(self, subscriber_id: int) -> bool:
-        return await self._exec("DELETE FROM subscribers WHERE id = ?", (subscriber_id,)) > 0
-
-    async def list(self) -> list[Subscriber]:
-        return [self._subscriber(r) for r in await self._all("SELECT * FROM subscribers ORDER BY id")]
-
-    async def for_components(self, components: Iterable[str]) -> list[Subscriber]:
-        wanted = set(components)
-        return [s for s in await self.list() if not s.components or wanted.intersection(s.components)]
-
-    @staticmethod
-    def _subscriber(r: sqlite3.Row) -> Subscriber:
-        return Subscriber(id=r["id"], notifier=r["notifier"], target=r["target"],
-                          components=tuple(json.loads(r["components"])), created_at=dt(r["created_at"]))
-
-
-class SqliteOutbox(_Repo):
-    async def enqueue(self, messages: Iterable[OutboxMessage]) -> int:
-        stored = 0
-        for m in messages:
-            stored += await self._exec(
-                "INSERT INTO outbox (key, notifier, recipient, template, context, status, attempts,"
-                " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)"
-                " ON CONFLICT (key) DO NOTHING",
-                (m.key, m.notifier, m.recipient, m.template, _json(m.context),
-                 ts(m.next_attempt_at or m.created_at), ts(m.created_at)),
-            )
-        return stored
-
-    @staticmethod
-    def _lane(notifiers: Sequence[str] | None, other_than: Sequence[str]) -> tuple[str, list[str]]:
-        """The SQL condition (and its parameters) for messages of `notifiers` (None: any), except `other_than`."""
-        sql, params = "", []
-        if notifiers is not None:
-            sql += f" AND notifier IN ({','.join('?' * len(notifiers))})" if notifiers else " AND 0"
-            params += notifiers
-        if other_than:
-            sql += f" AND notifier NOT IN ({','.join('?' * len(other_than))})"
-            params += other_than
-        return sql, params
-
-    async def claim(self, now: datetime, limit: int, lease_s: float, *, notifiers: Sequence[str] | None = None,
-                    other_than: Sequence[str] = ()) -> list[OutboxMessage]:
-        lease_until = ts(now + timedelta(seconds=lease_s))
-        lane, lane_params = self._lane(notifiers, other_than)
-        rows = await self._all(
-            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = ?"
-            " WHERE id IN (SELECT id FROM outbox WHERE ((status = 'pending' AND next_attempt_at <= ?)"
-            f" OR (status = 'sending' AND lease_until <= ?)){lane} ORDER BY {URGENT_FIRST}, next_attempt_at, id LIMIT ?)"
-            " RETURNING *",
-            (lease_until, ts(now), ts(now), *lane_params, limit),
-        )
-        return sorted((self._message(r) for r in rows), key=lambda m: m.id or 0)
-
-    async def release(self, message_id: int, attempts: int, at: datetime) -> None:
-        await self._exec("UPDATE outbox SET status = 'pending', attempts = MAX(attempts - 1, 0), next_attempt_at = ?,"
-                         " lease_until = NULL, last_error = 'interrupted by shutdown'"
-                         " WHERE id = ? AND status = 'sending' AND attempts = ?", (ts(at), message_id, attempts))
-
-    async def mark_sent(self, message_id: int, at: datetime) -> None:
-        await self._exec("UPDATE outbox SET status = 'sent', sent_at = ?, lease_until = NULL, last_error = ''"
-                         " WHERE id = ?", (ts(at), message_id))
-
-    async def mark_retry(self, message_id: int, next_attempt_at: datetime, error: str) -> None:
-        await self._exec("UPDATE outbox SET status = 'pending', next_attempt_at = ?, lease_until = NULL,"
-                         " last_error = ? WHERE id = ?", (ts(next_attempt_at), error[:1000], message_id))
-
-    async def mark_dead(self, message_id: int, at: datetime, error: str) -> None:
-        await self._exec("UPDATE outbox SET status = 'dead', lease_until = NULL, last_error = ?, sent_at = NULL"
-                         " WHERE id = ?", (error[:1000], message_id))
-
-    async def next_due(self, *, notifiers: Sequence[str] | None = None,
-                       other_than: Sequence[str] = ()) -> datetime | None:
-        lane, lane_params = self._lane(notifiers, other_than)
-        row = await self._one(
-            "SELECT MIN(CASE WHEN status = 'pending' THEN next_attempt_at ELSE lease_until END) AS due"
-            f" FROM outbox WHERE status IN ('pending', 'sending'){lane}", lane_params)
-        return dt(row["due"]) if row and row["due"] else None
-
-    async def counts(self) -> dict[str, int]:
-        rows = await self._all("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
-        out = {s.value: 0 for s in OutboxStatus}
-        out.update({r["status"]: r["n"] for r in rows})
-        return out
-
-    async def list(self, limit: int = 100) -> list[OutboxMessage]:
-        return [self._message(r) for r in await self._all("SELECT * FROM outbox ORDER BY id DESC LIMIT ?", (limit,))]
-
-    @staticmethod
-    def _message(r: sqlite3.Row) -> OutboxMessage:
-        return OutboxMessage(
-            id=r["id"], key=r["key"], notifier=r["notifier"], recipient=r["recipient"], template=r["template"],
-            context=json.loads(r["context"]), status=OutboxStatus(r["status"]), attempts=r["attempts"],
-            next_attempt_at=dt(r["next_attempt_at"]), last_error=r["last_error"],
-            created_at=dt(r["created_at"]), sent_at=dt(r["sent_at"]),  # type: ignore[arg-type]
-        )
-
-
 class SqliteReports(_Repo):
     @staticmethod
     def _insert(rows: int) -> str:
@@ -439,14 +289,15 @@ class SqliteReports(_Repo):
                               created_at=dt(r["created_at"]), incident_id=r["incident_id"])
 
 
+#: The SQLite store's repositories by their former names, for callers that replace one of their methods.
+SqliteOutbox = SqlOutbox
+
+
 class SqliteTx(SqlTx):
     """Repositories over one connection."""
 
     def __init__(self, db: _Session) -> None:
         super().__init__(db)
-        self.probe_results: ProbeResultRepo = SqliteProbeResults(db)
-        self.subscribers: SubscriberRepo = SqliteSubscribers(db)
-        self.outbox: OutboxRepo = SqliteOutbox(db)
         self.reports: ReportRepo = SqliteReports(db)
 
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 from statusd.core.protocols import (
     ComponentRepo,
     IncidentRepo,
+    OutboxRepo,
+    ProbeResultRepo,
+    SubscriberRepo,
     TimerRepo,
 )
 from statusd.store.repos.components import SqlComponents
 from statusd.store.repos.incidents import SqlIncidents
+from statusd.store.repos.outbox import SqlOutbox
+from statusd.store.repos.probe_results import SqlProbeResults
+from statusd.store.repos.subscribers import SqlSubscribers
 from statusd.store.repos.timers import SqlTimers
 from statusd.store.session import Session
 
@@ -19,4 +25,7 @@ class SqlTx:
     def __init__(self, db: Session) -> None:
         self.components: ComponentRepo = SqlComponents(db)
         self.incidents: IncidentRepo = SqlIncidents(db)
+        self.probe_results: ProbeResultRepo = SqlProbeResults(db)
+        self.subscribers: SubscriberRepo = SqlSubscribers(db)
+        self.outbox: OutboxRepo = SqlOutbox(db)
         self.timers: TimerRepo = SqlTimers(db)
