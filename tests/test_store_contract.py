@@ -1187,7 +1187,7 @@ async def test_upgrade_to_rollups_starts_open_intervals_at_the_last_change(
     # Rows as the 0002 code wrote them: the status and the time of its last change.
     rows = [("api", "API", "partial_outage", utc(1, 10)), ("web", "Web", "operational", utc(1, 0))]
     if backend.dialect == "sqlite":
-        from statusd.store import ts
+        from statusd.store.dialect import ts
 
         assert isinstance(old, SqliteStore)
         with contextlib.closing(sqlite3.connect(old.path)) as db:

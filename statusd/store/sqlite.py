@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,22 +29,15 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from statusd.core.model import (
-    CustomerReport,
-)
+from statusd.core.protocols import Tx
 from statusd.store import migrations
-from statusd.store.dialect import SQLITE, Dialect, dt, ts
-from statusd.store.session import Row
-from statusd.core.protocols import ReportRepo
+from statusd.store.dialect import SQLITE, Dialect, ts
 from statusd.store.repos.outbox import SqlOutbox
+from statusd.store.repos.reports import SqlReports
+from statusd.store.session import Row
 from statusd.store.tx import SqlTx
 
 log = logging.getLogger(__name__)
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-
 
 T = TypeVar("T")
 
@@ -159,12 +151,6 @@ def _rowcount(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
     return conn.execute(sql, params).rowcount
 
 
-def _lastrowid(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
-    new_id = conn.execute(sql, params).lastrowid
-    assert new_id is not None
-    return new_id
-
-
 def _executemany(conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
     conn.executemany(sql, rows)
 
@@ -182,123 +168,9 @@ def _checkpoint(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
-class _Repo:
-    def __init__(self, db: _Session) -> None:
-        self.db = db
-
-    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        return await self.db.run(_fetchall, sql, params)
-
-    async def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        rows = await self._all(sql, params)
-        return rows[0] if rows else None
-
-    async def _exec(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return await self.db.run(_rowcount, sql, params)
-
-    async def _insert_id(self, sql: str, params: Sequence[Any]) -> int:
-        return await self.db.run(_lastrowid, sql, params)
-
-    async def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await self.db.run(_executemany, sql, rows)
-
-
-class SqliteReports(_Repo):
-    @staticmethod
-    def _insert(rows: int) -> str:
-        """INSERT of `rows` reports; a repeated (source, external_id) is skipped, and RETURNING leaves it out."""
-        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
-        return ("INSERT INTO reports (source, external_id, client_id, channel, text, tags, contact_notifier,"
-                f" contact_address, ticket_url, received_at, created_at) VALUES {values}"
-                " ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING *")
-
-    @staticmethod
-    def _row(report: CustomerReport) -> tuple[Any, ...]:
-        notifier, address = report.contact or (None, None)
-        return (report.source, report.external_id, report.client_id, report.channel, report.text, _json(report.tags),
-                notifier, address, report.ticket_url, ts(report.received_at), ts(report.created_at or report.received_at))
-
-    async def add(self, report: CustomerReport) -> tuple[CustomerReport, bool]:
-        [result] = await self.add_many([report])
-        return result
-
-    async def add_many(self, reports: Sequence[CustomerReport]) -> list[tuple[CustomerReport, bool]]:
-        # Each statement is a hop to the connection's thread and back, so a batch is one multi-row
-        # INSERT ... RETURNING. Rowids grow in VALUES order, so the new rows sorted by id come back in
-        # input order, skipping the repeats (which are then read one by one: rare).
-        new: list[sqlite3.Row] = []
-        for start in range(0, len(reports), 2000):  # 11 parameters a row, under SQLite's 32,766
-            chunk = reports[start:start + 2000]
-            new += await self._all(self._insert(len(chunk)), [v for report in chunk for v in self._row(report)])
-        rows = iter(sorted(new, key=lambda r: r["id"]))
-        results: list[tuple[CustomerReport, bool]] = []
-        row = next(rows, None)
-        for report in reports:
-            if row is not None and (row["source"], row["external_id"]) == (report.source, report.external_id):
-                results.append((self._report(row), True))
-                row = next(rows, None)
-            else:
-                results.append((await self._existing(report), False))
-        return results
-
-    async def _existing(self, report: CustomerReport) -> CustomerReport:
-        row = await self._one("SELECT * FROM reports WHERE source = ? AND external_id = ?",
-                              (report.source, report.external_id))
-        assert row is not None
-        return self._report(row)
-
-    async def link(self, report_ids: Iterable[int], incident_id: int) -> list[CustomerReport]:
-        ids = list(report_ids)
-        if not ids:
-            return []
-        marks = ",".join("?" * len(ids))
-        rows = await self._all(f"UPDATE reports SET incident_id = ? WHERE id IN ({marks}) AND incident_id IS NULL"
-                               " RETURNING *", (incident_id, *ids))
-        return sorted((self._report(r) for r in rows), key=lambda r: (r.received_at, r.id or 0))
-
-    async def link_many(self, links: Mapping[int, Sequence[int]]) -> list[CustomerReport]:
-        pairs = [(report_id, incident_id) for incident_id, ids in links.items() for report_id in ids]
-        rows: list[sqlite3.Row] = []
-        for start in range(0, len(pairs), 5000):  # three parameters a pair, under SQLite's 32,766
-            chunk = pairs[start:start + 5000]
-            cases = " ".join("WHEN ? THEN ?" for _ in chunk)
-            marks = ",".join("?" * len(chunk))
-            rows += await self._all(f"UPDATE reports SET incident_id = CASE id {cases} END"
-                                    f" WHERE id IN ({marks}) AND incident_id IS NULL RETURNING *",
-                                    (*(v for pair in chunk for v in pair), *(report_id for report_id, _ in chunk)))
-        return sorted((self._report(r) for r in rows), key=lambda r: (r.received_at, r.id or 0))
-
-    async def for_incident(self, incident_id: int) -> list[CustomerReport]:
-        rows = await self._all("SELECT * FROM reports WHERE incident_id = ? ORDER BY received_at, id", (incident_id,))
-        return [self._report(r) for r in rows]
-
-    async def recent(self, since: datetime, limit: int = 100_000) -> list[CustomerReport]:
-        rows = await self._all("SELECT * FROM reports WHERE received_at >= ? ORDER BY received_at, id LIMIT ?",
-                               (ts(since), limit))
-        return [self._report(r) for r in rows]
-
-    async def move(self, from_incident: int, to_incident: int) -> int:
-        return await self._exec("UPDATE reports SET incident_id = ? WHERE incident_id = ?", (to_incident, from_incident))
-
-    @staticmethod
-    def _report(r: sqlite3.Row) -> CustomerReport:
-        contact = (r["contact_notifier"], r["contact_address"]) if r["contact_notifier"] else None
-        return CustomerReport(id=r["id"], source=r["source"], external_id=r["external_id"], client_id=r["client_id"],
-                              channel=r["channel"], text=r["text"], tags=json.loads(r["tags"]), contact=contact,
-                              ticket_url=r["ticket_url"], received_at=dt(r["received_at"]),  # type: ignore[arg-type]
-                              created_at=dt(r["created_at"]), incident_id=r["incident_id"])
-
-
 #: The SQLite store's repositories by their former names, for callers that replace one of their methods.
 SqliteOutbox = SqlOutbox
-
-
-class SqliteTx(SqlTx):
-    """Repositories over one connection."""
-
-    def __init__(self, db: _Session) -> None:
-        super().__init__(db)
-        self.reports: ReportRepo = SqliteReports(db)
+SqliteReports = SqlReports
 
 
 class SqliteStore:
@@ -397,12 +269,12 @@ class SqliteStore:
         self._checkpointer = self._reader = self._writer = None
 
     @asynccontextmanager
-    async def transaction(self, *, brief: bool = False) -> AsyncIterator[SqliteTx]:
+    async def transaction(self, *, brief: bool = False) -> AsyncIterator[Tx]:
         assert self._writer is not None, "open() first"
         async with self._write_lock:
             session = _Session(self._writer, begin=True, here=brief)
             try:
-                yield SqliteTx(session)
+                yield SqlTx(session)
                 if not session.begin:  # a statement opened the transaction (none ran: nothing to commit)
                     await session.call(_commit)
             except BaseException:
@@ -439,9 +311,9 @@ class SqliteStore:
             log.exception("checkpointing the SQLite WAL failed")
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[SqliteTx]:
+    async def read(self) -> AsyncIterator[Tx]:
         assert self._reader is not None, "open() first"
-        yield SqliteTx(_Session(self._reader))
+        yield SqlTx(_Session(self._reader))
 
 
 async def _finish(call: Awaitable[T]) -> T:

@@ -7,6 +7,7 @@ from statusd.core.protocols import (
     IncidentRepo,
     OutboxRepo,
     ProbeResultRepo,
+    ReportRepo,
     SubscriberRepo,
     TimerRepo,
 )
@@ -14,13 +15,14 @@ from statusd.store.repos.components import SqlComponents
 from statusd.store.repos.incidents import SqlIncidents
 from statusd.store.repos.outbox import SqlOutbox
 from statusd.store.repos.probe_results import SqlProbeResults
+from statusd.store.repos.reports import SqlReports
 from statusd.store.repos.subscribers import SqlSubscribers
 from statusd.store.repos.timers import SqlTimers
 from statusd.store.session import Session
 
 
 class SqlTx:
-    """The repositories of `statusd.core.protocols.Tx` written once, over one session (the others: each store's own)."""
+    """The repositories of `statusd.core.protocols.Tx` over one session."""
 
     def __init__(self, db: Session) -> None:
         self.components: ComponentRepo = SqlComponents(db)
@@ -29,3 +31,4 @@ class SqlTx:
         self.subscribers: SubscriberRepo = SqlSubscribers(db)
         self.outbox: OutboxRepo = SqlOutbox(db)
         self.timers: TimerRepo = SqlTimers(db)
+        self.reports: ReportRepo = SqlReports(db)
