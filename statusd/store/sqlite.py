@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
@@ -82,8 +82,7 @@ class _Session:
 
     async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Every row the statement returns."""
-        rows: list[Row] = await self.run(_fetchall, sql, params)
-        return rows
+        return cast("list[Row]", await self.run(_fetchall, sql, params))
 
     async def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         """The first row the statement returns, or None."""
