@@ -1,8 +1,9 @@
 """The PostgreSQL store (asyncpg) for deployments where several replicas share one database.
 
-Every unit of work is one pooled connection inside one transaction. Replicas drain the
-outbox together: `claim` locks its rows with `FOR UPDATE SKIP LOCKED`, so a row taken by
-one replica is invisible to the others until its lease expires.
+Every unit of work is one pooled connection inside one transaction, with the repositories
+written once in `statusd.store.repos` over the PostgreSQL dialect. Replicas drain the outbox
+together: `claim` locks its rows with `FOR UPDATE SKIP LOCKED`, so a row taken by one replica
+is invisible to the others until its lease expires.
 """
 
 from __future__ import annotations

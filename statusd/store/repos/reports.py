@@ -38,7 +38,6 @@ class SqlReports(Repo):
     async def _add_many_as_rows(self, reports: Sequence[CustomerReport]) -> list[tuple[CustomerReport, bool]]:
         # Ids grow in VALUES order, so the new rows sorted by id come back in input order, skipping
         # the repeats (which are then read one by one: rare).
-        d = self.dialect
         new: list[Row] = []
         for start in range(0, len(reports), _ROWS_PER_INSERT):
             chunk = reports[start:start + _ROWS_PER_INSERT]
@@ -47,9 +46,7 @@ class SqlReports(Repo):
                 "INSERT INTO reports (source, external_id, client_id, channel, text, tags, contact_notifier,"
                 f" contact_address, ticket_url, received_at, created_at) VALUES {values}"
                 " ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING *",
-                [v for r in chunk for v in (r.source, r.external_id, r.client_id, r.channel, r.text, d.json(r.tags),
-                                            *(r.contact or (None, None)), r.ticket_url, d.time(r.received_at),
-                                            d.time(r.created_at or r.received_at))])
+                [v for r in chunk for v in self._values(r)])
         rows = iter(sorted(new, key=lambda r: r["id"]))
         results: list[tuple[CustomerReport, bool]] = []
         row = next(rows, None)
@@ -60,6 +57,12 @@ class SqlReports(Repo):
             else:
                 results.append((await self._existing(report), False))
         return results
+
+    def _values(self, r: CustomerReport) -> tuple[Any, ...]:
+        d = self.dialect
+        notifier, address = r.contact or (None, None)
+        return (r.source, r.external_id, r.client_id, r.channel, r.text, d.json(r.tags), notifier, address,
+                r.ticket_url, d.time(r.received_at), d.time(r.created_at or r.received_at))
 
     async def _add_many_as_arrays(self, reports: Sequence[CustomerReport]) -> list[tuple[CustomerReport, bool]]:
         # Ids are drawn per input row up front, so each new row joins back to its position (n) whatever
@@ -158,8 +161,7 @@ class SqlReports(Repo):
     def _report(self, r: Row) -> CustomerReport:
         d = self.dialect
         contact = (r["contact_notifier"], r["contact_address"]) if r["contact_notifier"] else None
-        tags: Any = d.read_json(r["tags"])
         return CustomerReport(id=r["id"], source=r["source"], external_id=r["external_id"], client_id=r["client_id"],
-                              channel=r["channel"], text=r["text"], tags=dict(tags), contact=contact,
+                              channel=r["channel"], text=r["text"], tags=d.read_json(r["tags"]), contact=contact,
                               ticket_url=r["ticket_url"], received_at=d.read_instant(r["received_at"]),
                               created_at=d.read_time(r["created_at"]), incident_id=r["incident_id"])
