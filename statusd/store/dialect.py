@@ -110,39 +110,51 @@ class SqliteDialect:
     arrays = False
 
     def time(self, value: datetime | None) -> str | None:
+        """ISO-8601 UTC text with microseconds (`ts`), so times sort and compare as text."""
         return ts(value)
 
     def read_time(self, value: Any) -> datetime | None:
+        """The datetime `ts` wrote, UTC-aware; None stays None."""
         return dt(value)
 
     def read_instant(self, value: Any) -> datetime:
+        """The datetime `ts` wrote, UTC-aware."""
         return datetime.fromisoformat(value)
 
     def json(self, value: Any) -> str | None:
+        """Compact JSON text with sorted keys; None stays NULL."""
         return None if value is None else json_text(value)
 
     def read_json(self, value: Any) -> Any:
+        """The document parsed; NULL stays None."""
         return None if value is None else json.loads(value)
 
     def flag(self, value: bool) -> int:
+        """1 or 0."""
         return int(value)
 
     def day(self, value: date) -> str:
+        """The day as ISO text (YYYY-MM-DD), which sorts as days do."""
         return value.isoformat()
 
     def read_day(self, value: Any) -> date:
+        """The date of ISO text."""
         return date.fromisoformat(value)
 
     def json_field(self, column: str, key: str) -> str:
+        """`json_extract` of the top-level key."""
         return f"json_extract({column}, '$.{key}')"
 
     def any_of(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list[Any]]:
+        """`column IN (?, …)`, one placeholder per value."""
         return f"{column} IN ({','.join('?' * len(values))})", list(values)  # SQLite accepts an empty IN ()
 
     def none_of(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list[Any]]:
+        """`column NOT IN (?, …)`, one placeholder per value."""
         return f"{column} NOT IN ({','.join('?' * len(values))})", list(values)
 
     def json_array_has_any(self, column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
+        """An EXISTS over `json_each` of the array."""
         match, params = self.any_of("value", values, "text")
         return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE {match})", params
 
@@ -158,6 +170,7 @@ class PostgresDialect:
     arrays = True
 
     def time(self, value: datetime | None) -> datetime | None:
+        """The datetime in UTC, for a timestamptz column."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -165,38 +178,49 @@ class PostgresDialect:
         return value.astimezone(UTC)
 
     def read_time(self, value: Any) -> datetime | None:
+        """The timestamptz as a UTC datetime; None stays None."""
         return None if value is None else value.astimezone(UTC)
 
     def read_instant(self, value: Any) -> datetime:
+        """The timestamptz as a UTC datetime."""
         result: datetime = value.astimezone(UTC)
         return result
 
     def json(self, value: Any) -> Any:
+        """The value itself: the connection's jsonb codec encodes it (as `json_text`)."""
         return value
 
     def read_json(self, value: Any) -> Any:
+        """The value itself: the connection's jsonb codec decoded it."""
         return value
 
     def flag(self, value: bool) -> bool:
+        """The boolean itself."""
         return value
 
     def day(self, value: date) -> date:
+        """The date itself, for a date column."""
         return value
 
     def read_day(self, value: Any) -> date:
+        """The date itself."""
         result: date = value
         return result
 
     def json_field(self, column: str, key: str) -> str:
+        """The `->>` text of the top-level key."""
         return f"{column}->>'{key}'"
 
     def any_of(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list[Any]]:
+        """`column = ANY(?)` with the values as one array parameter."""
         return f"{column} = ANY(?::{sql_type}[])", [list(values)]
 
     def none_of(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list[Any]]:
+        """`NOT (column = ANY(?))` with the values as one array parameter."""
         return f"NOT ({column} = ANY(?::{sql_type}[]))", [list(values)]
 
     def json_array_has_any(self, column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
+        """jsonb's `?|` with the values as one array parameter."""
         return f"{column} ?| ?::text[]", [list(values)]
 
 
