@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 
@@ -58,17 +58,13 @@ def assert_utc(*values: datetime | None) -> None:
         assert value is not None and value.utcoffset() == timedelta(0), value
 
 
-class ContractStore(Store, Protocol):
-    applied_migrations: list[str]
-
-
 @dataclass(frozen=True)
 class Backend:
     """One database; `make` builds a new, unopened store over it (a restart or another replica)."""
 
     name: str
     dialect: str
-    make: Callable[[], ContractStore]
+    make: Callable[[], Store]
 
 
 @pytest.fixture(scope="session")
@@ -132,7 +128,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 
 @pytest.fixture
-async def store(backend: Backend) -> AsyncIterator[ContractStore]:
+async def store(backend: Backend) -> AsyncIterator[Store]:
     s = backend.make()
     await s.open()
     try:
