@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 
@@ -56,17 +56,13 @@ def assert_utc(*values: datetime | None) -> None:
         assert value is not None and value.utcoffset() == timedelta(0), value
 
 
-class ContractStore(Store, Protocol):
-    applied_migrations: list[str]
-
-
 @dataclass(frozen=True)
 class Backend:
     """One database; `make` builds a new, unopened store over it (a restart or another replica)."""
 
     name: str
     dialect: str
-    make: Callable[[], ContractStore]
+    make: Callable[[], Store]
 
 
 @asynccontextmanager
@@ -101,7 +97,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 
 @pytest.fixture
-async def store(backend: Backend) -> AsyncIterator[ContractStore]:
+async def store(backend: Backend) -> AsyncIterator[Store]:
     s = backend.make()
     await s.open()
     try:
@@ -1156,7 +1152,7 @@ async def test_upgrade_to_rollups_starts_open_intervals_at_the_last_change(
     # Rows as the 0002 code wrote them: the status and the time of its last change.
     rows = [("api", "API", "partial_outage", utc(1, 10)), ("web", "Web", "operational", utc(1, 0))]
     if backend.dialect == "sqlite":
-        from statusd.store import ts
+        from statusd.store.dialect import ts
 
         assert isinstance(old, SqliteStore)
         with contextlib.closing(sqlite3.connect(old.path)) as db:

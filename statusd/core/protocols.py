@@ -8,6 +8,7 @@ rows atomically.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -37,7 +38,7 @@ class ComponentRepo(Protocol):
         """
         ...
 
-    async def list(self) -> list[Component]:
+    async def list(self) -> builtins.list[Component]:
         """All components ordered by group position then position."""
         ...
 
@@ -52,7 +53,7 @@ class ComponentRepo(Protocol):
         """
         ...
 
-    async def uptime(self, component_ids: Iterable[str], days: int, now: datetime) -> dict[str, list[DayUptime]]:
+    async def uptime(self, component_ids: Iterable[str], days: int, now: datetime) -> dict[str, builtins.list[DayUptime]]:
         """Per component, one DayUptime for each of the `days` UTC days ending with `now`'s day, oldest first.
 
         Includes the still-open status interval up to `now`. Reads the daily rollups only,
@@ -128,9 +129,9 @@ class SubscriberRepo(Protocol):
 
     async def remove(self, subscriber_id: int) -> bool: ...
 
-    async def list(self) -> list[Subscriber]: ...
+    async def list(self) -> builtins.list[Subscriber]: ...
 
-    async def for_components(self, components: Iterable[str]) -> list[Subscriber]:
+    async def for_components(self, components: Iterable[str]) -> builtins.list[Subscriber]:
         """Subscribers to any of `components`, plus those subscribed to everything."""
         ...
 
@@ -141,7 +142,7 @@ class OutboxRepo(Protocol):
         ...
 
     async def claim(self, now: datetime, limit: int, lease_s: float, *, notifiers: Sequence[str] | None = None,
-                    other_than: Sequence[str] = ()) -> list[OutboxMessage]:
+                    other_than: Sequence[str] = ()) -> builtins.list[OutboxMessage]:
         """Take due messages (pending and due, or sending with an expired lease) for `lease_s` seconds.
 
         Only messages for `notifiers` (None: any notifier) and for none of `other_than`.
@@ -170,7 +171,7 @@ class OutboxRepo(Protocol):
         """Number of messages per status."""
         ...
 
-    async def list(self, limit: int = 100) -> list[OutboxMessage]:
+    async def list(self, limit: int = 100) -> builtins.list[OutboxMessage]:
         """Newest messages first (for the console and tests)."""
         ...
 
@@ -248,6 +249,9 @@ class Tx(Protocol):
 
 class Store(Protocol):
     """A database behind the repository protocols."""
+
+    #: Names of the migrations the last `open()` applied, in order (empty when the schema was current).
+    applied_migrations: list[str]
 
     async def open(self) -> None:
         """Connect and apply pending migrations."""

@@ -1,643 +1,66 @@
 """The PostgreSQL store (asyncpg) for deployments where several replicas share one database.
 
-Every unit of work is one pooled connection inside one transaction. Replicas drain the
-outbox together: `claim` locks its rows with `FOR UPDATE SKIP LOCKED`, so a row taken by
-one replica is invisible to the others until its lease expires.
+Every unit of work is one pooled connection inside one transaction, with the repositories
+written once in `statusd.store.repos` over the PostgreSQL dialect. Replicas drain the outbox
+together: `claim` locks its rows with `FOR UPDATE SKIP LOCKED`, so a row taken by one replica
+is invisible to the others until its lease expires.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
-from statusd.core.model import (
-    CustomerReport,
-    STATUS_SECONDS_FIELD,
-    Component,
-    ComponentStatus,
-    DayUptime,
-    EntryKind,
-    Impact,
-    Incident,
-    IncidentStatus,
-    NewIncident,
-    OutboxMessage,
-    OutboxStatus,
-    ProbeResult,
-    Subscriber,
-    TimelineEntry,
-    Timer,
-    uptime_window,
-    utc_day_spans,
-)
-from statusd.store import URGENT_FIRST, daily_checks, migrations
+from statusd.core.protocols import Tx
+from statusd.store import migrations
+from statusd.store.dialect import POSTGRES, Dialect, json_text, numbered
+from statusd.store.session import Row
+from statusd.store.tx import SqlTx
 
 log = logging.getLogger(__name__)
 
 # pg_advisory_xact_lock key serialising migrations across replicas ("statusdM" in ASCII).
 MIGRATION_LOCK_KEY = 0x7374617475736D4D
 
-_ERROR_LIMIT = 1000
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    """An aware datetime converted to UTC; naive ones are refused, as in the SQLite store."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime reached the store")
-    return value.astimezone(UTC)
-
-
-def _read_utc(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(UTC)
-
-
-def _rowcount(status: str) -> int:
-    """The row count from a command tag such as 'UPDATE 3' or 'INSERT 0 1'."""
-    return int(status.rsplit(" ", 1)[-1])
-
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", schema="pg_catalog", encoder=_json, decoder=json.loads)
+    # jsonb parameters and columns as Python values, encoded the way SQLite's text columns are.
+    await conn.set_type_codec("jsonb", schema="pg_catalog", encoder=json_text, decoder=json.loads)
 
 
-class _Repo:
+class _Session:
+    """Statements on one pooled connection, their `?` placeholders numbered as PostgreSQL wants them."""
+
+    __slots__ = ("conn",)
+
+    dialect: Dialect = POSTGRES
+
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
-
-class PostgresComponents(_Repo):
-    """Components on one connection."""
-
-    async def sync(self, components: Sequence[Component], at: datetime) -> None:
-        """Match config: insert new, update names/groups/order, delete absent; statuses and rollups are kept."""
-        if components:
-            await self.conn.executemany(
-                "INSERT INTO components (id, name, description, grp, position, status, updated_at, status_since)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"
-                " ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description,"
-                " grp = excluded.grp, position = excluded.position",
-                [(c.id, c.name, c.description, c.group, c.position, c.status.value, _utc(at)) for c in components],
-            )
-        await self.conn.execute("DELETE FROM components WHERE id <> ALL($1::text[])", [c.id for c in components])
-
-    async def list(self) -> list[Component]:
-        """All components ordered by group position then position."""
-        # A group sits where its first member sits; an ungrouped component is its own group.
-        rows = await self.conn.fetch(
-            "SELECT * FROM components ORDER BY CASE WHEN grp IS NULL THEN position"
-            " ELSE MIN(position) OVER (PARTITION BY grp) END, position, id")
-        return [self._component(r) for r in rows]
-
-    async def get(self, component_id: str) -> Component | None:
-        """One component, or None."""
-        row = await self.conn.fetchrow("SELECT * FROM components WHERE id = $1", component_id)
-        return self._component(row) if row else None
-
-    async def set_status(self, component_id: str, status: ComponentStatus, at: datetime) -> bool:
-        """Set a status; returns whether it changed. A change accrues the closed interval into the daily rollups."""
-        at_utc = _utc(at)
-        assert at_utc is not None
-        # FOR UPDATE: two replicas changing one component queue here, so each interval is accrued once.
-        row = await self.conn.fetchrow("SELECT status, status_since FROM components WHERE id = $1 FOR UPDATE",
-                                       component_id)
-        if row is None or row["status"] == status.value:
-            return False
-        since = _read_utc(row["status_since"])
-        # A change dated before the current interval began closes it empty rather than counting time twice.
-        begins = at_utc if since is None else max(since, at_utc)
-        await self.conn.execute("UPDATE components SET status = $1, updated_at = $2, status_since = $3 WHERE id = $4",
-                                status.value, at_utc, begins, component_id)
-        if since is not None:
-            await self._accrue(component_id, ComponentStatus(row["status"]), since, at_utc)
-        return True
-
-    async def _accrue(self, component_id: str, status: ComponentStatus, start: datetime, end: datetime) -> None:
-        """Add the time from `start` to `end` spent in `status` to the daily rollups it covers."""
-        column = STATUS_SECONDS_FIELD[status]  # from a fixed mapping, never from input
-        rows = [(component_id, day, seconds, end) for day, seconds in utc_day_spans(start, end)]
-        if rows:
-            await self.conn.executemany(
-                f"INSERT INTO component_daily AS d (component, day, {column}, updated_at) VALUES ($1, $2, $3, $4)"
-                f" ON CONFLICT (component, day) DO UPDATE SET {column} = d.{column} + excluded.{column},"
-                " updated_at = GREATEST(d.updated_at, excluded.updated_at)", rows)
-
-    async def uptime(self, component_ids: Iterable[str], days: int, now: datetime) -> dict[str, list[DayUptime]]:
-        """Per component, one DayUptime per UTC day of the window ending with `now`'s day, open interval included."""
-        ids = list(dict.fromkeys(component_ids))
-        if not ids:
-            return {}
-        now_utc = _utc(now)
-        assert now_utc is not None
-        today = now_utc.date()
-        first = today - timedelta(days=max(0, days) - 1)
-        recorded: dict[str, list[DayUptime]] = {cid: [] for cid in ids}
-        for r in await self.conn.fetch("SELECT * FROM component_daily WHERE component = ANY($1::text[])"
-                                       " AND day BETWEEN $2 AND $3", ids, first, today):
-            recorded[r["component"]].append(DayUptime(
-                day=r["day"], major_s=r["major_s"], partial_s=r["partial_s"], degraded_s=r["degraded_s"],
-                maintenance_s=r["maintenance_s"], operational_s=r["operational_s"], checks=r["checks"],
-                failures=r["failures"]))
-        current = {r["id"]: r for r in await self.conn.fetch(
-            "SELECT id, status, status_since FROM components WHERE id = ANY($1::text[])", ids)}
-        out = {}
-        for cid in ids:
-            row = current.get(cid)
-            status = ComponentStatus(row["status"]) if row else ComponentStatus.OPERATIONAL
-            out[cid] = uptime_window(days, now_utc, recorded[cid], status,
-                                     _read_utc(row["status_since"]) if row else None)
-        return out
-
-    @staticmethod
-    def _component(r: asyncpg.Record) -> Component:
-        return Component(id=r["id"], name=r["name"], description=r["description"], group=r["grp"],
-                         position=r["position"], status=ComponentStatus(r["status"]),
-                         updated_at=_read_utc(r["updated_at"]))
-
-
-class PostgresIncidents(_Repo):
-    """Incidents and their timelines on one connection."""
-
-    async def create(self, incident: NewIncident) -> Incident:
-        """Insert a new incident; the partial unique index refuses a second open one per dedup key."""
-        opened = _utc(incident.opened_at)
-        row = await self.conn.fetchrow(
-            "INSERT INTO incidents (title, status, impact, components, source, dedup_key, assignee,"
-            " opened_at, updated_at, escalation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING *",
-            incident.title, incident.status.value, incident.impact.value, list(incident.components),
-            incident.source, incident.dedup_key, incident.assignee, opened, incident.escalation,
-        )
-        assert row is not None
-        return self._incident(row)
-
-    async def get(self, incident_id: int) -> Incident | None:
-        """One incident, or None."""
-        row = await self.conn.fetchrow("SELECT * FROM incidents WHERE id = $1", incident_id)
-        return self._incident(row) if row else None
-
-    async def save(self, incident: Incident) -> None:
-        """Store every mutable field of an existing incident."""
-        await self.conn.execute(
-            "UPDATE incidents SET title = $1, status = $2, impact = $3, components = $4, assignee = $5,"
-            " acknowledged_at = $6, acknowledged_by = $7, first_public_update_at = $8, updated_at = $9,"
-            " resolved_at = $10, commander = $12, comms = $13, escalation = $14, handoff = $15,"
-            " last_public_update_at = $16, postmortem = $17, postmortem_at = $18, merged_into = $19,"
-            " dedup_key = $20 WHERE id = $11",
-            incident.title, incident.status.value, incident.impact.value, list(incident.components),
-            incident.assignee, _utc(incident.acknowledged_at), incident.acknowledged_by,
-            _utc(incident.first_public_update_at), _utc(incident.updated_at), _utc(incident.resolved_at),
-            incident.id, incident.commander, incident.comms, incident.escalation, incident.handoff,
-            _utc(incident.last_public_update_at), incident.postmortem, _utc(incident.postmortem_at),
-            incident.merged_into, incident.dedup_key,
-        )
-
-    async def find_open_by_dedup_key(self, dedup_key: str) -> Incident | None:
-        """The unresolved incident with this dedup key, or None."""
-        row = await self.conn.fetchrow(
-            "SELECT * FROM incidents WHERE dedup_key = $1 AND resolved_at IS NULL", dedup_key)
-        return self._incident(row) if row else None
-
-    async def find_open_joined(self, dedup_key: str) -> Incident | None:
-        """The open incident a signal with this key joined, or None."""
-        row = await self.conn.fetchrow(
-            "SELECT * FROM incidents AS i WHERE resolved_at IS NULL AND EXISTS (SELECT 1 FROM timeline"
-            " WHERE incident_id = i.id AND kind = 'signal' AND data->>'joined' = $1)"
-            " ORDER BY opened_at DESC, id DESC LIMIT 1", dedup_key)
-        return self._incident(row) if row else None
-
-    async def find_recent_by_dedup_key(self, dedup_key: str, resolved_since: datetime) -> Incident | None:
-        """The latest incident with this key resolved since `resolved_since`, or None."""
-        row = await self.conn.fetchrow(
-            "SELECT * FROM incidents WHERE dedup_key = $1 AND resolved_at >= $2 AND merged_into IS NULL"
-            " ORDER BY resolved_at DESC, id DESC LIMIT 1", dedup_key, _utc(resolved_since))
-        return self._incident(row) if row else None
-
-    async def list_open(self) -> list[Incident]:
-        """Unresolved incidents, newest first."""
-        rows = await self.conn.fetch(
-            "SELECT * FROM incidents WHERE resolved_at IS NULL ORDER BY opened_at DESC, id DESC")
-        return [self._incident(r) for r in rows]
-
-    async def open_keys(self) -> dict[int, str | None]:
-        """Id → dedup key of every unresolved incident."""
-        rows = await self.conn.fetch("SELECT id, dedup_key FROM incidents WHERE resolved_at IS NULL")
-        return {r["id"]: r["dedup_key"] for r in rows}
-
-    async def list_recent(self, since: datetime, limit: int = 50) -> list[Incident]:
-        """Incidents opened or resolved since `since`, open or not, newest first."""
-        rows = await self.conn.fetch(
-            "SELECT * FROM incidents WHERE resolved_at IS NULL OR resolved_at >= $1 OR opened_at >= $1"
-            " ORDER BY opened_at DESC, id DESC LIMIT $2",
-            _utc(since), limit,
-        )
-        return [self._incident(r) for r in rows]
-
-    async def add_entry(self, entry: TimelineEntry) -> TimelineEntry:
-        """Append a timeline entry; returns it with its id."""
-        new_id = await self.conn.fetchval(
-            "INSERT INTO timeline (incident_id, at, kind, body, author, status, public, data)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            entry.incident_id, _utc(entry.at), entry.kind.value, entry.body, entry.author,
-            entry.status.value if entry.status else None, entry.public, entry.data,
-        )
-        return dataclasses.replace(entry, id=new_id)
-
-    async def entries(self, incident_ids: Iterable[int], *, public_only: bool = False) -> dict[int, list[TimelineEntry]]:
-        """Timeline entries per incident, oldest first."""
-        ids = list(incident_ids)
-        out: dict[int, list[TimelineEntry]] = {i: [] for i in ids}
-        if not ids:
-            return out
-        where = " AND public" if public_only else ""
-        rows = await self.conn.fetch(
-            f"SELECT * FROM timeline WHERE incident_id = ANY($1::bigint[]){where} ORDER BY at, id", ids)
-        for r in rows:
-            out[r["incident_id"]].append(TimelineEntry(
-                id=r["id"], incident_id=r["incident_id"], at=r["at"].astimezone(UTC), kind=EntryKind(r["kind"]),
-                body=r["body"], author=r["author"], status=IncidentStatus(r["status"]) if r["status"] else None,
-                public=r["public"], data=r["data"],
-            ))
-        return out
-
-    @staticmethod
-    def _incident(r: asyncpg.Record) -> Incident:
-        return Incident(
-            id=r["id"], title=r["title"], status=IncidentStatus(r["status"]), impact=Impact(r["impact"]),
-            components=tuple(r["components"]), source=r["source"], dedup_key=r["dedup_key"],
-            assignee=r["assignee"], acknowledged_at=_read_utc(r["acknowledged_at"]),
-            acknowledged_by=r["acknowledged_by"], first_public_update_at=_read_utc(r["first_public_update_at"]),
-            opened_at=r["opened_at"].astimezone(UTC), updated_at=r["updated_at"].astimezone(UTC),
-            resolved_at=_read_utc(r["resolved_at"]), commander=r["commander"], comms=r["comms"],
-            escalation=r["escalation"], handoff=r["handoff"],
-            last_public_update_at=_read_utc(r["last_public_update_at"]), postmortem=r["postmortem"],
-            postmortem_at=_read_utc(r["postmortem_at"]), merged_into=r["merged_into"],
-        )
-
-
-class PostgresProbeResults(_Repo):
-    """Raw probe results on one connection."""
-
-    async def add(self, result: ProbeResult) -> None:
-        """Store one result and count it in its component's daily rollup."""
-        await self.add_many([result])
-
-    async def add_many(self, results: Sequence[ProbeResult]) -> None:
-        """Store many results and count them in their components' daily rollups."""
-        if not results:
-            return
-        await self.conn.executemany(
-            "INSERT INTO probe_results (probe, component, at, ok, degraded, latency_s, error, detail)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            [(r.probe, r.component, _utc(r.at), r.ok, r.degraded, r.latency_s, r.error, r.detail) for r in results],
-        )
-        counts = daily_checks(results)
-        if counts:
-            await self.conn.executemany(
-                "INSERT INTO component_daily AS d (component, day, checks, failures, updated_at)"
-                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (component, day) DO UPDATE SET"
-                " checks = d.checks + excluded.checks, failures = d.failures + excluded.failures,"
-                " updated_at = GREATEST(d.updated_at, excluded.updated_at)",
-                [(component, day, checks, failures, _utc(last))
-                 for (component, day), (checks, failures, last) in counts.items()],
-            )
-
-    async def oldest(self) -> datetime | None:
-        """When the oldest stored result was taken, or None."""
-        return _read_utc(await self.conn.fetchval("SELECT MIN(at) FROM probe_results"))
-
-    async def recent(self, probe: str, limit: int = 20) -> list[ProbeResult]:
-        """The newest results of one probe, newest first."""
-        rows = await self.conn.fetch(
-            "SELECT * FROM probe_results WHERE probe = $1 ORDER BY at DESC, id DESC LIMIT $2", probe, limit)
-        return [ProbeResult(probe=r["probe"], component=r["component"], at=r["at"].astimezone(UTC), ok=r["ok"],
-                            degraded=r["degraded"], latency_s=r["latency_s"], error=r["error"],
-                            detail=r["detail"]) for r in rows]
-
-    async def prune(self, before: datetime) -> int:
-        """Delete raw results older than `before`; returns how many."""
-        return _rowcount(await self.conn.execute("DELETE FROM probe_results WHERE at < $1", _utc(before)))
-
-
-class PostgresSubscribers(_Repo):
-    """Subscribers on one connection."""
-
-    async def add(self, subscriber: Subscriber) -> Subscriber:
-        """Store a subscriber; the same (notifier, target) again updates its components."""
-        row = await self.conn.fetchrow(
-            "INSERT INTO subscribers (notifier, target, components, created_at)"
-            " VALUES ($1, $2, $3, COALESCE($4, now()))"
-            " ON CONFLICT (notifier, target) DO UPDATE SET components = excluded.components RETURNING *",
-            subscriber.notifier, subscriber.target, sorted(subscriber.components), _utc(subscriber.created_at),
-        )
-        assert row is not None
-        return self._subscriber(row)
-
-    async def remove(self, subscriber_id: int) -> bool:
-        """Delete a subscriber; returns whether it existed."""
-        return _rowcount(await self.conn.execute("DELETE FROM subscribers WHERE id = $1", subscriber_id)) > 0
-
-    async def list(self) -> list[Subscriber]:
-        """All subscribers in the order they first subscribed."""
-        return [self._subscriber(r) for r in await self.conn.fetch("SELECT * FROM subscribers ORDER BY id")]
-
-    async def for_components(self, components: Iterable[str]) -> list[Subscriber]:
-        """Subscribers to any of `components`, plus those subscribed to everything."""
-        rows = await self.conn.fetch(
-            "SELECT * FROM subscribers WHERE components = '[]'::jsonb OR components ?| $1::text[] ORDER BY id",
-            list(components),
-        )
-        return [self._subscriber(r) for r in rows]
-
-    @staticmethod
-    def _subscriber(r: asyncpg.Record) -> Subscriber:
-        return Subscriber(id=r["id"], notifier=r["notifier"], target=r["target"],
-                          components=tuple(r["components"]), created_at=_read_utc(r["created_at"]))
-
-
-class PostgresOutbox(_Repo):
-    """The notification outbox on one connection."""
-
-    async def enqueue(self, messages: Iterable[OutboxMessage]) -> int:
-        """Store messages whose key is new; returns how many were stored."""
-        batch = list(messages)
-        if not batch:
-            return 0
-        # One statement for the whole fan-out; ORDER BY n keeps ids in the caller's order.
-        rows = await self.conn.fetch(
-            "INSERT INTO outbox (key, notifier, recipient, template, context, status, attempts,"
-            " next_attempt_at, created_at)"
-            " SELECT key, notifier, recipient, template, context::jsonb, 'pending', 0, next_attempt_at, created_at"
-            " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],"
-            " $7::timestamptz[]) WITH ORDINALITY"
-            " AS m (key, notifier, recipient, template, context, next_attempt_at, created_at, n)"
-            " ORDER BY n ON CONFLICT (key) DO NOTHING RETURNING id",
-            [m.key for m in batch], [m.notifier for m in batch], [m.recipient for m in batch],
-            [m.template for m in batch], [_json(m.context) for m in batch],
-            [_utc(m.next_attempt_at or m.created_at) for m in batch], [_utc(m.created_at) for m in batch],
-        )
-        return len(rows)
-
-    @staticmethod
-    def _lane(first: int, notifiers: Sequence[str] | None, other_than: Sequence[str]) -> tuple[str, list[Any]]:
-        """The SQL condition (parameters from ${first} on) for messages of `notifiers` (None: any), except `other_than`."""
-        sql, params = "", []
-        if notifiers is not None:
-            params.append(list(notifiers))
-            sql += f" AND notifier = ANY(${first})"
-        if other_than:
-            params.append(list(other_than))
-            sql += f" AND NOT (notifier = ANY(${first + len(params) - 1}))"
-        return sql, params
-
-    async def claim(self, now: datetime, limit: int, lease_s: float, *, notifiers: Sequence[str] | None = None,
-                    other_than: Sequence[str] = ()) -> list[OutboxMessage]:
-        """Take due messages (pending and due, or sending with an expired lease) for `lease_s` seconds."""
-        now_utc = _utc(now)
-        assert now_utc is not None
-        lane, lane_params = self._lane(4, notifiers, other_than)
-        # SKIP LOCKED: rows another replica is claiming right now are left to it, not waited for.
-        rows = await self.conn.fetch(
-            "WITH due AS (SELECT id FROM outbox"
-            f" WHERE ((status = 'pending' AND next_attempt_at <= $1) OR (status = 'sending' AND lease_until <= $1)){lane}"
-            f" ORDER BY {URGENT_FIRST}, next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)"
-            " UPDATE outbox o SET status = 'sending', attempts = o.attempts + 1, lease_until = $3"
-            " FROM due WHERE o.id = due.id RETURNING o.*",
-            now_utc, limit, now_utc + timedelta(seconds=lease_s), *lane_params,
-        )
-        return sorted((self._message(r) for r in rows), key=lambda m: m.id or 0)
-
-    async def release(self, message_id: int, attempts: int, at: datetime) -> None:
-        """Hand a claimed message back, due at `at`, its attempt not counted (a shutdown is not a failure).
-
-        `attempts`: as claimed; a message claimed again since (its lease ran out) is not touched.
-        """
-        await self.conn.execute("UPDATE outbox SET status = 'pending', attempts = GREATEST(attempts - 1, 0),"
-                                " next_attempt_at = $1, lease_until = NULL, last_error = 'interrupted by shutdown'"
-                                " WHERE id = $2 AND status = 'sending' AND attempts = $3", _utc(at), message_id, attempts)
-
-    async def mark_sent(self, message_id: int, at: datetime) -> None:
-        """Record a delivery."""
-        await self.conn.execute("UPDATE outbox SET status = 'sent', sent_at = $1, lease_until = NULL, last_error = ''"
-                                " WHERE id = $2", _utc(at), message_id)
-
-    async def mark_retry(self, message_id: int, next_attempt_at: datetime, error: str) -> None:
-        """Put a message back to pending, due at `next_attempt_at`."""
-        await self.conn.execute("UPDATE outbox SET status = 'pending', next_attempt_at = $1, lease_until = NULL,"
-                                " last_error = $2 WHERE id = $3",
-                                _utc(next_attempt_at), error[:_ERROR_LIMIT], message_id)
-
-    async def mark_dead(self, message_id: int, at: datetime, error: str) -> None:
-        """Give up on a message for good."""
-        await self.conn.execute("UPDATE outbox SET status = 'dead', lease_until = NULL, last_error = $1,"
-                                " sent_at = NULL WHERE id = $2", error[:_ERROR_LIMIT], message_id)
-
-    async def next_due(self, *, notifiers: Sequence[str] | None = None,
-                       other_than: Sequence[str] = ()) -> datetime | None:
-        """When the earliest pending message is due (or a lease expires), or None when nothing waits."""
-        lane, lane_params = self._lane(1, notifiers, other_than)
-        due = await self.conn.fetchval(
-            "SELECT MIN(CASE WHEN status = 'pending' THEN next_attempt_at ELSE lease_until END)"
-            f" FROM outbox WHERE status IN ('pending', 'sending'){lane}", *lane_params)
-        return _read_utc(due)
-
-    async def counts(self) -> dict[str, int]:
-        """Number of messages per status, every status present."""
-        rows = await self.conn.fetch("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
-        out = {s.value: 0 for s in OutboxStatus}
-        out.update({r["status"]: r["n"] for r in rows})
-        return out
-
-    async def list(self, limit: int = 100) -> list[OutboxMessage]:
-        """Newest messages first (for the console and tests)."""
-        rows = await self.conn.fetch("SELECT * FROM outbox ORDER BY id DESC LIMIT $1", limit)
-        return [self._message(r) for r in rows]
-
-    @staticmethod
-    def _message(r: asyncpg.Record) -> OutboxMessage:
-        return OutboxMessage(
-            id=r["id"], key=r["key"], notifier=r["notifier"], recipient=r["recipient"], template=r["template"],
-            context=r["context"], status=OutboxStatus(r["status"]), attempts=r["attempts"],
-            next_attempt_at=_read_utc(r["next_attempt_at"]), last_error=r["last_error"],
-            created_at=r["created_at"].astimezone(UTC), sent_at=_read_utc(r["sent_at"]),
-        )
-
-
-class PostgresTimers(_Repo):
-    """Timers on one connection; `take` locks the row, so two replicas never fire one timer twice."""
-
-    async def schedule(self, timer: Timer) -> Timer:
-        """Store a pending timer."""
-        row = await self.conn.fetchrow(
-            "INSERT INTO timers (kind, incident_id, due_at, payload, created_at) VALUES ($1, $2, $3, $4, $5)"
-            " RETURNING *", timer.kind, timer.incident_id, _utc(timer.due_at), timer.payload,
-            _utc(timer.created_at or timer.due_at))
-        assert row is not None
-        return self._timer(row)
-
-    async def cancel(self, incident_id: int, kinds: Iterable[str], at: datetime) -> int:
-        """Cancel pending timers of these kinds."""
-        tag = await self.conn.execute(
-            "UPDATE timers SET cancelled_at = $1 WHERE incident_id = $2 AND kind = ANY($3::text[])"
-            " AND fired_at IS NULL AND cancelled_at IS NULL", _utc(at), incident_id, list(kinds))
-        return _rowcount(tag)
-
-    async def take(self, timer_id: int, at: datetime) -> Timer | None:
-        """Mark a pending timer fired; None when it already fired or was cancelled."""
-        row = await self.conn.fetchrow(
-            "UPDATE timers SET fired_at = $1 WHERE id = $2 AND fired_at IS NULL AND cancelled_at IS NULL"
-            " RETURNING *", _utc(at), timer_id)
-        return self._timer(row) if row else None
-
-    async def due(self, now: datetime, limit: int) -> list[Timer]:
-        """Pending timers due at `now`, earliest first."""
-        rows = await self.conn.fetch(
-            "SELECT * FROM timers WHERE fired_at IS NULL AND cancelled_at IS NULL AND due_at <= $1"
-            " ORDER BY due_at, id LIMIT $2", _utc(now), limit)
-        return [self._timer(r) for r in rows]
-
-    async def next_due(self) -> datetime | None:
-        """When the earliest pending timer is due."""
-        value = await self.conn.fetchval(
-            "SELECT MIN(due_at) FROM timers WHERE fired_at IS NULL AND cancelled_at IS NULL")
-        return _read_utc(value)
-
-    async def pending(self, incident_id: int) -> list[Timer]:
-        """The incident's pending timers."""
-        rows = await self.conn.fetch(
-            "SELECT * FROM timers WHERE incident_id = $1 AND fired_at IS NULL AND cancelled_at IS NULL"
-            " ORDER BY due_at, id", incident_id)
-        return [self._timer(r) for r in rows]
-
-    @staticmethod
-    def _timer(r: asyncpg.Record) -> Timer:
-        return Timer(id=r["id"], kind=r["kind"], incident_id=r["incident_id"], due_at=r["due_at"].astimezone(UTC),
-                     payload=r["payload"], created_at=_read_utc(r["created_at"]), fired_at=_read_utc(r["fired_at"]),
-                     cancelled_at=_read_utc(r["cancelled_at"]))
-
-
-class PostgresReports(_Repo):
-    """Customer reports on one connection."""
-
-    async def add(self, report: CustomerReport) -> tuple[CustomerReport, bool]:
-        """Store a report; the same (source, external_id) again returns the stored one and False."""
-        [result] = await self.add_many([report])
-        return result
-
-    async def add_many(self, reports: Sequence[CustomerReport]) -> list[tuple[CustomerReport, bool]]:
-        """`add` for each report in order, in one statement; a repeat within the batch is a repeat of its first."""
-        if not reports:
-            return []
-        # Ids are drawn per input row up front, so each new row joins back to its position (n) whatever
-        # order RETURNING takes; only the first of a batch's repeats is inserted, in key order so that
-        # replicas storing overlapping batches wait on each other instead of deadlocking. The second
-        # branch reads repeats of rows stored before this statement (it cannot see the new ones).
-        rows = await self.conn.fetch(
-            "WITH batch AS MATERIALIZED (SELECT nextval(pg_get_serial_sequence('reports', 'id')) AS id, i.*"
-            " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
-            " $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[]) WITH ORDINALITY"
-            " AS i (source, external_id, client_id, channel, text, tags, contact_notifier, contact_address,"
-            " ticket_url, received_at, created_at, n)),"
-            " inserted AS (INSERT INTO reports (id, source, external_id, client_id, channel, text, tags, contact_notifier,"
-            " contact_address, ticket_url, received_at, created_at)"
-            " SELECT id, source, external_id, client_id, channel, text, tags::jsonb, contact_notifier,"
-            " contact_address, ticket_url, received_at, created_at FROM batch i"
-            " WHERE NOT EXISTS (SELECT 1 FROM batch e WHERE e.source = i.source AND e.external_id = i.external_id"
-            " AND e.n < i.n) ORDER BY source, external_id, n"
-            " ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING *)"
-            " SELECT i.n, inserted.* FROM inserted JOIN batch i USING (id)"
-            " UNION ALL SELECT NULL, r.* FROM reports r WHERE r.external_id IS NOT NULL"
-            " AND (r.source, r.external_id) IN (SELECT source, external_id FROM batch)",
-            [r.source for r in reports], [r.external_id for r in reports], [r.client_id for r in reports],
-            [r.channel for r in reports], [r.text for r in reports], [_json(dict(r.tags)) for r in reports],
-            [r.contact[0] if r.contact else None for r in reports],
-            [r.contact[1] if r.contact else None for r in reports], [r.ticket_url for r in reports],
-            [_utc(r.received_at) for r in reports], [_utc(r.created_at or r.received_at) for r in reports],
-        )
-        new = {row["n"]: row for row in rows if row["n"] is not None}
-        stored = {(row["source"], row["external_id"]): row for row in rows if row["external_id"] is not None}
-        results: list[tuple[CustomerReport, bool]] = []
-        for n, report in enumerate(reports, 1):
-            if n in new:
-                results.append((self._report(new[n]), True))
-            elif (row := stored.get((report.source, report.external_id))) is not None:
-                results.append((self._report(row), False))
-            else:  # stored by a transaction that committed after this statement began: rare
-                results.append((await self._existing(report), False))
-        return results
-
-    async def _existing(self, report: CustomerReport) -> CustomerReport:
-        row = await self.conn.fetchrow("SELECT * FROM reports WHERE source = $1 AND external_id = $2",
-                                       report.source, report.external_id)
-        assert row is not None
-        return self._report(row)
-
-    async def link(self, report_ids: Iterable[int], incident_id: int) -> list[CustomerReport]:
-        """Link reports not linked yet; returns the newly linked ones."""
-        rows = await self.conn.fetch(
-            "UPDATE reports SET incident_id = $1 WHERE id = ANY($2::bigint[]) AND incident_id IS NULL RETURNING *",
-            incident_id, list(report_ids))
-        return sorted((self._report(r) for r in rows), key=lambda r: (r.received_at, r.id or 0))
-
-    async def link_many(self, links: Mapping[int, Sequence[int]]) -> list[CustomerReport]:
-        """`link` for several incidents in one statement; returns every newly linked report."""
-        pairs = [(report_id, incident_id) for incident_id, ids in links.items() for report_id in ids]
-        if not pairs:
-            return []
-        rows = await self.conn.fetch(
-            "UPDATE reports AS r SET incident_id = v.incident_id FROM unnest($1::bigint[], $2::bigint[])"
-            " AS v(id, incident_id) WHERE r.id = v.id AND r.incident_id IS NULL RETURNING r.*",
-            [p[0] for p in pairs], [p[1] for p in pairs])
-        return sorted((self._report(r) for r in rows), key=lambda r: (r.received_at, r.id or 0))
-
-    async def for_incident(self, incident_id: int) -> list[CustomerReport]:
-        """Reports linked to the incident, oldest first."""
-        rows = await self.conn.fetch("SELECT * FROM reports WHERE incident_id = $1 ORDER BY received_at, id",
-                                     incident_id)
-        return [self._report(r) for r in rows]
-
-    async def recent(self, since: datetime, limit: int = 100_000) -> list[CustomerReport]:
-        """Reports received since `since`, oldest first."""
-        rows = await self.conn.fetch("SELECT * FROM reports WHERE received_at >= $1 ORDER BY received_at, id LIMIT $2",
-                                     _utc(since), limit)
-        return [self._report(r) for r in rows]
-
-    async def move(self, from_incident: int, to_incident: int) -> int:
-        """Re-link every report of one incident to another."""
-        return _rowcount(await self.conn.execute("UPDATE reports SET incident_id = $1 WHERE incident_id = $2",
-                                                 to_incident, from_incident))
-
-    @staticmethod
-    def _report(r: asyncpg.Record) -> CustomerReport:
-        contact = (r["contact_notifier"], r["contact_address"]) if r["contact_notifier"] else None
-        return CustomerReport(id=r["id"], source=r["source"], external_id=r["external_id"], client_id=r["client_id"],
-                              channel=r["channel"], text=r["text"], tags=dict(r["tags"]), contact=contact,
-                              ticket_url=r["ticket_url"], received_at=r["received_at"].astimezone(UTC),
-                              created_at=_read_utc(r["created_at"]), incident_id=r["incident_id"])
-
-
-class PostgresTx:
-    """Repositories over one connection."""
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.components = PostgresComponents(conn)
-        self.incidents = PostgresIncidents(conn)
-        self.probe_results = PostgresProbeResults(conn)
-        self.subscribers = PostgresSubscribers(conn)
-        self.outbox = PostgresOutbox(conn)
-        self.timers = PostgresTimers(conn)
-        self.reports = PostgresReports(conn)
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Every row the statement returns."""
+        rows: list[Row] = await self.conn.fetch(numbered(sql), *params)
+        return rows
+
+    async def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        """The first row the statement returns, or None."""
+        row: Row | None = await self.conn.fetchrow(numbered(sql), *params)
+        return row
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; returns how many rows it changed (from the command tag, e.g. 'UPDATE 3')."""
+        status: str = await self.conn.execute(numbered(sql), *params)
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement once per row of parameters, pipelined in one round trip."""
+        await self.conn.executemany(numbered(sql), rows)
 
 
 class PostgresStore:
@@ -694,14 +117,14 @@ class PostgresStore:
         return self._pool
 
     @asynccontextmanager
-    async def transaction(self, *, brief: bool = False) -> AsyncIterator[PostgresTx]:
+    async def transaction(self, *, brief: bool = False) -> AsyncIterator[Tx]:
         """A unit of work on one connection: commit on normal exit, roll back on error (`brief` changes nothing)."""
         async with self._require_pool().acquire() as conn, conn.transaction():
-            yield PostgresTx(conn)
+            yield SqlTx(_Session(conn))
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[PostgresTx]:
+    async def read(self) -> AsyncIterator[Tx]:
         """Repositories over one read-only snapshot; a write in it raises."""
         async with self._require_pool().acquire() as conn, conn.transaction(isolation="repeatable_read",
                                                                              readonly=True):
-            yield PostgresTx(conn)
+            yield SqlTx(_Session(conn))

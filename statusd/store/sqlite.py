@@ -18,46 +18,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
-from statusd.core.model import (
-    CustomerReport,
-    STATUS_SECONDS_FIELD,
-    Component,
-    ComponentStatus,
-    DayUptime,
-    EntryKind,
-    Impact,
-    Incident,
-    IncidentStatus,
-    NewIncident,
-    OutboxMessage,
-    OutboxStatus,
-    ProbeResult,
-    Subscriber,
-    TimelineEntry,
-    Timer,
-    uptime_window,
-    utc_day_spans,
-)
-from statusd.store import URGENT_FIRST, daily_checks, dt, migrations, ts
+from statusd.core.protocols import Tx
+from statusd.store import migrations
+from statusd.store.dialect import SQLITE, Dialect, ts
+from statusd.store.repos.outbox import SqlOutbox
+from statusd.store.repos.reports import SqlReports
+from statusd.store.session import Row
+from statusd.store.tx import SqlTx
 
 log = logging.getLogger(__name__)
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-
 
 T = TypeVar("T")
 
@@ -88,16 +68,37 @@ class _Session:
     """Statements on one connection; in a write transaction the first one carries the `BEGIN IMMEDIATE`.
 
     `here`: run them on the event loop's thread (a brief transaction), not the connection's.
+    Each statement is one hop to the connection's thread and back (none when `here`).
     """
 
     __slots__ = ("db", "begin", "here")
+
+    dialect: Dialect = SQLITE
 
     def __init__(self, db: _Connection, *, begin: bool = False, here: bool = False) -> None:
         self.db = db
         self.begin = begin  # True until a statement has opened the transaction
         self.here = here
 
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Every row the statement returns."""
+        return cast("list[Row]", await self.run(_fetchall, sql, params))
+
+    async def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        """The first row the statement returns, or None."""
+        rows = await self.all(sql, params)
+        return rows[0] if rows else None
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; returns how many rows it changed."""
+        return await self.run(_rowcount, sql, params)
+
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement once per row of parameters, in one hop."""
+        await self.run(_executemany, sql, rows)
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(connection, *args)` in one hop; the first in a write transaction begins it."""
         if not self.begin:
             return await self.call(fn, *args)
         try:
@@ -111,6 +112,7 @@ class _Session:
             self.begin = not self.db.in_transaction
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(connection, *args)` on the session's thread, never beginning a transaction."""
         return self.db.run_here(fn, *args) if self.here else await self.db.run(fn, *args)
 
 
@@ -148,12 +150,6 @@ def _rowcount(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
     return conn.execute(sql, params).rowcount
 
 
-def _lastrowid(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
-    new_id = conn.execute(sql, params).lastrowid
-    assert new_id is not None
-    return new_id
-
-
 def _executemany(conn: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
     conn.executemany(sql, rows)
 
@@ -171,501 +167,9 @@ def _checkpoint(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
-class _Repo:
-    def __init__(self, db: _Session) -> None:
-        self.db = db
-
-    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        return await self.db.run(_fetchall, sql, params)
-
-    async def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        rows = await self._all(sql, params)
-        return rows[0] if rows else None
-
-    async def _exec(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return await self.db.run(_rowcount, sql, params)
-
-    async def _insert_id(self, sql: str, params: Sequence[Any]) -> int:
-        return await self.db.run(_lastrowid, sql, params)
-
-    async def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await self.db.run(_executemany, sql, rows)
-
-
-class SqliteComponents(_Repo):
-    async def sync(self, components: Sequence[Component], at: datetime) -> None:
-        ids = [c.id for c in components]
-        for c in components:
-            await self._exec(
-                "INSERT INTO components (id, name, description, grp, position, status, updated_at, status_since)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description,"
-                " grp = excluded.grp, position = excluded.position",
-                (c.id, c.name, c.description, c.group, c.position, c.status.value, ts(at), ts(at)),
-            )
-        marks = ",".join("?" * len(ids))
-        await self._exec(f"DELETE FROM components WHERE id NOT IN ({marks})", ids)
-
-    async def list(self) -> list[Component]:
-        # A group sits where its first member sits; an ungrouped component is its own group.
-        rows = await self._all("SELECT * FROM components ORDER BY CASE WHEN grp IS NULL THEN position"
-                               " ELSE MIN(position) OVER (PARTITION BY grp) END, position, id")
-        return [self._component(r) for r in rows]
-
-    async def get(self, component_id: str) -> Component | None:
-        row = await self._one("SELECT * FROM components WHERE id = ?", (component_id,))
-        return self._component(row) if row else None
-
-    async def set_status(self, component_id: str, status: ComponentStatus, at: datetime) -> bool:
-        # Runs inside the writer's BEGIN IMMEDIATE, so nothing changes the row between read and write.
-        row = await self._one("SELECT status, status_since FROM components WHERE id = ?", (component_id,))
-        if row is None or row["status"] == status.value:
-            return False
-        since = dt(row["status_since"])
-        # A change dated before the current interval began closes it empty rather than counting time twice.
-        begins = at if since is None else max(since, at)
-        await self._exec("UPDATE components SET status = ?, updated_at = ?, status_since = ? WHERE id = ?",
-                         (status.value, ts(at), ts(begins), component_id))
-        if since is not None:
-            await self._accrue(component_id, ComponentStatus(row["status"]), since, at)
-        return True
-
-    async def _accrue(self, component_id: str, status: ComponentStatus, start: datetime, end: datetime) -> None:
-        """Add the time from `start` to `end` spent in `status` to the daily rollups it covers."""
-        column = STATUS_SECONDS_FIELD[status]  # from a fixed mapping, never from input
-        rows = [(component_id, day.isoformat(), seconds, ts(end)) for day, seconds in utc_day_spans(start, end)]
-        if rows:
-            await self._many(
-                f"INSERT INTO component_daily (component, day, {column}, updated_at) VALUES (?, ?, ?, ?)"
-                f" ON CONFLICT (component, day) DO UPDATE SET {column} = {column} + excluded.{column},"
-                " updated_at = max(updated_at, excluded.updated_at)", rows)
-
-    async def uptime(self, component_ids: Iterable[str], days: int, now: datetime) -> dict[str, list[DayUptime]]:
-        ids = list(dict.fromkeys(component_ids))
-        if not ids:
-            return {}
-        today = now.astimezone(UTC).date()
-        first = today - timedelta(days=max(0, days) - 1)
-        marks = ",".join("?" * len(ids))
-        recorded: dict[str, list[DayUptime]] = {cid: [] for cid in ids}
-        for r in await self._all(f"SELECT * FROM component_daily WHERE component IN ({marks})"
-                                 " AND day >= ? AND day <= ?", (*ids, first.isoformat(), today.isoformat())):
-            recorded[r["component"]].append(_day_uptime(r, date.fromisoformat(r["day"])))
-        current = {r["id"]: r for r in await self._all(
-            f"SELECT id, status, status_since FROM components WHERE id IN ({marks})", ids)}
-        out = {}
-        for cid in ids:
-            row = current.get(cid)
-            status = ComponentStatus(row["status"]) if row else ComponentStatus.OPERATIONAL
-            out[cid] = uptime_window(days, now, recorded[cid], status, dt(row["status_since"]) if row else None)
-        return out
-
-    @staticmethod
-    def _component(r: sqlite3.Row) -> Component:
-        return Component(id=r["id"], name=r["name"], description=r["description"], group=r["grp"],
-                         position=r["position"], status=ComponentStatus(r["status"]), updated_at=dt(r["updated_at"]))
-
-
-def _day_uptime(r: Any, day: date) -> DayUptime:
-    return DayUptime(day=day, major_s=r["major_s"], partial_s=r["partial_s"], degraded_s=r["degraded_s"],
-                     maintenance_s=r["maintenance_s"], operational_s=r["operational_s"], checks=r["checks"],
-                     failures=r["failures"])
-
-
-class SqliteIncidents(_Repo):
-    async def create(self, incident: NewIncident) -> Incident:
-        new_id = await self._insert_id(
-            "INSERT INTO incidents (title, status, impact, components, source, dedup_key, assignee, escalation,"
-            " opened_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (incident.title, incident.status.value, incident.impact.value, _json(list(incident.components)),
-             incident.source, incident.dedup_key, incident.assignee, _json(incident.escalation),
-             ts(incident.opened_at), ts(incident.opened_at)),
-        )
-        created = await self.get(new_id)
-        assert created is not None
-        return created
-
-    async def get(self, incident_id: int) -> Incident | None:
-        row = await self._one("SELECT * FROM incidents WHERE id = ?", (incident_id,))
-        return self._incident(row) if row else None
-
-    async def save(self, incident: Incident) -> None:
-        await self._exec(
-            "UPDATE incidents SET title = ?, status = ?, impact = ?, components = ?, assignee = ?,"
-            " acknowledged_at = ?, acknowledged_by = ?, first_public_update_at = ?, updated_at = ?,"
-            " resolved_at = ?, commander = ?, comms = ?, escalation = ?, handoff = ?, last_public_update_at = ?,"
-            " postmortem = ?, postmortem_at = ?, merged_into = ?, dedup_key = ? WHERE id = ?",
-            (incident.title, incident.status.value, incident.impact.value, _json(list(incident.components)),
-             incident.assignee, ts(incident.acknowledged_at), incident.acknowledged_by,
-             ts(incident.first_public_update_at), ts(incident.updated_at), ts(incident.resolved_at),
-             incident.commander, incident.comms, _json(incident.escalation),
-             None if incident.handoff is None else _json(incident.handoff), ts(incident.last_public_update_at),
-             incident.postmortem, ts(incident.postmortem_at), incident.merged_into, incident.dedup_key, incident.id),
-        )
-
-    async def find_open_by_dedup_key(self, dedup_key: str) -> Incident | None:
-        row = await self._one("SELECT * FROM incidents WHERE dedup_key = ? AND resolved_at IS NULL", (dedup_key,))
-        return self._incident(row) if row else None
-
-    async def find_open_joined(self, dedup_key: str) -> Incident | None:
-        # Only the open incidents' entries are read, through the (incident_id, id) index.
-        row = await self._one("SELECT * FROM incidents AS i WHERE resolved_at IS NULL AND EXISTS (SELECT 1 FROM timeline"
-                              " WHERE incident_id = i.id AND kind = 'signal' AND json_extract(data, '$.joined') = ?)"
-                              " ORDER BY opened_at DESC, id DESC LIMIT 1", (dedup_key,))
-        return self._incident(row) if row else None
-
-    async def find_recent_by_dedup_key(self, dedup_key: str, resolved_since: datetime) -> Incident | None:
-        row = await self._one("SELECT * FROM incidents WHERE dedup_key = ? AND resolved_at >= ? AND merged_into IS NULL"
-                              " ORDER BY resolved_at DESC, id DESC LIMIT 1", (dedup_key, ts(resolved_since)))
-        return self._incident(row) if row else None
-
-    async def list_open(self) -> list[Incident]:
-        rows = await self._all("SELECT * FROM incidents WHERE resolved_at IS NULL ORDER BY opened_at DESC, id DESC")
-        return [self._incident(r) for r in rows]
-
-    async def open_keys(self) -> dict[int, str | None]:
-        rows = await self._all("SELECT id, dedup_key FROM incidents WHERE resolved_at IS NULL")
-        return {r["id"]: r["dedup_key"] for r in rows}
-
-    async def list_recent(self, since: datetime, limit: int = 50) -> list[Incident]:
-        rows = await self._all(
-            "SELECT * FROM incidents WHERE resolved_at IS NULL OR resolved_at >= ? OR opened_at >= ?"
-            " ORDER BY opened_at DESC, id DESC LIMIT ?",
-            (ts(since), ts(since), limit),
-        )
-        return [self._incident(r) for r in rows]
-
-    async def add_entry(self, entry: TimelineEntry) -> TimelineEntry:
-        new_id = await self._insert_id(
-            "INSERT INTO timeline (incident_id, at, kind, body, author, status, public, data)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (entry.incident_id, ts(entry.at), entry.kind.value, entry.body, entry.author,
-             entry.status.value if entry.status else None, int(entry.public), _json(entry.data)),
-        )
-        return TimelineEntry(**{**_fields(entry), "id": new_id})
-
-    async def entries(self, incident_ids: Iterable[int], *, public_only: bool = False) -> dict[int, list[TimelineEntry]]:
-        ids = list(incident_ids)
-        out: dict[int, list[TimelineEntry]] = {i: [] for i in ids}
-        if not ids:
-            return out
-        marks = ",".join("?" * len(ids))
-        where = " AND public = 1" if public_only else ""
-        rows = await self._all(f"SELECT * FROM timeline WHERE incident_id IN ({marks}){where} ORDER BY at, id",
-                               ids)
-        for r in rows:
-            out[r["incident_id"]].append(TimelineEntry(
-                id=r["id"], incident_id=r["incident_id"], at=dt(r["at"]), kind=EntryKind(r["kind"]),  # type: ignore[arg-type]
-                body=r["body"], author=r["author"], status=IncidentStatus(r["status"]) if r["status"] else None,
-                public=bool(r["public"]), data=json.loads(r["data"]),
-            ))
-        return out
-
-    @staticmethod
-    def _incident(r: sqlite3.Row) -> Incident:
-        return Incident(
-            id=r["id"], title=r["title"], status=IncidentStatus(r["status"]), impact=Impact(r["impact"]),
-            components=tuple(json.loads(r["components"])), source=r["source"], dedup_key=r["dedup_key"],
-            assignee=r["assignee"], acknowledged_at=dt(r["acknowledged_at"]), acknowledged_by=r["acknowledged_by"],
-            first_public_update_at=dt(r["first_public_update_at"]), opened_at=dt(r["opened_at"]),  # type: ignore[arg-type]
-            updated_at=dt(r["updated_at"]), resolved_at=dt(r["resolved_at"]),  # type: ignore[arg-type]
-            commander=r["commander"], comms=r["comms"], escalation=json.loads(r["escalation"]),
-            handoff=json.loads(r["handoff"]) if r["handoff"] else None,
-            last_public_update_at=dt(r["last_public_update_at"]), postmortem=r["postmortem"],
-            postmortem_at=dt(r["postmortem_at"]), merged_into=r["merged_into"],
-        )
-
-
-def _fields(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in obj.__slots__}
-
-
-class SqliteProbeResults(_Repo):
-    async def add(self, result: ProbeResult) -> None:
-        await self.add_many([result])
-
-    async def add_many(self, results: Sequence[ProbeResult]) -> None:
-        if not results:
-            return
-        await self._many(
-            "INSERT INTO probe_results (probe, component, at, ok, degraded, latency_s, error, detail)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(r.probe, r.component, ts(r.at), int(r.ok), int(r.degraded), r.latency_s, r.error, _json(r.detail))
-             for r in results])
-        counts = daily_checks(results)
-        if counts:
-            await self._many(
-                "INSERT INTO component_daily (component, day, checks, failures, updated_at) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (component, day) DO UPDATE SET checks = checks + excluded.checks,"
-                " failures = failures + excluded.failures, updated_at = max(updated_at, excluded.updated_at)",
-                [(component, day.isoformat(), checks, failures, ts(last))
-                 for (component, day), (checks, failures, last) in counts.items()])
-
-    async def oldest(self) -> datetime | None:
-        row = await self._one("SELECT MIN(at) AS at FROM probe_results")
-        return dt(row["at"]) if row and row["at"] else None
-
-    async def recent(self, probe: str, limit: int = 20) -> list[ProbeResult]:
-        rows = await self._all("SELECT * FROM probe_results WHERE probe = ? ORDER BY at DESC, id DESC LIMIT ?",
-                               (probe, limit))
-        return [ProbeResult(probe=r["probe"], component=r["component"], at=dt(r["at"]), ok=bool(r["ok"]),  # type: ignore[arg-type]
-                            degraded=bool(r["degraded"]), latency_s=r["latency_s"], error=r["error"],
-                            detail=json.loads(r["detail"])) for r in rows]
-
-    async def prune(self, before: datetime) -> int:
-        return await self._exec("DELETE FROM probe_results WHERE at < ?", (ts(before),))
-
-
-class SqliteSubscribers(_Repo):
-    async def add(self, subscriber: Subscriber) -> Subscriber:
-        created = subscriber.created_at or datetime.now(UTC)
-        await self._exec(
-            "INSERT INTO subscribers (notifier, target, components, created_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (notifier, target) DO UPDATE SET components = excluded.components",
-            (subscriber.notifier, subscriber.target, _json(sorted(subscriber.components)), ts(created)),
-        )
-        row = await self._one("SELECT * FROM subscribers WHERE notifier = ? AND target = ?",
-                              (subscriber.notifier, subscriber.target))
-        assert row is not None
-        return self._subscriber(row)
-
-    async def remove(self, subscriber_id: int) -> bool:
-        return await self._exec("DELETE FROM subscribers WHERE id = ?", (subscriber_id,)) > 0
-
-    async def list(self) -> list[Subscriber]:
-        return [self._subscriber(r) for r in await self._all("SELECT * FROM subscribers ORDER BY id")]
-
-    async def for_components(self, components: Iterable[str]) -> list[Subscriber]:
-        wanted = set(components)
-        return [s for s in await self.list() if not s.components or wanted.intersection(s.components)]
-
-    @staticmethod
-    def _subscriber(r: sqlite3.Row) -> Subscriber:
-        return Subscriber(id=r["id"], notifier=r["notifier"], target=r["target"],
-                          components=tuple(json.loads(r["components"])), created_at=dt(r["created_at"]))
-
-
-class SqliteOutbox(_Repo):
-    async def enqueue(self, messages: Iterable[OutboxMessage]) -> int:
-        stored = 0
-        for m in messages:
-            stored += await self._exec(
-                "INSERT INTO outbox (key, notifier, recipient, template, context, status, attempts,"
-                " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)"
-                " ON CONFLICT (key) DO NOTHING",
-                (m.key, m.notifier, m.recipient, m.template, _json(m.context),
-                 ts(m.next_attempt_at or m.created_at), ts(m.created_at)),
-            )
-        return stored
-
-    @staticmethod
-    def _lane(notifiers: Sequence[str] | None, other_than: Sequence[str]) -> tuple[str, list[str]]:
-        """The SQL condition (and its parameters) for messages of `notifiers` (None: any), except `other_than`."""
-        sql, params = "", []
-        if notifiers is not None:
-            sql += f" AND notifier IN ({','.join('?' * len(notifiers))})" if notifiers else " AND 0"
-            params += notifiers
-        if other_than:
-            sql += f" AND notifier NOT IN ({','.join('?' * len(other_than))})"
-            params += other_than
-        return sql, params
-
-    async def claim(self, now: datetime, limit: int, lease_s: float, *, notifiers: Sequence[str] | None = None,
-                    other_than: Sequence[str] = ()) -> list[OutboxMessage]:
-        lease_until = ts(now + timedelta(seconds=lease_s))
-        lane, lane_params = self._lane(notifiers, other_than)
-        rows = await self._all(
-            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = ?"
-            " WHERE id IN (SELECT id FROM outbox WHERE ((status = 'pending' AND next_attempt_at <= ?)"
-            f" OR (status = 'sending' AND lease_until <= ?)){lane} ORDER BY {URGENT_FIRST}, next_attempt_at, id LIMIT ?)"
-            " RETURNING *",
-            (lease_until, ts(now), ts(now), *lane_params, limit),
-        )
-        return sorted((self._message(r) for r in rows), key=lambda m: m.id or 0)
-
-    async def release(self, message_id: int, attempts: int, at: datetime) -> None:
-        await self._exec("UPDATE outbox SET status = 'pending', attempts = MAX(attempts - 1, 0), next_attempt_at = ?,"
-                         " lease_until = NULL, last_error = 'interrupted by shutdown'"
-                         " WHERE id = ? AND status = 'sending' AND attempts = ?", (ts(at), message_id, attempts))
-
-    async def mark_sent(self, message_id: int, at: datetime) -> None:
-        await self._exec("UPDATE outbox SET status = 'sent', sent_at = ?, lease_until = NULL, last_error = ''"
-                         " WHERE id = ?", (ts(at), message_id))
-
-    async def mark_retry(self, message_id: int, next_attempt_at: datetime, error: str) -> None:
-        await self._exec("UPDATE outbox SET status = 'pending', next_attempt_at = ?, lease_until = NULL,"
-                         " last_error = ? WHERE id = ?", (ts(next_attempt_at), error[:1000], message_id))
-
-    async def mark_dead(self, message_id: int, at: datetime, error: str) -> None:
-        await self._exec("UPDATE outbox SET status = 'dead', lease_until = NULL, last_error = ?, sent_at = NULL"
-                         " WHERE id = ?", (error[:1000], message_id))
-
-    async def next_due(self, *, notifiers: Sequence[str] | None = None,
-                       other_than: Sequence[str] = ()) -> datetime | None:
-        lane, lane_params = self._lane(notifiers, other_than)
-        row = await self._one(
-            "SELECT MIN(CASE WHEN status = 'pending' THEN next_attempt_at ELSE lease_until END) AS due"
-            f" FROM outbox WHERE status IN ('pending', 'sending'){lane}", lane_params)
-        return dt(row["due"]) if row and row["due"] else None
-
-    async def counts(self) -> dict[str, int]:
-        rows = await self._all("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
-        out = {s.value: 0 for s in OutboxStatus}
-        out.update({r["status"]: r["n"] for r in rows})
-        return out
-
-    async def list(self, limit: int = 100) -> list[OutboxMessage]:
-        return [self._message(r) for r in await self._all("SELECT * FROM outbox ORDER BY id DESC LIMIT ?", (limit,))]
-
-    @staticmethod
-    def _message(r: sqlite3.Row) -> OutboxMessage:
-        return OutboxMessage(
-            id=r["id"], key=r["key"], notifier=r["notifier"], recipient=r["recipient"], template=r["template"],
-            context=json.loads(r["context"]), status=OutboxStatus(r["status"]), attempts=r["attempts"],
-            next_attempt_at=dt(r["next_attempt_at"]), last_error=r["last_error"],
-            created_at=dt(r["created_at"]), sent_at=dt(r["sent_at"]),  # type: ignore[arg-type]
-        )
-
-
-class SqliteTimers(_Repo):
-    async def schedule(self, timer: Timer) -> Timer:
-        created = timer.created_at or timer.due_at
-        new_id = await self._insert_id(
-            "INSERT INTO timers (kind, incident_id, due_at, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-            (timer.kind, timer.incident_id, ts(timer.due_at), _json(timer.payload), ts(created)),
-        )
-        return Timer(**{**_fields(timer), "id": new_id, "created_at": created})
-
-    async def cancel(self, incident_id: int, kinds: Iterable[str], at: datetime) -> int:
-        kinds = list(kinds)
-        marks = ",".join("?" * len(kinds))
-        return await self._exec(
-            f"UPDATE timers SET cancelled_at = ? WHERE incident_id = ? AND kind IN ({marks})"
-            " AND fired_at IS NULL AND cancelled_at IS NULL", (ts(at), incident_id, *kinds))
-
-    async def take(self, timer_id: int, at: datetime) -> Timer | None:
-        rows = await self._all("UPDATE timers SET fired_at = ? WHERE id = ? AND fired_at IS NULL"
-                               " AND cancelled_at IS NULL RETURNING *", (ts(at), timer_id))
-        return self._timer(rows[0]) if rows else None
-
-    async def due(self, now: datetime, limit: int) -> list[Timer]:
-        rows = await self._all("SELECT * FROM timers WHERE fired_at IS NULL AND cancelled_at IS NULL AND due_at <= ?"
-                               " ORDER BY due_at, id LIMIT ?", (ts(now), limit))
-        return [self._timer(r) for r in rows]
-
-    async def next_due(self) -> datetime | None:
-        row = await self._one("SELECT MIN(due_at) AS due FROM timers WHERE fired_at IS NULL AND cancelled_at IS NULL")
-        return dt(row["due"]) if row and row["due"] else None
-
-    async def pending(self, incident_id: int) -> list[Timer]:
-        rows = await self._all("SELECT * FROM timers WHERE incident_id = ? AND fired_at IS NULL"
-                               " AND cancelled_at IS NULL ORDER BY due_at, id", (incident_id,))
-        return [self._timer(r) for r in rows]
-
-    @staticmethod
-    def _timer(r: sqlite3.Row) -> Timer:
-        return Timer(id=r["id"], kind=r["kind"], incident_id=r["incident_id"], due_at=dt(r["due_at"]),  # type: ignore[arg-type]
-                     payload=json.loads(r["payload"]), created_at=dt(r["created_at"]), fired_at=dt(r["fired_at"]),
-                     cancelled_at=dt(r["cancelled_at"]))
-
-
-class SqliteReports(_Repo):
-    @staticmethod
-    def _insert(rows: int) -> str:
-        """INSERT of `rows` reports; a repeated (source, external_id) is skipped, and RETURNING leaves it out."""
-        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
-        return ("INSERT INTO reports (source, external_id, client_id, channel, text, tags, contact_notifier,"
-                f" contact_address, ticket_url, received_at, created_at) VALUES {values}"
-                " ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING RETURNING *")
-
-    @staticmethod
-    def _row(report: CustomerReport) -> tuple[Any, ...]:
-        notifier, address = report.contact or (None, None)
-        return (report.source, report.external_id, report.client_id, report.channel, report.text, _json(report.tags),
-                notifier, address, report.ticket_url, ts(report.received_at), ts(report.created_at or report.received_at))
-
-    async def add(self, report: CustomerReport) -> tuple[CustomerReport, bool]:
-        [result] = await self.add_many([report])
-        return result
-
-    async def add_many(self, reports: Sequence[CustomerReport]) -> list[tuple[CustomerReport, bool]]:
-        # Each statement is a hop to the connection's thread and back, so a batch is one multi-row
-        # INSERT ... RETURNING. Rowids grow in VALUES order, so the new rows sorted by id come back in
-        # input order, skipping the repeats (which are then read one by one: rare).
-        new: list[sqlite3.Row] = []
-        for start in range(0, len(reports), 2000):  # 11 parameters a row, under SQLite's 32,766
-            chunk = reports[start:start + 2000]
-            new += await self._all(self._insert(len(chunk)), [v for report in chunk for v in self._row(report)])
-        rows = iter(sorted(new, key=lambda r: r["id"]))
-        results: list[tuple[CustomerReport, bool]] = []
-        row = next(rows, None)
-        for report in reports:
-            if row is not None and (row["source"], row["external_id"]) == (report.source, report.external_id):
-                results.append((self._report(row), True))
-                row = next(rows, None)
-            else:
-                results.append((await self._existing(report), False))
-        return results
-
-    async def _existing(self, report: CustomerReport) -> CustomerReport:
-        row = await self._one("SELECT * FROM reports WHERE source = ? AND external_id = ?",
-                              (report.source, report.external_id))
-        assert row is not None
-        return self._report(row)
-
-    async def link(self, report_ids: Iterable[int], incident_id: int) -> list[CustomerReport]:
-        ids = list(report_ids)
-        if not ids:
-            return []
-        marks = ",".join("?" * len(ids))
-        rows = await self._all(f"UPDATE reports SET incident_id = ? WHERE id IN ({marks}) AND incident_id IS NULL"
-                               " RETURNING *", (incident_id, *ids))
-        return sorted((self._report(r) for r in rows), key=lambda r: (r.received_at, r.id or 0))
-
-    async def link_many(self, links: Mapping[int, Sequence[int]]) -> list[CustomerReport]:
-        pairs = [(report_id, incident_id) for incident_id, ids in links.items() for report_id in ids]
-        rows: list[sqlite3.Row] = []
-        for start in range(0, len(pairs), 5000):  # three parameters a pair, under SQLite's 32,766
-            chunk = pairs[start:start + 5000]
-            cases = " ".join("WHEN ? THEN ?" for _ in chunk)
-            marks = ",".join("?" * len(chunk))
-            rows += await self._all(f"UPDATE reports SET incident_id = CASE id {cases} END"
-                                    f" WHERE id IN ({marks}) AND incident_id IS NULL RETURNING *",
-                                    (*(v for pair in chunk for v in pair), *(report_id for report_id, _ in chunk)))
-        return sorted((self._report(r) for r in rows), key=lambda r: (r.received_at, r.id or 0))
-
-    async def for_incident(self, incident_id: int) -> list[CustomerReport]:
-        rows = await self._all("SELECT * FROM reports WHERE incident_id = ? ORDER BY received_at, id", (incident_id,))
-        return [self._report(r) for r in rows]
-
-    async def recent(self, since: datetime, limit: int = 100_000) -> list[CustomerReport]:
-        rows = await self._all("SELECT * FROM reports WHERE received_at >= ? ORDER BY received_at, id LIMIT ?",
-                               (ts(since), limit))
-        return [self._report(r) for r in rows]
-
-    async def move(self, from_incident: int, to_incident: int) -> int:
-        return await self._exec("UPDATE reports SET incident_id = ? WHERE incident_id = ?", (to_incident, from_incident))
-
-    @staticmethod
-    def _report(r: sqlite3.Row) -> CustomerReport:
-        contact = (r["contact_notifier"], r["contact_address"]) if r["contact_notifier"] else None
-        return CustomerReport(id=r["id"], source=r["source"], external_id=r["external_id"], client_id=r["client_id"],
-                              channel=r["channel"], text=r["text"], tags=json.loads(r["tags"]), contact=contact,
-                              ticket_url=r["ticket_url"], received_at=dt(r["received_at"]),  # type: ignore[arg-type]
-                              created_at=dt(r["created_at"]), incident_id=r["incident_id"])
-
-
-class SqliteTx:
-    """Repositories over one connection."""
-
-    def __init__(self, db: _Session) -> None:
-        self.components = SqliteComponents(db)
-        self.incidents = SqliteIncidents(db)
-        self.probe_results = SqliteProbeResults(db)
-        self.subscribers = SqliteSubscribers(db)
-        self.outbox = SqliteOutbox(db)
-        self.timers = SqliteTimers(db)
-        self.reports = SqliteReports(db)
+#: The SQLite store's repositories by their former names, for callers that replace one of their methods.
+SqliteOutbox = SqlOutbox
+SqliteReports = SqlReports
 
 
 class SqliteStore:
@@ -764,12 +268,12 @@ class SqliteStore:
         self._checkpointer = self._reader = self._writer = None
 
     @asynccontextmanager
-    async def transaction(self, *, brief: bool = False) -> AsyncIterator[SqliteTx]:
+    async def transaction(self, *, brief: bool = False) -> AsyncIterator[Tx]:
         assert self._writer is not None, "open() first"
         async with self._write_lock:
             session = _Session(self._writer, begin=True, here=brief)
             try:
-                yield SqliteTx(session)
+                yield SqlTx(session)
                 if not session.begin:  # a statement opened the transaction (none ran: nothing to commit)
                     await session.call(_commit)
             except BaseException:
@@ -806,9 +310,9 @@ class SqliteStore:
             log.exception("checkpointing the SQLite WAL failed")
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[SqliteTx]:
+    async def read(self) -> AsyncIterator[Tx]:
         assert self._reader is not None, "open() first"
-        yield SqliteTx(_Session(self._reader))
+        yield SqlTx(_Session(self._reader))
 
 
 async def _finish(call: Awaitable[T]) -> T:

@@ -1,0 +1,1 @@
+"""The repositories of `statusd.core.protocols`, written once in SQL for every dialect."""
