@@ -24,13 +24,27 @@ if TYPE_CHECKING:
 class ReportsSettings(Protocol):
     """What a detector spec reads of `[reports]` (the config's ReportsConfig has these fields)."""
 
-    encoder: str
-    model: str | None
-    window_s: float
-    min_clients: int
-    scan_min_clients: int
-    max_window_reports: int
-    link_quiet_s: float
+    # Read-only properties, so a frozen dataclass with these fields satisfies the protocol.
+    @property
+    def encoder(self) -> str: ...
+
+    @property
+    def model(self) -> str | None: ...
+
+    @property
+    def window_s(self) -> float: ...
+
+    @property
+    def min_clients(self) -> int: ...
+
+    @property
+    def scan_min_clients(self) -> int: ...
+
+    @property
+    def max_window_reports(self) -> int: ...
+
+    @property
+    def link_quiet_s(self) -> float: ...
 
 
 @dataclass(frozen=True)
