@@ -44,6 +44,9 @@ async def test_acknowledge_button_stops_escalation(tmp_path, aiohttp_client, api
     [[button]] = alert["reply_markup"]["inline_keyboard"]
     assert button["callback_data"] == f"ack:{incident_id}"
 
+    async with runtime.store.read() as rd:
+        [step] = [t for t in await rd.timers.pending(incident_id) if t.kind == "escalate"]  # Dan, unless acked
+
     api.press(button["callback_data"], user_id=int(CHAT))
 
     async def acknowledged() -> bool:
@@ -57,6 +60,9 @@ async def test_acknowledge_button_stops_escalation(tmp_path, aiohttp_client, api
         assert await rd.timers.pending(incident_id) == [] or all(
             t.kind == "remind" for t in await rd.timers.pending(incident_id))
     assert incident.commander == "ann" and incident.acknowledged_by == "Ann"
-    await asyncio.sleep(2.5)  # past level 1's ack timeout: Dan must not be paged
+    # The barrier: once Dan's step would have come due, fire every due timer ourselves; none pages him.
+    await asyncio.sleep(max(0.0, (step.due_at - runtime.clock.now()).total_seconds()) + 0.01)
+    assert runtime.timers is not None
+    await runtime.timers.fire_due()
     async with runtime.store.read() as rd:
         assert [m.recipient for m in await rd.outbox.list() if m.template == "alert"] == [CHAT]
