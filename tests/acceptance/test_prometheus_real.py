@@ -18,7 +18,7 @@ from tests.support.polling import eventually, log_tail
 from tests.support.reports import auth, config, report
 
 PROMETHEUS, PROMTOOL = Path("/usr/bin/prometheus"), Path("/usr/bin/promtool")
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 DEADLINE_S = 30.0
 
 pytestmark = [

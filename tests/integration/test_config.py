@@ -20,7 +20,7 @@ from statusd.config import Config, load_config, parse_config
 from statusd.core.errors import ConfigError
 from tests.conftest import assert_no_secret
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config.example.toml"
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 PAGE_MODULES = ("status_page", "status_page.views", "status_page.api_v2", "status_page.uptime", "status_page.markdown")
 

@@ -1,0 +1,1 @@
+"""The whole statusd, or a real ecosystem peer (Alertmanager, Prometheus), end to end."""

@@ -1,0 +1,1 @@
+"""Pure logic on a fake clock: no sockets, no database."""
