@@ -2,8 +2,8 @@
 
 Feeds a flood through one `ReportDetector` (TF-IDF, in this process) at `--rate` reports per
 second of virtual time, texts from ../shared/data/banking77 (else generated), and prints the
-process's resident size, the reports the surge windows hold and the time per report every
-`--every` reports. The surge window is 30 minutes, so at 1,000 reports/s the windows would
+process's resident size, the reports the surge windows hold, the rows the clustering's buffers
+have grown to (window/group sums/history) and the time per report every `--every` reports. The surge window is 30 minutes, so at 1,000 reports/s the windows would
 hold 1.8 million reports without `[reports] max_window_reports`.
 
     python bench/surge_memory.py [--reports 600000] [--rate 1000] [--max-window-reports 200000]
@@ -60,8 +60,9 @@ def main() -> None:
             now = time.perf_counter()
             surge = detector.surge
             longest = max((len(s.window) for s in surge.states.values()), default=0)
+            rows = "/".join(f"{n:,}" for n in detector.clusterer.capacities)
             print(f"  {i:>9,} reports: RSS {rss_mib():6.0f} MiB, windows hold {surge.held:>9,} "
-                  f"(longest {longest:,}, groups {len(surge.states):,}), "
+                  f"(longest {longest:,}, groups {len(surge.states):,}), clustering rows {rows}, "
                   f"{(now - lap) / args.every * 1e3:.3f} ms per report")
             lap = now
     print(f"  overall {(time.perf_counter() - t0) / args.reports * 1e3:.3f} ms per report")

@@ -8,7 +8,9 @@ those groups are one topic, and enough such evidence merges them.
 
 Texts become L2-normalised vectors (statusd.reports.encoders) so one matrix product scores a
 report against the whole window. Everything is deterministic and bounded: the window holds at
-most `max_items` reports and at most `max_groups` groups are remembered.
+most `max_items` reports and at most `max_groups` groups are remembered. The buffers behind
+the window, the group sums and the history start small and grow as the stream needs them
+(statusd.reports.buffers), up to what those bounds need.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
 
 import numpy as np
 
+from statusd.reports.buffers import mapped, moved, moved_list, next_size, regrown
 from statusd.reports.encoders import Encoder, NgramEncoder
 from statusd.reports.settings import ClusteringConfig
 
@@ -63,19 +65,6 @@ def _scores(rows: np.ndarray, vec: np.ndarray) -> np.ndarray:
     return rows @ vec
 
 
-def _mapped(shape: tuple[int, int], order: Literal["C", "F"] = "C") -> np.ndarray:
-    """float32 zeros already written, so their memory is mapped now rather than mid-stream.
-
-    Fresh zeros are mapped lazily, and a column-major array's first row touches every column:
-    with transparent huge pages the first report to leave the window faulted in the whole
-    32 MB history at once, a 36–66 ms stall for the reports behind it. Here that happens while
-    the detector is built, before the server listens.
-    """
-    array = np.empty(shape, dtype=np.float32, order=order)
-    array.fill(0.0)
-    return array
-
-
 def tag_group_key(tags: Mapping[str, str], keys: Sequence[str] = ("component", "category")) -> str | None:
     """The group key of a tagged report ("component:payments/category:login"), or None when it has none of `keys`."""
     parts = [f"{k}:{tags[k]}" for k in keys if tags.get(k)]
@@ -89,26 +78,35 @@ class Clusterer:
     their vectors divided by their number, so each group in the window keeps that sum: joining
     scores a report against every group with one matrix-vector product, and the average-linkage
     similarity of two groups is the dot product of their sums over the product of their sizes.
+
+    Its buffers start with `initial_rows` rows each and double as needed up to their caps (twice
+    `max_items`, `max_items` + 1, twice `history_items`); growth changes where rows sit, never
+    what is computed. An `initial_rows` at or above the caps allocates everything up front.
     """
 
     def __init__(self, config: ClusteringConfig | None = None, encoder: Encoder | None = None,
-                 *, learn: bool = True) -> None:
+                 *, learn: bool = True, initial_rows: int = 64) -> None:
         self.encoder: Encoder = encoder or NgramEncoder()
         self.config = config or ClusteringConfig.for_encoder(getattr(self.encoder, "kind", "tfidf"))
         self.learn = learn
+        if initial_rows < 1:
+            raise ValueError("clustering: initial_rows must be at least 1")
         cap, dim = self.config.max_items, self.encoder.dim
-        # The window lives in rows [_start, _end) of buffers twice its size; when the end is
-        # reached the live rows move to the front, so the copying costs O(1) per report on average.
-        self._vectors = _mapped((2 * cap, dim))
-        self._gids = np.zeros(2 * cap, dtype=np.int64)
-        self._times: list[datetime | None] = [None] * (2 * cap)
-        self._ids: list[str | None] = [None] * (2 * cap)
+        # The window lives in rows [_start, _end) of a double buffer (up to twice its cap); when the
+        # end is reached the live rows move to the front, so the copying costs O(1) per report on average.
+        rows = min(initial_rows, 2 * cap)
+        self._vectors = mapped((rows, dim))
+        self._gids = np.zeros(rows, dtype=np.int64)
+        self._times: list[datetime | None] = [None] * rows
+        self._ids: list[str | None] = [None] * rows
         self._start = self._end = 0
-        # Rows [0, _k) hold the vector sums and live member counts of the groups in the window.
-        self._sums = _mapped((cap + 1, dim), order="F")
-        self._counts = np.zeros(cap + 1, dtype=np.float64)
+        # Rows [0, _k) hold the vector sums and live member counts of the groups in the window; rows
+        # from _k on are zeros. The cap: a merge may hold one group more than the window has reports.
+        rows = min(initial_rows, cap + 1)
+        self._sums = mapped((rows, dim), order="F")
+        self._counts = np.zeros(rows, dtype=np.float64)
         self._join_thresholds = np.asarray(self.config.threshold(np.maximum(np.arange(cap + 2, dtype=np.float64), 1)))
-        self._slot_group: list[Group | None] = [None] * (cap + 1)
+        self._slot_group: list[Group | None] = [None] * rows
         self._k = 0
         self.groups: dict[str, Group] = {}
         self._by_gid: dict[int, Group] = {}
@@ -118,11 +116,11 @@ class Clusterer:
         self._changed: set[int] = set()  # groups that got reports since the last merge check
         self._swept_at: datetime | None = None
         # History: reports that left the window, one in `_stride` kept with that weight, so a
-        # fixed buffer spans `history_s` at any rate. Rows [_h_start, _h_end) of a double buffer.
-        hcap = self.config.history_items
-        self._h_vectors = _mapped((2 * hcap, dim), order="F")  # column-major: see _scores
-        self._h_times: list[datetime | None] = [None] * (2 * hcap)
-        self._h_weights = np.zeros(2 * hcap, dtype=np.float64)
+        # bounded buffer spans `history_s` at any rate. Rows [_h_start, _h_end) of a double buffer.
+        rows = min(initial_rows, 2 * self.config.history_items)
+        self._h_vectors = mapped((rows, dim), order="F")  # column-major: see _scores
+        self._h_times: list[datetime | None] = [None] * rows
+        self._h_weights = np.zeros(rows, dtype=np.float64)
         self._h_start = self._h_end = 0
         self._stride = 1
         self._skipped = 0
@@ -132,6 +130,11 @@ class Clusterer:
 
     def __len__(self) -> int:
         return self._end - self._start
+
+    @property
+    def capacities(self) -> tuple[int, int, int]:
+        """Rows allocated now for the window, the group sums and the history (each grows up to its cap)."""
+        return len(self._ids), len(self._slot_group), len(self._h_times)
 
     def resolve(self, key: str) -> str:
         """The surviving key of a group that may have been merged away."""
@@ -294,15 +297,14 @@ class Clusterer:
         cap = self.config.max_items
         if self._end - self._start >= cap:  # the window is full: the oldest report leaves early
             self._drop_oldest()
-        if self._end == 2 * cap:
-            n = self._end - self._start
-            self._vectors[:n] = self._vectors[self._start:self._end]
-            self._gids[:n] = self._gids[self._start:self._end]
-            self._times[:n] = self._times[self._start:self._end]
-            self._ids[:n] = self._ids[self._start:self._end]
-            self._times[n:] = [None] * (2 * cap - n)
-            self._ids[n:] = [None] * (2 * cap - n)
-            self._start, self._end = 0, n
+        if self._end == len(self._ids):
+            lo, hi = self._start, self._end
+            size = next_size(len(self._ids), hi - lo, 2 * cap)
+            self._vectors = moved(self._vectors, size, lo, hi)
+            self._gids = moved(self._gids, size, lo, hi)
+            self._times = moved_list(self._times, size, lo, hi)
+            self._ids = moved_list(self._ids, size, lo, hi)
+            self._start, self._end = 0, hi - lo
         i = self._end
         self._vectors[i] = vec
         self._gids[i] = group.gid
@@ -310,11 +312,21 @@ class Clusterer:
         self._ids[i] = report_id
         self._end += 1
         if group.slot is None:
-            group.slot = self._k
-            self._slot_group[self._k] = group
-            self._k += 1
+            self._take_slot(group)
+        assert group.slot is not None
         self._sums[group.slot] += vec
         self._counts[group.slot] += 1
+
+    def _take_slot(self, group: Group) -> None:
+        """Give the group the next row of the sums (zeros), growing them when they are full."""
+        if self._k == len(self._slot_group):
+            size = min(2 * self._k, self.config.max_items + 1)
+            self._sums = regrown(self._sums, size, self._k, "F")
+            self._counts = regrown(self._counts, size, self._k)
+            self._slot_group = [*self._slot_group, *[None] * (size - self._k)]
+        group.slot = self._k
+        self._slot_group[self._k] = group
+        self._k += 1
 
     def _drop_oldest(self) -> None:
         i = self._start
@@ -358,20 +370,19 @@ class Clusterer:
             n = len(times)
             self._h_vectors[:n] = self._h_vectors[keep]
             self._h_weights[:n] = self._h_weights[keep] * 2
-            self._h_times[:] = [None] * (2 * hcap)
+            self._h_times[:] = [None] * len(self._h_times)
             self._h_times[:n] = times
             self._h_start, self._h_end = 0, n
             self._stride *= 2
         elif self._stride > 1 and self._h_end - self._h_start < hcap // 4:
             self._stride //= 2  # the rate fell: sample more densely again
-        if self._h_end == 2 * hcap:
+        if self._h_end == len(self._h_times):
             lo, hi = self._h_start, self._h_end
-            n = hi - lo
-            self._h_vectors[:n] = self._h_vectors[lo:hi]
-            self._h_weights[:n] = self._h_weights[lo:hi]
-            self._h_times[:n] = self._h_times[lo:hi]
-            self._h_times[n:] = [None] * (2 * hcap - n)
-            self._h_start, self._h_end = 0, n
+            size = next_size(len(self._h_times), hi - lo, 2 * hcap)
+            self._h_vectors = moved(self._h_vectors, size, lo, hi, "F")
+            self._h_weights = moved(self._h_weights, size, lo, hi)
+            self._h_times = moved_list(self._h_times, size, lo, hi)
+            self._h_start, self._h_end = 0, hi - lo
         i = self._h_end
         self._h_vectors[i] = vec
         self._h_weights[i] = self._stride
@@ -433,9 +444,8 @@ class Clusterer:
         gids[gids == absorbed.gid] = survivor.gid
         if absorbed.slot is not None:
             if survivor.slot is None:
-                survivor.slot = self._k
-                self._slot_group[self._k] = survivor
-                self._k += 1
+                self._take_slot(survivor)
+            assert survivor.slot is not None
             self._sums[survivor.slot] += self._sums[absorbed.slot]
             self._counts[survivor.slot] += self._counts[absorbed.slot]
             self._free_slot(absorbed)

@@ -26,11 +26,14 @@ from statusd.reports.text import Report
 
 
 class ReportDetector:
-    """Groups each report and tests its group for a surge; call `observe` once per report, in time order."""
+    """Groups each report and tests its group for a surge; call `observe` once per report, in time order.
+
+    `initial_rows` sizes the clustering's buffers at first; they grow as the stream needs (`Clusterer`).
+    """
 
     def __init__(self, clustering: ClusteringConfig | None = None, surge: SurgeConfig | None = None,
-                 encoder: Encoder | None = None, *, learn: bool = True) -> None:
-        self.clusterer = Clusterer(clustering, encoder, learn=learn)
+                 encoder: Encoder | None = None, *, learn: bool = True, initial_rows: int = 64) -> None:
+        self.clusterer = Clusterer(clustering, encoder, learn=learn, initial_rows=initial_rows)
         self.surge = SurgeTest(surge)
         self._swept_at: datetime | None = None
         self._rebuilt: dict[str, ReportOutcome] = {}  # incident key → latest outcome that signalled in `rebuild`
