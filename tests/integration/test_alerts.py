@@ -9,28 +9,19 @@ import gzip
 import json
 import logging
 import tomllib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from statusd.alerts.config import AlertRule, AlertsConfig
-from statusd.alerts.intake import AlertIntake
 from statusd.alerts.mapping import AlertMapper, Target
-from statusd.web.application import web_application
-from statusd.incidents.coordinator import Coordinator, PageInfo, Policy
-from statusd.core.clock import Clock
+from statusd.incidents.coordinator import Coordinator
 from statusd.core.model import (
-    Component,
     ComponentStatus,
     EntryKind,
     Impact,
-    Incident,
     IncidentStatus,
-    Person,
-    Subscriber,
 )
 from statusd.core.schema import Problems, Secret, load_section
 from statusd.store.sqlite import SqliteStore

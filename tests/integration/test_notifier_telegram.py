@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import html
 import json
-import re
 import socket
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp

@@ -5,16 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 import gzip
 import json
-from typing import Any
 import zlib
 
 import brotli
 import pytest
 
 from statusd.app import RUNTIME, build_app
-from statusd.config import parse_config
 from statusd.web.body import zstd
-from tests.support.reports import SUPPORT, TOKEN, auth, config, report
+from tests.support.reports import SUPPORT, auth, config, report
 
 T0_FAR_PAST = datetime(2000, 1, 1, tzinfo=UTC)
 

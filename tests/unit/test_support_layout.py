@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]  # tests/, this file being in tests/unit/
+KINDS = ("unit", "contract", "integration", "acceptance")
 
 
 def allowed(module: str) -> bool:
@@ -54,7 +55,14 @@ def cross_test_imports(root: Path) -> list[str]:
 
 
 def test_no_test_module_imports_another() -> None:
+    assert TESTS.name == "tests" and (TESTS / "conftest.py").exists()
     assert cross_test_imports(TESTS) == [], "move what is shared into tests/support/ (or a fixture into conftest.py)"
+
+
+def test_every_test_module_sits_in_one_of_the_four_folders() -> None:
+    misplaced = [str(path.relative_to(TESTS)) for path in sorted(TESTS.rglob("test_*.py"))
+                 if path.relative_to(TESTS).parts[0] not in KINDS or len(path.relative_to(TESTS).parts) != 2]
+    assert misplaced == [], f"put each test module in tests/{{{','.join(KINDS)}}}/"
 
 
 FORBIDDEN = [
