@@ -114,7 +114,7 @@ async def herd(http: aiohttp.ClientSession, url: str, seconds: float, concurrenc
 
 def wrk(url: str, seconds: float, concurrency: int) -> tuple[float, str, str]:
     """requests/s, p50 and p99 as wrk prints them, for one path."""
-    out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--latency", url],
+    out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency", url],
                          capture_output=True, text=True, check=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = re.search(r"\s50%\s+(\S+)", out).group(1)
