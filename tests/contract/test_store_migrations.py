@@ -10,8 +10,6 @@ query that behaves or performs differently on one of them.
 from __future__ import annotations
 
 import re
-import secrets
-import socket
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
@@ -21,9 +19,7 @@ from pathlib import Path
 import pytest
 
 from statusd.store.sqlite import SqliteStore
-
-PG_HOST, PG_PORT = "127.0.0.1", 5432
-PG_ADMIN_DSN = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
+from tests.support.postgres import fresh_postgres_database
 
 #: PostgreSQL's column types by the family they belong to; SQLite declares each family with one storage type.
 PG_FAMILY = {"text": "text", "timestamp with time zone": "time", "jsonb": "json", "date": "day",
@@ -113,24 +109,10 @@ async def postgres_schema(dsn: str) -> Schema:
 
 
 @pytest.fixture
-async def postgres_dsn() -> AsyncIterator[str]:
+async def postgres_dsn(postgres_server: str) -> AsyncIterator[str]:
     """A new, empty PostgreSQL database, dropped afterwards; skips when no server answers."""
-    try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
-            pass
-    except OSError as exc:
-        pytest.skip(f"no PostgreSQL answers on {PG_HOST}:{PG_PORT} ({exc})")
-    asyncpg = pytest.importorskip("asyncpg", reason="asyncpg is not installed")
-    name = f"statusd_test_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-        try:
-            yield f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with fresh_postgres_database(postgres_server) as dsn:
+        yield dsn
 
 
 @pytest.fixture
