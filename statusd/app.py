@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -154,14 +155,16 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
     clock = clock or SystemClock()
     app = web_application(config.server.max_body_bytes)
     store = make_store(config)
-    metrics = Metrics(CollectorRegistry(auto_describe=True))
     schedules = schedules_from(config)
+    metrics = Metrics(CollectorRegistry(auto_describe=True), clock=clock,
+                      reminder_s=config.incidents.update_reminder_s, schedules=schedules)
     people = people_from(config)
     signer = Signer(config.server.secret_key.reveal()) if config.server.secret_key else None
     page = StatusPage(store, config, clock)
 
     def changed() -> None:
         page.invalidate()
+        metrics.stale()
         for worker in (runtime.worker, runtime.timers):
             if worker is not None:
                 worker.wake()
@@ -178,6 +181,7 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
         try:
             async with store.transaction() as tx:
                 await tx.components.sync(components_from(config), clock.now())
+            await metrics.load(store)  # from then on the gauges follow changes (statusd.metrics)
             # No connection cap: with hundreds of hanging targets, aiohttp's default of 100 would make
             # healthy checks queue behind them (measured in bench/probes_at_scale.py).
             runtime.http = aiohttp.ClientSession(headers={"User-Agent": "statusd"},
@@ -237,9 +241,16 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    metrics_token = config.server.metrics_token
+
     async def metrics_view(request: web.Request) -> web.Response:
-        await metrics.refresh(store, clock.now(), config.incidents.update_reminder_s, schedules)
-        return web.Response(body=metrics.exposition(),
+        if metrics_token is not None and not hmac.compare_digest(
+                request.headers.get("Authorization", "").encode(), b"Bearer " + metrics_token.reveal().encode()):
+            refused = error_response(401, "Authorization",
+                                     "/metrics needs Authorization: Bearer <[server] metrics_token>")
+            refused.headers["WWW-Authenticate"] = "Bearer"
+            return refused
+        return web.Response(body=await metrics.scrape(store),
                             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     TelegramWebhook(lambda name: runtime.telegram.get(name)).add_routes(app)
