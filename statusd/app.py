@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 import notifiers as notifier_plugins
 import probes as probe_plugins
+from notifiers.email import EmailNotifier
 from notifiers.telegram import CallbackQuery, TelegramCallbacks, parse_action
 from statusd.alerts.intake import AlertIntake
 from statusd.api.routes import WriteApi
@@ -47,6 +48,9 @@ from statusd.store.sqlite import SqliteStore
 from statusd.notify.templates import Templates
 from statusd.incidents.timers import TimerWorker
 from status_page import StatusPage
+
+if TYPE_CHECKING:
+    from statusd.store.postgres import PostgresStore  # the optional postgres extra
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +144,7 @@ def policy_from(config: Config) -> Policy:
                   group_window_s=ic.group_window_s)
 
 
-def make_store(config: Config) -> Store:
+def make_store(config: Config) -> SqliteStore | PostgresStore:
     """PostgreSQL when `store.url` is set, else SQLite at `store.path` (not opened yet)."""
     if config.store.url is not None:
         from statusd.store.postgres import PostgresStore  # the optional postgres extra
@@ -189,6 +193,9 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
             notifier_kinds = notifier_plugins.builtin_kinds()
             runtime.notifiers = {name: notifier_kinds[cfg.type].notifier(cfg, runtime.http)
                                  for name, cfg in config.notifiers.items()}
+            for notifier in runtime.notifiers.values():
+                if isinstance(notifier, EmailNotifier):
+                    notifier.installation_id = store.installation_id  # unique Message-IDs per installation
             nc = config.notifications
             runtime.worker = OutboxWorker(
                 store, runtime.notifiers, Templates(nc.templates_dir), clock,
