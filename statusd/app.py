@@ -198,7 +198,7 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
                     notifier.installation_id = store.installation_id  # unique Message-IDs per installation
             nc = config.notifications
             runtime.worker = OutboxWorker(
-                store, runtime.notifiers, Templates(nc.templates_dir), clock,
+                store, runtime.notifiers, Templates(nc.templates_dir, time_zone=config.page.time_zone), clock,
                 retry=RetryPolicy(max_attempts=nc.max_attempts, initial_s=nc.backoff_initial_s, max_s=nc.backoff_max_s),
                 lease_s=nc.lease_s, batch_size=nc.batch_size, concurrency=nc.concurrency, observer=metrics,
             )
