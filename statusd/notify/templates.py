@@ -38,7 +38,7 @@ def duration(value: Any, unit: str = "seconds") -> str:
         return str(value)
     # Seconds only matter for durations under a minute; "1 hour and 12 seconds" says nothing useful.
     units = _UNITS if total < 60 else _UNITS[:-1]
-    parts = []
+    parts: list[str] = []
     for name, size in units:
         count, total = divmod(total, size)
         if count or (name == units[-1][0] and not parts):
