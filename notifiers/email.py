@@ -1,7 +1,8 @@
 """E-mail notifier: sends each message over SMTP (plain, STARTTLS or implicit TLS) with aiosmtplib.
 
-Each delivery gets a Message-ID derived from its idempotency key, so a re-sent message
-carries the same Message-ID and mail clients and archives can recognise it as a duplicate.
+Each delivery gets a Message-ID derived from its idempotency key and the installation's id, so a
+re-sent message carries the same Message-ID and mail clients and archives can recognise it as a
+duplicate, while another installation (or this one after a database reset) never reuses it.
 The key itself travels in the `X-Statusd-Delivery` header.
 
 SMTP answers are classified by their code: 4xx (try later) is retried, 5xx is permanent;
@@ -80,6 +81,10 @@ class EmailNotifier:
         self._config = config
         self._clock: Clock = clock or SystemClock()
         self._sender = parseaddr(config.from_addr)[1]
+        # Mixed into every Message-ID: the delivery key alone repeats across installations and after a database
+        # reset, and mail providers drop a second, different message under an id they have seen. The composition
+        # root sets the store's random installation id once the store is open.
+        self.installation_id = ""
 
     def build(self, recipient: str, message: Rendered, *, key: str) -> EmailMessage:
         """The e-mail that `send` would deliver; the same key always yields the same Message-ID."""
@@ -93,12 +98,16 @@ class EmailNotifier:
         # Templates often end a subject with a newline; a header cannot hold one.
         mail["Subject"] = " ".join(message.subject.split())
         mail["Date"] = format_datetime(self._clock.now())
-        mail["Message-ID"] = f"<{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}.statusd@{domain}>"
+        mail["Message-ID"] = f"<{self.message_id_hash(key)}.statusd@{domain}>"
         mail[DELIVERY_HEADER] = key
         mail.set_content(message.text)
         if message.html is not None:
             mail.add_alternative(message.html, subtype="html")
         return mail
+
+    def message_id_hash(self, key: str) -> str:
+        """The local part of the Message-ID: the same for every retry of one delivery, new per installation."""
+        return hashlib.sha256(f"{self.installation_id}\0{key}".encode()).hexdigest()[:32]
 
     async def send(self, recipient: str, message: Rendered, *, key: str) -> None:
         """Send `message` to the address `recipient`; raises DeliveryError unless the server accepted it."""

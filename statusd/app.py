@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -16,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 import notifiers as notifier_plugins
 import probes as probe_plugins
+from notifiers.email import EmailNotifier
 from notifiers.telegram import CallbackQuery, TelegramCallbacks, parse_action
 from statusd.alerts.intake import AlertIntake
 from statusd.api.routes import WriteApi
@@ -46,6 +48,9 @@ from statusd.store.sqlite import SqliteStore
 from statusd.notify.templates import Templates
 from statusd.incidents.timers import TimerWorker
 from status_page import StatusPage
+
+if TYPE_CHECKING:
+    from statusd.store.postgres import PostgresStore  # the optional postgres extra
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +144,7 @@ def policy_from(config: Config) -> Policy:
                   group_window_s=ic.group_window_s)
 
 
-def make_store(config: Config) -> Store:
+def make_store(config: Config) -> SqliteStore | PostgresStore:
     """PostgreSQL when `store.url` is set, else SQLite at `store.path` (not opened yet)."""
     if config.store.url is not None:
         from statusd.store.postgres import PostgresStore  # the optional postgres extra
@@ -154,14 +159,16 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
     clock = clock or SystemClock()
     app = web_application(config.server.max_body_bytes)
     store = make_store(config)
-    metrics = Metrics(CollectorRegistry(auto_describe=True))
     schedules = schedules_from(config)
+    metrics = Metrics(CollectorRegistry(auto_describe=True), clock=clock,
+                      reminder_s=config.incidents.update_reminder_s, schedules=schedules)
     people = people_from(config)
     signer = Signer(config.server.secret_key.reveal()) if config.server.secret_key else None
     page = StatusPage(store, config, clock)
 
     def changed() -> None:
         page.invalidate()
+        metrics.stale()
         for worker in (runtime.worker, runtime.timers):
             if worker is not None:
                 worker.wake()
@@ -178,6 +185,7 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
         try:
             async with store.transaction() as tx:
                 await tx.components.sync(components_from(config), clock.now())
+            await metrics.load(store)  # from then on the gauges follow changes (statusd.metrics)
             # No connection cap: with hundreds of hanging targets, aiohttp's default of 100 would make
             # healthy checks queue behind them (measured in bench/probes_at_scale.py).
             runtime.http = aiohttp.ClientSession(headers={"User-Agent": "statusd"},
@@ -185,9 +193,12 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
             notifier_kinds = notifier_plugins.builtin_kinds()
             runtime.notifiers = {name: notifier_kinds[cfg.type].notifier(cfg, runtime.http)
                                  for name, cfg in config.notifiers.items()}
+            for notifier in runtime.notifiers.values():
+                if isinstance(notifier, EmailNotifier):
+                    notifier.installation_id = store.installation_id  # unique Message-IDs per installation
             nc = config.notifications
             runtime.worker = OutboxWorker(
-                store, runtime.notifiers, Templates(nc.templates_dir), clock,
+                store, runtime.notifiers, Templates(nc.templates_dir, time_zone=config.page.time_zone), clock,
                 retry=RetryPolicy(max_attempts=nc.max_attempts, initial_s=nc.backoff_initial_s, max_s=nc.backoff_max_s),
                 lease_s=nc.lease_s, batch_size=nc.batch_size, concurrency=nc.concurrency, observer=metrics,
             )
@@ -237,9 +248,16 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    metrics_token = config.server.metrics_token
+
     async def metrics_view(request: web.Request) -> web.Response:
-        await metrics.refresh(store, clock.now(), config.incidents.update_reminder_s, schedules)
-        return web.Response(body=metrics.exposition(),
+        if metrics_token is not None and not hmac.compare_digest(
+                request.headers.get("Authorization", "").encode(), b"Bearer " + metrics_token.reveal().encode()):
+            refused = error_response(401, "Authorization",
+                                     "/metrics needs Authorization: Bearer <[server] metrics_token>")
+            refused.headers["WWW-Authenticate"] = "Bearer"
+            return refused
+        return web.Response(body=await metrics.scrape(store),
                             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     TelegramWebhook(lambda name: runtime.telegram.get(name)).add_routes(app)

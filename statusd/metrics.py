@@ -6,25 +6,43 @@ Names follow `statusd_<subsystem>_<noun>_<unit>`; label values come from bounded
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from statusd.core.clock import Clock
 from statusd.core.model import ComponentStatus, Incident, OutboxStatus, ProbeResult
 from statusd.core.protocols import Store
 from statusd.notify.failure import Failure, Reason
 from statusd.notify.settlement import OUTCOMES
 from statusd.oncall.schedule import Schedule
 
+_IMPACTS = ("none", "minor", "major", "critical", "maintenance")
 _KPI_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
 
 
 class Metrics:
     """Counters, gauges and histograms; the coordinator, monitor and outbox report into it."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    reload_interval_s = 5.0  # after a change, the store-mirrored gauges are reloaded at most this often
+    max_age_s = 60.0  # and at least this often, for changes no hook reported
+
+    def __init__(self, registry: CollectorRegistry, *, clock: Clock | None = None,
+                 reminder_s: Mapping[str, float] | None = None,
+                 schedules: Mapping[str, Schedule] | None = None) -> None:
         self.registry = registry
+        self._clock = clock
+        self._reminder_s = dict(reminder_s or {})
+        self._schedules = dict(schedules or {})
+        self._stale = True
+        self._loaded_at: datetime | None = None
+        self._reloaded_at: datetime | None = None  # the last load a scrape made
+        self._schedules_at: datetime | None = None
+        self._overdue_from: list[datetime] = []  # when each open incident's public update becomes overdue
+        self._loading = asyncio.Lock()
         self.probe_up = Gauge("statusd_probe_up", "1 when the probe's last check succeeded, else 0.",
                               ["probe"], registry=registry)
         self.probe_duration = Histogram("statusd_probe_check_duration_seconds", "Duration of probe checks.",
@@ -164,6 +182,7 @@ class Metrics:
     def delivery(self, notifier: str, outcome: str, latency_s: float | None) -> None:
         """A delivery attempt ended in `outcome`; `latency_s` (from enqueueing) for a sent one."""
         self.deliveries.labels(notifier, outcome).inc()
+        self.stale()  # the outbox counts moved
         if latency_s is not None:
             self.delivery_latency.labels(notifier).observe(latency_s)
 
@@ -206,29 +225,28 @@ class Metrics:
 
     # scrape ----------------------------------------------------------------------------
 
-    async def refresh(self, store: Store, now: datetime | None = None,
-                      reminder_s: Mapping[str, float] | None = None,
-                      schedules: Mapping[str, Schedule] | None = None) -> None:
-        """Set the gauges that mirror the store and the schedules, just before a scrape."""
+    def stale(self) -> None:
+        """Something in the store changed: the next scrape after `reload_interval_s` reloads the mirrored gauges."""
+        self._stale = True
+
+    async def load(self, store: Store) -> None:
+        """Recompute every gauge that mirrors the store from scratch (at start, and after changes)."""
+        # Cleared before reading, so a change committed while we read marks the mirror stale again.
+        self._stale = False
         async with store.read() as r:
             open_incidents = await r.incidents.list_open()
             components = await r.components.list()
             counts = await r.outbox.counts()
-        if now is not None:
-            overdue = 0
-            for incident in open_incidents:
-                limit = (reminder_s or {}).get(incident.impact.value)
-                last = incident.last_public_update_at or incident.opened_at
-                overdue += bool(limit and (now - last).total_seconds() > limit)
-            self.updates_overdue.set(overdue)
-            for name, schedule in (schedules or {}).items():
-                self.oncall_covered.labels(name).set(int(schedule.on_call(now) is not None))
-                gaps = schedule.gaps(now, now + timedelta(days=7))
-                self.oncall_gap.labels(name).set(sum((g.end - g.start).total_seconds() for g in gaps))
+        self._loaded_at = self._clock.now() if self._clock is not None else None
+        deadlines = []
         by_impact: dict[str, int] = {}
         for incident in open_incidents:
             by_impact[incident.impact.value] = by_impact.get(incident.impact.value, 0) + 1
-        for impact in ("none", "minor", "major", "critical", "maintenance"):
+            if limit := self._reminder_s.get(incident.impact.value):
+                last = incident.last_public_update_at or incident.opened_at
+                deadlines.append(last + timedelta(seconds=limit))
+        self._overdue_from = sorted(deadlines)
+        for impact in _IMPACTS:
             self.incidents_open.labels(impact).set(by_impact.get(impact, 0))
         self.component_status.clear()
         for component in components:
@@ -236,6 +254,32 @@ class Metrics:
                 self.component_status.labels(component.id, status.value).set(int(component.status == status))
         for outbox_status in OutboxStatus:
             self.outbox_messages.labels(outbox_status.value).set(counts.get(outbox_status.value, 0))
+
+    async def scrape(self, store: Store) -> bytes:
+        """The exposition; costs O(series) unless the store changed and the last load is `reload_interval_s` old."""
+        now = self._clock.now() if self._clock is not None else None
+        # The first change after a quiet spell shows at the next scrape; a busy spell costs one load per interval.
+        due = self._loaded_at is None or now is None or (now - self._loaded_at).total_seconds() >= self.max_age_s or (
+            self._stale and (self._reloaded_at is None
+                             or (now - self._reloaded_at).total_seconds() >= self.reload_interval_s))
+        if due and not self._loading.locked():  # one load at a time; scrapes meanwhile see the last values
+            async with self._loading:
+                self._reloaded_at = now
+                await self.load(store)
+        if now is not None:
+            # Deadlines are sorted: the overdue ones are those before now.
+            self.updates_overdue.set(bisect.bisect_left(self._overdue_from, now))
+            self._set_schedule_gauges(now)
+        return self.exposition()
+
+    def _set_schedule_gauges(self, now: datetime) -> None:
+        if self._schedules_at is not None and (now - self._schedules_at).total_seconds() < self.reload_interval_s:
+            return
+        self._schedules_at = now
+        for name, schedule in self._schedules.items():
+            self.oncall_covered.labels(name).set(int(schedule.on_call(now) is not None))
+            gaps = schedule.gaps(now, now + timedelta(days=7))
+            self.oncall_gap.labels(name).set(sum((g.end - g.start).total_seconds() for g in gaps))
 
     def exposition(self) -> bytes:
         """The text exposition format."""

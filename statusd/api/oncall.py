@@ -16,6 +16,7 @@ from statusd.web.fields import iso, path_id, query_time
 from statusd.web.signing import Signer
 from statusd.web.urls import ack_link_valid, ical_link_valid, ical_url
 
+SHIFT_HORIZON = timedelta(days=366)  # /api/v1/oncall looks this far both ways for the bounds of a shift
 RenderPage = Callable[[str, str, int], web.Response]
 
 
@@ -35,17 +36,17 @@ class OnCallApi:
                                              undefined=jinja2.StrictUndefined)
 
     async def who_is_on_call(self, request: web.Request) -> web.Response:
-        """GET /api/v1/oncall?at=TIME: per schedule, the person on call at `at` (default now) and their shift."""
+        """GET /api/v1/oncall?at=TIME: per schedule, the person on call at `at` (default now) and their whole shift."""
         self.auth.authorize(request, None)
         at = query_time(request, "at", self.coordinator.clock.now())
         out = {}
         for name, schedule in self.schedules.items():
-            # The stretch around `at`, looking far enough both ways to report a whole shift.
-            current = next(s for s in schedule.shifts(at - timedelta(days=2), at + timedelta(days=2))
-                           if s.start <= at < s.end)
+            current = schedule.shift_at(at, SHIFT_HORIZON)
             person = self.coordinator.people.get(current.person or "")
+            # null: the shift began (or ends) more than SHIFT_HORIZON away, e.g. a one-person rotation.
             out[name] = {"person": current.person, "name": person.name if person else None,
-                         "since": iso(current.start), "until": iso(current.end)}
+                         "since": None if current.start <= at - SHIFT_HORIZON else iso(current.start),
+                         "until": None if current.end >= at + SHIFT_HORIZON else iso(current.end)}
         return web.json_response({"at": iso(at), "schedules": out})
 
     async def list_schedules(self, request: web.Request) -> web.Response:

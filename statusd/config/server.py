@@ -17,6 +17,7 @@ class ServerConfig:
     public_url: str = ""  # how visitors reach statusd; defaults to http://host:port
     max_body_bytes: int = 1_048_576
     secret_key: Secret | None = None  # signs one-click acknowledge links and iCal feed URLs
+    metrics_token: Secret | None = None  # when set, /metrics answers only `Authorization: Bearer <token>`
 
     def check(self) -> Problems:
         """Problems with these values as (key, message) pairs; empty when the section is valid."""
@@ -27,6 +28,8 @@ class ServerConfig:
             problems.append(("public_url", "expected an absolute http:// or https:// URL such as https://status.example.com"))
         if self.secret_key is not None and len(self.secret_key.reveal()) < 16:
             problems.append(("secret_key", "must be at least 16 characters"))
+        if self.metrics_token is not None and len(self.metrics_token.reveal()) < 16:
+            problems.append(("metrics_token", "must be at least 16 characters"))
         return problems + positive(self.max_body_bytes, "max_body_bytes")
 
     @property

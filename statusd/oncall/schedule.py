@@ -143,6 +143,22 @@ class Schedule:
                 out.append(Shift(person, point, stop))
         return out
 
+    def shift_at(self, at: datetime, horizon: timedelta = timedelta(days=366)) -> Shift:
+        """The whole stretch of `at`'s person (or gap) around `at`, clipped to `at` ± `horizon` if it runs further."""
+        at = at.astimezone(UTC)
+        back = ahead = min(timedelta(days=2), horizon)
+        while True:
+            current = next(s for s in self.shifts(at - back, at + ahead) if s.start <= at < s.end)
+            # A stretch that reaches the window's edge may go on beyond it: look twice as far that way.
+            longer_back = current.start <= at - back and back < horizon
+            longer_ahead = current.end >= at + ahead and ahead < horizon
+            if not (longer_back or longer_ahead):
+                return current
+            if longer_back:
+                back = min(back * 2, horizon)
+            if longer_ahead:
+                ahead = min(ahead * 2, horizon)
+
     def gaps(self, start: datetime, end: datetime) -> list[Shift]:
         """Stretches in [start, end) when nobody is on call."""
         return [s for s in self.shifts(start, end) if s.person is None]

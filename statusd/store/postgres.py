@@ -72,6 +72,7 @@ class PostgresStore:
         self.max_size = max_size
         self._pool: asyncpg.Pool | None = None
         self.applied_migrations: list[str] = []  # by the last open()
+        self.installation_id = ""  # this database's random id (migration 0006), read by open()
 
     def __repr__(self) -> str:
         # The DSN may carry a password.
@@ -83,6 +84,9 @@ class PostgresStore:
                                                init=_init_connection)
         try:
             self.applied_migrations = await self.migrate()
+            # A table since 0006; an upgrade test may stop the migrations before it.
+            if await self._pool.fetchval("SELECT to_regclass('installation') IS NOT NULL"):
+                self.installation_id = await self._pool.fetchval("SELECT id FROM installation")
         except BaseException:
             await self.close()
             raise

@@ -187,6 +187,7 @@ class SqliteStore:
         self._closing = False
         self._write_lock = asyncio.Lock()
         self.applied_migrations: list[str] = []  # by the last open()
+        self.installation_id = ""  # this database's random id (migration 0006), read by open()
 
     async def open(self) -> None:
         """Connect and migrate; on failure (not a database, a directory, no permission) nothing stays open.
@@ -201,6 +202,13 @@ class SqliteStore:
             await self._writer.execute("PRAGMA journal_mode = WAL")
             await self._writer.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job: see _checkpoint_soon
             self.applied_migrations = await self.migrate()
+            # A table since 0006; an upgrade test may stop the migrations before it.
+            async with self._writer.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                                            " AND name = 'installation'") as cur:
+                installed = bool(await cur.fetchall())
+            if installed:
+                async with self._writer.execute("SELECT id FROM installation") as cur:
+                    self.installation_id = "".join(str(r[0]) for r in await cur.fetchall())
             self._reader = await self._connect()
             self._checkpointer = await self._connect()
         except BaseException:
