@@ -10,7 +10,7 @@ from statusd.core.errors import NotFound, ValidationError
 from statusd.core.model import ComponentStatus, Impact, Incident, IncidentStatus, TimelineEntry
 from statusd.core.protocols import Store
 from statusd.incidents.coordinator import Coordinator
-from statusd.web.auth import TokenAuth
+from statusd.web.auth import READ, TokenAuth
 from statusd.web.fields import Fields, iso, path_id
 
 
@@ -62,8 +62,8 @@ class IncidentsApi:
         return web.json_response({"incident": incident_json(incident)}, status=201)
 
     async def get_incident(self, request: web.Request) -> web.Response:
-        """GET /api/v1/incidents/{id} (any token): the incident with its whole timeline."""
-        self.auth.authorize(request, None)
+        """GET /api/v1/incidents/{id} (incidents:read): the incident with its whole timeline."""
+        self.auth.authorize(request, READ)
         incident_id = path_id(request)
         async with self.store.read() as r:
             incident = await r.incidents.get(incident_id)

@@ -11,7 +11,7 @@ from aiohttp import web
 from statusd.core.errors import Conflict, NotFound, ValidationError
 from statusd.incidents.coordinator import Coordinator
 from statusd.oncall.schedule import Schedule
-from statusd.web.auth import TokenAuth, unauthorized
+from statusd.web.auth import READ, TokenAuth, unauthorized
 from statusd.web.fields import iso, path_id, query_time
 from statusd.web.signing import Signer
 from statusd.web.urls import ack_link_valid, ical_link_valid, ical_url
@@ -36,7 +36,7 @@ class OnCallApi:
 
     async def who_is_on_call(self, request: web.Request) -> web.Response:
         """GET /api/v1/oncall?at=TIME: per schedule, the person on call at `at` (default now) and their shift."""
-        self.auth.authorize(request, None)
+        self.auth.authorize(request, READ)
         at = query_time(request, "at", self.coordinator.clock.now())
         out = {}
         for name, schedule in self.schedules.items():
@@ -50,7 +50,7 @@ class OnCallApi:
 
     async def list_schedules(self, request: web.Request) -> web.Response:
         """GET /api/v1/schedules: each schedule with its layers and, when links are signed, its iCal URL."""
-        self.auth.authorize(request, None)
+        self.auth.authorize(request, READ)
         return web.json_response({"schedules": [
             {"id": name, "timezone": str(s.tz), "layers": [layer.name for layer in s.layers],
              "ical_url": None if self.signer is None else ical_url(self.base_url, self.signer, name)}
@@ -58,7 +58,7 @@ class OnCallApi:
 
     async def shifts(self, request: web.Request) -> web.Response:
         """GET /api/v1/schedules/{id}/shifts?from=&to=: the shifts between two times, at most 366 days apart."""
-        self.auth.authorize(request, None)
+        self.auth.authorize(request, READ)
         schedule = self._schedule(request)
         start = query_time(request, "from", self.coordinator.clock.now())
         end = query_time(request, "to", start + timedelta(days=7))

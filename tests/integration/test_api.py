@@ -29,7 +29,7 @@ def config(tmp_path: Path, **page: Any):
         "tokens": {
             "support": {"name": "Dana from Support", "secret": SUPPORT,
                         "scopes": ["incidents:write", "components:write", "subscribers:write"]},
-            "reader": {"name": "Read only", "secret": READER, "scopes": []},
+            "reader": {"name": "Read only", "secret": READER, "scopes": ["incidents:read"]},
             "admin": {"name": "Admin", "secret": ADMIN, "scopes": ["admin"]},
         },
     }, {})
