@@ -73,7 +73,10 @@ class IncidentsApi:
         return web.json_response({"incident": incident_json(incident, entries)})
 
     async def post_update(self, request: web.Request) -> web.Response:
-        """POST /api/v1/incidents/{id}/updates (incidents:write): a public update, 201."""
+        """POST /api/v1/incidents/{id}/updates (incidents:write): a public update, 201, with its components' statuses.
+
+        `component_status` sets every component of the incident to it, better or worse.
+        """
         token = self.auth.authorize(request, "incidents:write")
         incident_id = path_id(request)
         body = await Fields.read(request, {"body", "status", "impact", "component_status", "notify"})
@@ -82,7 +85,10 @@ class IncidentsApi:
             status=body.choice("status", IncidentStatus), impact=body.choice("impact", Impact),
             component_status=body.choice("component_status", ComponentStatus), notify=body.flag("notify", True),
         )
-        return web.json_response({"incident": incident_json(incident)}, status=201)
+        async with self.store.read() as r:  # what the status page now shows for them, set by hand or not
+            statuses = [{"id": c.id, "status": c.status.value} for cid in incident.components
+                        if (c := await r.components.get(cid)) is not None]
+        return web.json_response({"incident": incident_json(incident), "components": statuses}, status=201)
 
     async def acknowledge(self, request: web.Request) -> web.Response:
         """POST /api/v1/incidents/{id}/acknowledge (incidents:write): as the token's person, if it has one."""

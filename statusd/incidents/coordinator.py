@@ -39,6 +39,7 @@ from statusd.core.model import (
 from statusd.core.protocols import Store, Tx
 from statusd.incidents import lifecycle
 from statusd.incidents.components import require as require_components
+from statusd.incidents.components import set_by_hand as set_components_by_hand
 from statusd.incidents.components import worsen as worsen_components
 from statusd.incidents.escalation import ESCALATION_TIMERS, EscalationPolicy, Escalator, stored
 from statusd.incidents.handoff import Handoff
@@ -140,7 +141,11 @@ class Coordinator:
     async def post_update(self, incident_id: int, *, body: str, author: str, status: IncidentStatus | None = None,
                           impact: Impact | None = None, component_status: ComponentStatus | None = None,
                           notify: bool = True) -> Incident:
-        """Post a signed public update; resolving through here is the same as `resolve`."""
+        """Post a signed public update; resolving through here is the same as `resolve`.
+
+        `component_status` sets every component of the incident to it, better or worse; the update's
+        timeline entry records each change as `data.components`.
+        """
         now = self.clock.now()
         if status is IncidentStatus.POSTMORTEM:
             raise ValidationError("status", "postmortem comes with the postmortem itself: resolve the incident, then "
@@ -150,13 +155,20 @@ class Coordinator:
             # A postmortem has no update event of its own: any update is refused like one on a resolved incident.
             event = lifecycle.UPDATE_EVENTS.get(status or incident.status, Event.RESOLVE)
             lifecycle.check(incident, event)
+            set_by_hand: dict[str, dict[str, str]] = {}
             if component_status is not None:
-                await worsen_components(tx, incident.components, component_status, now)
+                if not incident.components:
+                    raise ValidationError("component_status", f"incident {incident_id} has no components to set")
+                # A person may set any status, better or worse: unlike a detector, they know it recovered.
+                set_by_hand = await set_components_by_hand(tx, incident.components, component_status, now)
             changes = {} if impact is None else {"impact": impact}
             if event is Event.RESOLVE:
-                incident = await self.updates.resolve(tx, incident, body, author, now, notify=notify, **changes)
+                kept = incident.components if component_status is not None else ()
+                incident = await self.updates.resolve(tx, incident, body, author, now, notify=notify,
+                                                      components=set_by_hand, kept=kept, **changes)
             else:
-                incident = await self.updates.publish(tx, incident, event, body, author, now, notify=notify, **changes)
+                incident = await self.updates.publish(tx, incident, event, body, author, now, notify=notify,
+                                                      components=set_by_hand, **changes)
         self._committed(incident, now)
         return incident
 
