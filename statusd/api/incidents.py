@@ -10,7 +10,7 @@ from statusd.core.errors import NotFound, ValidationError
 from statusd.core.model import ComponentStatus, Impact, Incident, IncidentStatus, TimelineEntry
 from statusd.core.protocols import Store
 from statusd.incidents.coordinator import Coordinator
-from statusd.web.auth import READ, TokenAuth
+from statusd.web.auth import READ, Token, TokenAuth
 from statusd.web.fields import Fields, iso, path_id
 
 
@@ -91,12 +91,31 @@ class IncidentsApi:
         return web.json_response({"incident": incident_json(incident), "components": statuses}, status=201)
 
     async def acknowledge(self, request: web.Request) -> web.Response:
-        """POST /api/v1/incidents/{id}/acknowledge (incidents:write): as the token's person, if it has one."""
+        """POST /api/v1/incidents/{id}/acknowledge (incidents:write): someone named takes ownership.
+
+        The token's person acknowledges; a token without one names the person taking ownership in
+        `person`, since an acknowledgement stops escalation and must leave the incident an owner.
+        """
         token = self.auth.authorize(request, "incidents:write")
         incident_id = path_id(request)
-        await Fields.read(request, set())
-        incident = await self.coordinator.acknowledge(incident_id, by=token.name, person=token.person)
+        body = await Fields.read(request, {"person"})
+        named = body.text("person", max_len=100)
+        person = self._owner(token, named)
+        incident = await self.coordinator.acknowledge(incident_id, by=token.name, person=person)
         return web.json_response({"incident": incident_json(incident)})
+
+    def _owner(self, token: Token, named: str | None) -> str:
+        """Who takes ownership: the token's person, else the configured person `named` (400 naming `person`)."""
+        if token.person is not None:
+            if named is not None and named != token.person:
+                raise ValidationError("person", f"this token acts as {token.person!r}; leave person out")
+            return token.person
+        if not named:
+            raise ValidationError("person", "required: the id of the person taking ownership (this token has no "
+                                            "person of its own)")
+        if named not in self.coordinator.people:
+            raise ValidationError("person", f"no person {named!r} in [people]")
+        return named
 
     async def resolve(self, request: web.Request) -> web.Response:
         """POST /api/v1/incidents/{id}/resolve (incidents:write)."""
