@@ -10,7 +10,7 @@ from statusd.core.errors import NotFound, ValidationError
 from statusd.core.model import ComponentStatus, Impact, Incident, IncidentStatus, TimelineEntry
 from statusd.core.protocols import Store
 from statusd.incidents.coordinator import Coordinator
-from statusd.web.auth import TokenAuth
+from statusd.web.auth import READ, Token, TokenAuth
 from statusd.web.fields import Fields, iso, path_id
 
 
@@ -62,8 +62,8 @@ class IncidentsApi:
         return web.json_response({"incident": incident_json(incident)}, status=201)
 
     async def get_incident(self, request: web.Request) -> web.Response:
-        """GET /api/v1/incidents/{id} (any token): the incident with its whole timeline."""
-        self.auth.authorize(request, None)
+        """GET /api/v1/incidents/{id} (incidents:read): the incident with its whole timeline."""
+        self.auth.authorize(request, READ)
         incident_id = path_id(request)
         async with self.store.read() as r:
             incident = await r.incidents.get(incident_id)
@@ -73,7 +73,10 @@ class IncidentsApi:
         return web.json_response({"incident": incident_json(incident, entries)})
 
     async def post_update(self, request: web.Request) -> web.Response:
-        """POST /api/v1/incidents/{id}/updates (incidents:write): a public update, 201."""
+        """POST /api/v1/incidents/{id}/updates (incidents:write): a public update, 201, with its components' statuses.
+
+        `component_status` sets every component of the incident to it, better or worse.
+        """
         token = self.auth.authorize(request, "incidents:write")
         incident_id = path_id(request)
         body = await Fields.read(request, {"body", "status", "impact", "component_status", "notify"})
@@ -82,15 +85,37 @@ class IncidentsApi:
             status=body.choice("status", IncidentStatus), impact=body.choice("impact", Impact),
             component_status=body.choice("component_status", ComponentStatus), notify=body.flag("notify", True),
         )
-        return web.json_response({"incident": incident_json(incident)}, status=201)
+        async with self.store.read() as r:  # what the status page now shows for them, set by hand or not
+            statuses = [{"id": c.id, "status": c.status.value} for cid in incident.components
+                        if (c := await r.components.get(cid)) is not None]
+        return web.json_response({"incident": incident_json(incident), "components": statuses}, status=201)
 
     async def acknowledge(self, request: web.Request) -> web.Response:
-        """POST /api/v1/incidents/{id}/acknowledge (incidents:write): as the token's person, if it has one."""
+        """POST /api/v1/incidents/{id}/acknowledge (incidents:write): someone named takes ownership.
+
+        The token's person acknowledges; a token without one names the person taking ownership in
+        `person`, since an acknowledgement stops escalation and must leave the incident an owner.
+        """
         token = self.auth.authorize(request, "incidents:write")
         incident_id = path_id(request)
-        await Fields.read(request, set())
-        incident = await self.coordinator.acknowledge(incident_id, by=token.name, person=token.person)
+        body = await Fields.read(request, {"person"})
+        named = body.text("person", max_len=100)
+        person = self._owner(token, named)
+        incident = await self.coordinator.acknowledge(incident_id, by=token.name, person=person)
         return web.json_response({"incident": incident_json(incident)})
+
+    def _owner(self, token: Token, named: str | None) -> str:
+        """Who takes ownership: the token's person, else the configured person `named` (400 naming `person`)."""
+        if token.person is not None:
+            if named is not None and named != token.person:
+                raise ValidationError("person", f"this token acts as {token.person!r}; leave person out")
+            return token.person
+        if not named:
+            raise ValidationError("person", "required: the id of the person taking ownership (this token has no "
+                                            "person of its own)")
+        if named not in self.coordinator.people:
+            raise ValidationError("person", f"no person {named!r} in [people]")
+        return named
 
     async def resolve(self, request: web.Request) -> web.Response:
         """POST /api/v1/incidents/{id}/resolve (incidents:write)."""

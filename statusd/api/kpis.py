@@ -9,7 +9,7 @@ from aiohttp import web
 
 from statusd.core.clock import Clock
 from statusd.core.protocols import Store
-from statusd.web.auth import TokenAuth
+from statusd.web.auth import READ, TokenAuth
 from statusd.web.fields import query_int
 
 
@@ -23,7 +23,7 @@ class KpisApi:
 
     async def kpis(self, request: web.Request) -> web.Response:
         """Support KPIs over incidents opened in the last `days` (default 30): per impact and source."""
-        self.auth.authorize(request, None)
+        self.auth.authorize(request, READ)
         days = query_int(request, "days", 30, 1, 3650)
         now = self.clock.now()
         async with self.store.read() as r:

@@ -21,7 +21,7 @@ from statusd.api.subscribers import SubscribersApi
 from statusd.core.protocols import Store
 from statusd.incidents.coordinator import Coordinator
 from statusd.oncall.schedule import Schedule
-from statusd.web.auth import Token, TokenAuth
+from statusd.web.auth import READ, Token, TokenAuth
 from statusd.web.signing import Signer
 from statusd.web.urls import ACK_ROUTE, ICAL_ROUTE
 
@@ -46,8 +46,11 @@ class WriteApi:
                                 base_url=base_url)
 
     def authorize(self, request: web.Request, scope: str | None) -> Token:
-        """The token presented as `Authorization: Bearer …`; 401 without a valid one, 403 without `scope`."""
-        return self.auth.authorize(request, scope)
+        """The token presented as `Authorization: Bearer …`; 401 without a valid one, 403 without `scope`.
+
+        No route is open to every token: without a `scope` (a read), the token needs `incidents:read`.
+        """
+        return self.auth.authorize(request, scope or READ)
 
     def add_routes(self, app: web.Application) -> None:
         """Every route of the write API and of the signed links."""

@@ -7,8 +7,12 @@ from typing import Literal
 
 from statusd.core.schema import Problems, Secret
 
-Scope = Literal["incidents:write", "components:write", "subscribers:write", "reports:write", "admin"]
-SCOPES: tuple[str, ...] = ("incidents:write", "components:write", "subscribers:write", "reports:write", "admin")
+# incidents:read is every internal read (timelines, linked reports and their contacts, on call, KPIs);
+# incidents:write brings it, and admin brings every scope (statusd.web.auth.IMPLIED).
+Scope = Literal["incidents:read", "incidents:write", "components:write", "subscribers:write", "reports:write",
+                "admin"]
+SCOPES: tuple[str, ...] = ("incidents:read", "incidents:write", "components:write", "subscribers:write",
+                           "reports:write", "admin")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
-"""What incidents do to component statuses: an incident only ever makes a component worse; its end restores it."""
+"""What incidents do to component statuses: detectors only ever make a component worse; its end restores it.
+
+A person posting an update may set any status, in either direction (`set_by_hand`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 
 from statusd.core.errors import ValidationError
@@ -40,10 +43,28 @@ async def worsen(tx: Tx, component_ids: Iterable[str], status: ComponentStatus, 
             await tx.components.set_status(cid, status, now)
 
 
-async def restore(tx: Tx, component_ids: Iterable[str], now: datetime, *, ignoring: int | None) -> None:
-    """Return components to the worst status still claimed by another open incident, else operational."""
+async def set_by_hand(tx: Tx, component_ids: Iterable[str], status: ComponentStatus,
+                      now: datetime) -> dict[str, dict[str, str]]:
+    """Set each component to `status`, better or worse; returns `{id: {"from", "to"}}` of those that changed."""
+    changes: dict[str, dict[str, str]] = {}
+    for cid in component_ids:
+        current = await tx.components.get(cid)
+        if current is not None and current.status != status:
+            await tx.components.set_status(cid, status, now)
+            changes[cid] = {"from": current.status.value, "to": status.value}
+    return changes
+
+
+async def restore(tx: Tx, component_ids: Iterable[str], now: datetime, *, ignoring: int | None,
+                  keeping: Collection[str] = ()) -> None:
+    """Return components to the worst status still claimed by another open incident, else operational.
+
+    `keeping`: components a person just set by hand in the same update; their status stands.
+    """
     others = [i for i in await tx.incidents.list_open() if i.id != ignoring]
     for cid in component_ids:
+        if cid in keeping:
+            continue
         await tx.components.set_status(cid, restored_status(cid, others), now)
 
 

@@ -39,6 +39,7 @@ from statusd.core.model import (
 from statusd.core.protocols import Store, Tx
 from statusd.incidents import lifecycle
 from statusd.incidents.components import require as require_components
+from statusd.incidents.components import set_by_hand as set_components_by_hand
 from statusd.incidents.components import worsen as worsen_components
 from statusd.incidents.escalation import ESCALATION_TIMERS, EscalationPolicy, Escalator, stored
 from statusd.incidents.handoff import Handoff
@@ -49,7 +50,7 @@ from statusd.incidents.observer import IncidentObserver
 from statusd.incidents.policy import PageInfo, Policy
 from statusd.incidents.reminders import Reminders
 from statusd.incidents.report_links import ReportLinks
-from statusd.incidents.routing import Roster, handoff_key
+from statusd.incidents.routing import Roster, handoff_key, page_cycle
 from statusd.incidents.signals import Signals
 from statusd.incidents.updates import Updates
 from statusd.oncall.schedule import Schedule
@@ -92,9 +93,9 @@ class Coordinator:
         """The person on call in `schedule` at `at`."""
         return self.roster.on_call(schedule, at)
 
-    def ack_url(self, incident_id: int, person_id: str) -> str | None:
-        """The signed one-click acknowledgement link for one person, when links are signed."""
-        return self.roster.ack_url(incident_id, person_id)
+    def ack_url(self, incident_id: int, person_id: str, cycle: int = 0) -> str | None:
+        """The signed one-click acknowledgement link for one person in page cycle `cycle`, when links are signed."""
+        return self.roster.ack_url(incident_id, person_id, cycle)
 
     # --- detectors ---------------------------------------------------------------------
 
@@ -140,7 +141,11 @@ class Coordinator:
     async def post_update(self, incident_id: int, *, body: str, author: str, status: IncidentStatus | None = None,
                           impact: Impact | None = None, component_status: ComponentStatus | None = None,
                           notify: bool = True) -> Incident:
-        """Post a signed public update; resolving through here is the same as `resolve`."""
+        """Post a signed public update; resolving through here is the same as `resolve`.
+
+        `component_status` sets every component of the incident to it, better or worse; the update's
+        timeline entry records each change as `data.components`.
+        """
         now = self.clock.now()
         if status is IncidentStatus.POSTMORTEM:
             raise ValidationError("status", "postmortem comes with the postmortem itself: resolve the incident, then "
@@ -150,13 +155,20 @@ class Coordinator:
             # A postmortem has no update event of its own: any update is refused like one on a resolved incident.
             event = lifecycle.UPDATE_EVENTS.get(status or incident.status, Event.RESOLVE)
             lifecycle.check(incident, event)
+            set_by_hand: dict[str, dict[str, str]] = {}
             if component_status is not None:
-                await worsen_components(tx, incident.components, component_status, now)
+                if not incident.components:
+                    raise ValidationError("component_status", f"incident {incident_id} has no components to set")
+                # A person may set any status, better or worse: unlike a detector, they know it recovered.
+                set_by_hand = await set_components_by_hand(tx, incident.components, component_status, now)
             changes = {} if impact is None else {"impact": impact}
             if event is Event.RESOLVE:
-                incident = await self.updates.resolve(tx, incident, body, author, now, notify=notify, **changes)
+                kept = incident.components if component_status is not None else ()
+                incident = await self.updates.resolve(tx, incident, body, author, now, notify=notify,
+                                                      components=set_by_hand, kept=kept, **changes)
             else:
-                incident = await self.updates.publish(tx, incident, event, body, author, now, notify=notify, **changes)
+                incident = await self.updates.publish(tx, incident, event, body, author, now, notify=notify,
+                                                      components=set_by_hand, **changes)
         self._committed(incident, now)
         return incident
 
@@ -172,11 +184,26 @@ class Coordinator:
         Conflict (resolution already stopped every page), so an ack racing an auto-resolve has
         one outcome: whichever transaction commits first.
         """
+        incident, _ = await self.acknowledge_or_accept(incident_id, by=by, person=person)
+        return incident
+
+    async def acknowledge_or_accept(self, incident_id: int, *, by: str, person: str | None = None,
+                                    cycle: int | None = None) -> tuple[Incident, Event]:
+        """`acknowledge`, saying which it was: Event.ACK, or Event.ACCEPT when it only accepted a handoff.
+
+        `cycle`: act only while the incident is still in this page cycle (a Conflict once it re-opened
+        since), checked in the same transaction, so a link from an earlier page never acknowledges.
+        """
         now = self.clock.now()
         async with self.store.transaction() as tx:
             incident = await self._get(tx, incident_id)
+            if cycle is not None and page_cycle(incident.escalation) != cycle:
+                raise Conflict(f"incident {incident_id} re-opened after this link was sent; use the link in its "
+                               f"latest page")
             handoff = Handoff.pending(incident.handoff)
+            event = Event.ACK
             if handoff is not None and person is not None and handoff.to == person:
+                event = Event.ACCEPT
                 incident = lifecycle.apply(incident, Event.ACCEPT, now, commander=person)
                 await tx.incidents.save(incident)
                 await tx.timers.cancel(incident.id, ["handoff"], now)
@@ -194,7 +221,7 @@ class Coordinator:
                     body=f"Acknowledged by {by}" + (f"; {by} is now the incident commander" if person else "")
                     + ("; escalation stopped" if stopped else "")))
         self._committed(incident, now)
-        return incident
+        return incident, event
 
     async def hand_off(self, incident_id: int, *, to: str, note: str, by: str, person: str | None = None) -> Incident:
         """Ask `to` to take the incident over; the current commander stays in charge until `to` accepts."""
@@ -217,7 +244,7 @@ class Coordinator:
             context = await self.messages.incident_context(tx, incident,
                                                            handoff=self.messages.handoff_context(handoff))
             await self.messages.to_person(tx, to, "handoff", context, key=handoff_key(incident.id, handoff.stamp),
-                                          incident_id=incident.id, created_at=now)
+                                          incident=incident, created_at=now)
             await tx.timers.schedule(Timer("handoff", incident.id, now + timedelta(
                 seconds=self.policy.handoff_ack_timeout_s), {"at": handoff.stamp}, created_at=now))
         self._committed(incident, now)

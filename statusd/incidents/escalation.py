@@ -2,7 +2,8 @@
 
 An incident stores its escalation as the JSON object `Incident.escalation`:
 `{"policy", "epoch", "levels": [{"targets", "ack_timeout_s"}], "repeat", "fallback": {"notifier", "address"} | null}`,
-or `{}` when it opened without a policy. The types here read and write exactly that object.
+or, when it opened without a policy, `{}` (`{"epoch"}` once it re-opened). The types here read and write exactly
+that object.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from statusd.core.model import EntryKind, Incident, OutboxMessage, TimelineEntry, Timer
 from statusd.core.protocols import Tx
 from statusd.incidents.messages import Messages
-from statusd.incidents.routing import Roster, alert_key, fallback_key
+from statusd.incidents.routing import Roster, alert_key, fallback_key, page_cycle
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,8 @@ class Escalation:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Escalation | None:
-        """The escalation a stored JSON object describes; None for `{}` (opened without a policy)."""
-        if not data:
+        """The escalation a stored JSON object describes; None without a policy (`{}`, or `{"epoch"}` once re-opened)."""
+        if "policy" not in data:
             return None
         return cls(policy=data.get("policy") or "", rules=EscalationPolicy.from_json(data),
                    epoch=int(data.get("epoch", 0)))
@@ -105,9 +106,10 @@ def stored(escalation: Escalation | None) -> dict[str, Any]:
 
 
 def reopened_json(escalation: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored escalation as it becomes when its incident re-opens (`{}` stays `{}`)."""
+    """A stored escalation as it becomes when its incident re-opens: the next page cycle, policy or not."""
     typed = Escalation.from_json(escalation)
-    return {} if typed is None else typed.reopened().to_json()
+    # Without a policy only the epoch is kept: ack links in handoff requests and reminders are bound to it too.
+    return {"epoch": page_cycle(escalation) + 1} if typed is None else typed.reopened().to_json()
 
 
 # --- who is paged next (pure) ------------------------------------------------------------
@@ -239,7 +241,7 @@ class Escalator:
         context = await self.messages.incident_context(tx, incident)
         for person_id in page.people:
             await self.messages.to_person(tx, person_id, "alert", context, key=alert_key(incident.id, epoch, page.step),
-                                          incident_id=incident.id, created_at=now)
+                                          incident=incident, created_at=now)
         names = ", ".join(self.roster.name(p) for p in page.people)
         if page.waited_s is None:
             body = f"Assigned to {names} (on call when the incident opened)"

@@ -69,9 +69,9 @@ class Messages:
                 "note": handoff.note, "at": handoff.stamp}
 
     async def to_person(self, tx: Tx, person_id: str, template: str, context: dict[str, Any], *, key: str,
-                        incident_id: int, created_at: datetime) -> None:
-        """Enqueue `template` to every contact of one person (nothing for an unknown id)."""
-        await tx.outbox.enqueue(self.roster.personal(person_id, template, context, key=key, incident_id=incident_id,
+                        incident: Incident, created_at: datetime) -> None:
+        """Enqueue `template` about `incident` to every contact of one person (nothing for an unknown id)."""
+        await tx.outbox.enqueue(self.roster.personal(person_id, template, context, key=key, incident=incident,
                                                      created_at=created_at))
 
     async def update(self, tx: Tx, incident: Incident, entry: TimelineEntry) -> None:
@@ -86,7 +86,7 @@ class Messages:
         if entry.status == IncidentStatus.RESOLVED:
             for person_id in owners(incident):
                 await self.to_person(tx, person_id, "update", context, key=owner_update_key(entry.id),
-                                     incident_id=incident.id, created_at=entry.at)
+                                     incident=incident, created_at=entry.at)
 
     async def report_acks(self, tx: Tx, incident: Incident, contacts: Iterable[tuple[str, str]],
                           latest: TimelineEntry | None, now: datetime) -> None:

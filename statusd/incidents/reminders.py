@@ -38,7 +38,7 @@ class Reminders:
         context["reminder"] = {"minutes_since_update": minutes, "last_update_at": last.isoformat()}
         for person_id in recipients:
             await self.messages.to_person(tx, person_id, "reminder", context, key=reminder_key(timer.id),
-                                          incident_id=incident.id, created_at=now)
+                                          incident=incident, created_at=now)
         names = ", ".join(map(self.roster.name, recipients)) or "nobody"
         await tx.incidents.add_entry(TimelineEntry(
             incident.id, now, EntryKind.REMINDER, data={"people": recipients, "minutes": minutes},
@@ -54,7 +54,7 @@ class Reminders:
             if person_id is not None:
                 await self.messages.to_person(tx, person_id, "handoff", context,
                                               key=handoff_reminder_key(incident.id, handoff.stamp),
-                                              incident_id=incident.id, created_at=now)
+                                              incident=incident, created_at=now)
         await tx.incidents.add_entry(TimelineEntry(
             incident.id, now, EntryKind.HANDOFF, data=handoff.to_json(),
             body=f"{self.roster.name(handoff.to)} has not accepted the handoff yet; "

@@ -13,6 +13,7 @@ from typing import Any
 from statusd.core.model import CustomerReport, Incident, OutboxMessage, Person, Subscriber
 from statusd.oncall.schedule import Schedule
 from statusd.web.signing import Signer
+from statusd.web.urls import ack_url
 
 
 class Roster:
@@ -47,26 +48,34 @@ class Roster:
                 out.append(person)
         return out
 
-    def ack_url(self, incident_id: int, person_id: str) -> str | None:
-        """The signed one-click acknowledgement link for one person, when links are signed."""
+    def ack_url(self, incident_id: int, person_id: str, cycle: int = 0) -> str | None:
+        """The signed one-click acknowledgement link for one person in page cycle `cycle`, when links are signed."""
         if self.signer is None:
             return None
-        return f"{self.page_url}/ack/{incident_id}/{person_id}/{self.signer.sign('ack', incident_id, person_id)}"
+        return ack_url(self.page_url, self.signer, incident_id, person_id, cycle)
 
-    def personal(self, person_id: str, template: str, context: Mapping[str, Any], *, key: str, incident_id: int,
+    def personal(self, person_id: str, template: str, context: Mapping[str, Any], *, key: str, incident: Incident,
                  created_at: datetime) -> list[OutboxMessage]:
-        """One message per contact of a known person, with their ack link and name; none for an unknown id."""
+        """One message per contact of a known person, with their ack link and name; none for an unknown id.
+
+        The ack link is bound to the incident's current page cycle: once it re-opens, the link stops working.
+        """
         person = self.people.get(person_id)
         if person is None:
             return []
         personal = dict(context)
-        ack_url = self.ack_url(incident_id, person_id)
-        if ack_url is not None:
-            personal["actions"] = [{"id": "ack", "label": "Acknowledge", "url": ack_url}]
+        link = self.ack_url(incident.id, person_id, page_cycle(incident.escalation))
+        if link is not None:
+            personal["actions"] = [{"id": "ack", "label": "Acknowledge", "url": link}]
         personal["recipient"] = {"id": person.id, "name": person.name}
         return [OutboxMessage(key=f"{key}:{person_id}:{notifier}", notifier=notifier, recipient=address,
                               template=template, context=personal, created_at=created_at)
                 for notifier, address in person.contacts.items()]
+
+
+def page_cycle(escalation: Mapping[str, Any]) -> int:
+    """Which page cycle a stored escalation (`Incident.escalation`) is in: 0 at opening, one more per re-open."""
+    return int(escalation.get("epoch", 0))
 
 
 def owners(incident: Incident) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,15 +26,21 @@ class Updates:
         self.policy = policy  # read at each update: the coordinator's policy may be replaced
 
     async def publish(self, tx: Tx, incident: Incident, event: Event, body: str, author: str, now: datetime, *,
-                      notify: bool, **changes: Any) -> Incident:
-        """A public update that comes with `event` (see lifecycle.DATA for `changes`); returns the incident after it."""
+                      notify: bool, components: Mapping[str, Mapping[str, str]] | None = None,
+                      **changes: Any) -> Incident:
+        """A public update that comes with `event` (see lifecycle.DATA for `changes`); returns the incident after it.
+
+        `components`: the component statuses the update set by hand, `{id: {"from", "to"}}`, kept in its entry.
+        """
         if not body.strip():
             raise ValidationError("body", "a public update needs a text")
         updated = lifecycle.apply(incident, event, now, published=True, **changes)
         await tx.incidents.save(updated)
+        data: dict[str, Any] = {"status_changed": updated.status != incident.status}
+        if components:
+            data["components"] = {cid: dict(change) for cid, change in components.items()}
         entry = await tx.incidents.add_entry(TimelineEntry(updated.id, now, EntryKind.UPDATE, body=body, author=author,
-                                                           status=updated.status, public=True,
-                                                           data={"status_changed": updated.status != incident.status}))
+                                                           status=updated.status, public=True, data=data))
         if notify:
             await self.messages.update(tx, updated, entry)
         if updated.status.is_open:
@@ -42,9 +48,14 @@ class Updates:
         return updated
 
     async def resolve(self, tx: Tx, incident: Incident, body: str, author: str, now: datetime, *, notify: bool,
+                      components: Mapping[str, Mapping[str, str]] | None = None, kept: Collection[str] = (),
                       **changes: Any) -> Incident:
-        """Resolve with a final public update: every pending timer stops and the components recover."""
-        incident = await self.publish(tx, incident, Event.RESOLVE, body, author, now, notify=notify, **changes)
+        """Resolve with a final public update: every pending timer stops and the components recover.
+
+        `kept`: components whose status the resolving update set by hand; they keep it.
+        """
+        incident = await self.publish(tx, incident, Event.RESOLVE, body, author, now, notify=notify,
+                                      components=components, **changes)
         await tx.timers.cancel(incident.id, ALL_TIMERS, now)
-        await restore(tx, incident.components, now, ignoring=incident.id)
+        await restore(tx, incident.components, now, ignoring=incident.id, keeping=kept)
         return incident

@@ -10,6 +10,19 @@ from dataclasses import dataclass
 from aiohttp import web
 
 
+#: The scope every internal read needs: incidents with their internal timelines, the reports and contact
+#: addresses linked to them, on-call schedules and KPIs. No /api/v1 route is open to every token.
+READ = "incidents:read"
+
+#: The scopes each scope brings with it; `admin` brings every scope.
+IMPLIED: dict[str, frozenset[str]] = {"incidents:write": frozenset({READ})}
+
+
+def grants(scopes: frozenset[str], scope: str) -> bool:
+    """Whether a token with `scopes` may act with `scope`, directly, through `IMPLIED` or as `admin`."""
+    return scope in scopes or "admin" in scopes or any(scope in IMPLIED.get(s, ()) for s in scopes)
+
+
 @dataclass(frozen=True, slots=True)
 class Token:
     """An API credential: `name` signs what is posted with it."""
@@ -38,8 +51,8 @@ class TokenAuth:
     def __init__(self, tokens: Iterable[Token]) -> None:
         self._tokens = list(tokens)
 
-    def authorize(self, request: web.Request, scope: str | None) -> Token:
-        """The token presented; 401 without a valid one, 403 without `scope` (the `admin` scope has every scope)."""
+    def authorize(self, request: web.Request, scope: str) -> Token:
+        """The token presented; 401 without a valid one, 403 unless it `grants` `scope`."""
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not presented:
@@ -50,7 +63,7 @@ class TokenAuth:
                 found = token
         if found is None:
             raise unauthorized("invalid token")
-        if scope is not None and scope not in found.scopes and "admin" not in found.scopes:
+        if not grants(found.scopes, scope):
             raise web.HTTPForbidden(reason=f"token lacks the {scope} scope")
         return found
 

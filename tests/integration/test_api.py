@@ -29,7 +29,7 @@ def config(tmp_path: Path, **page: Any):
         "tokens": {
             "support": {"name": "Dana from Support", "secret": SUPPORT,
                         "scopes": ["incidents:write", "components:write", "subscribers:write"]},
-            "reader": {"name": "Read only", "secret": READER, "scopes": []},
+            "reader": {"name": "Read only", "secret": READER, "scopes": ["incidents:read"]},
             "admin": {"name": "Admin", "secret": ADMIN, "scopes": ["admin"]},
         },
     }, {})
@@ -68,9 +68,10 @@ async def test_incident_lifecycle_through_the_api(client) -> None:
     r = await client.post(f"/api/v1/incidents/{iid}/updates", headers=auth(),
                           json={"body": "Cause identified.", "status": "identified"})
     assert r.status == 201
-    r = await client.post(f"/api/v1/incidents/{iid}/acknowledge", headers=auth())
-    assert (await r.json())["incident"]["acknowledged_by"] == "Dana from Support"
-    r = await client.post(f"/api/v1/incidents/{iid}/acknowledge", headers=auth())
+    r = await client.post(f"/api/v1/incidents/{iid}/acknowledge", headers=auth(), json={"person": "ann"})
+    acked = (await r.json())["incident"]
+    assert acked["acknowledged_by"] == "Dana from Support" and acked["commander"] == "ann"
+    r = await client.post(f"/api/v1/incidents/{iid}/acknowledge", headers=auth(), json={"person": "ann"})
     assert r.status == 409
     summary = await (await client.get("/api/v2/summary.json")).json()
     assert summary["status"]["indicator"] == "major"

@@ -175,7 +175,7 @@ async def test_reopening_pages_afresh_and_keeps_the_postmortem(clock: FakeClock)
     assert reopened.escalation == {**ESCALATION, "epoch": 2}  # fresh outbox keys for the pages
     assert reopened.postmortem == "# Old"
     without_policy = lifecycle.apply(replace(closed, escalation={}), Event.REOPEN, clock.now())
-    assert without_policy.escalation == {}
+    assert without_policy.escalation == {"epoch": 1}  # no policy, but a new page cycle for its ack links
 
 
 async def test_a_public_update_dates_the_first_update_once_and_the_last_each_time(clock: FakeClock) -> None:
