@@ -77,7 +77,7 @@ class ReportApi:
 
     async def incident_reports(self, request: web.Request) -> web.Response:
         """The reports linked to an incident and the distinct clients affected."""
-        self.api.authorize(request, None)
+        self.api.authorize(request, "incidents:read")
         incident_id = path_id(request)
         async with self.store.read() as r:
             if await r.incidents.get(incident_id) is None:

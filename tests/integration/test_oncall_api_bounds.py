@@ -18,7 +18,7 @@ def config(tmp_path):
                 {"name": "weekly", "participants": ["ann", "bob"], "shift_h": 168, "start": "2026-01-05T09:00"}]},
             "alone": {"timezone": "UTC", "layers": [{"name": "solo", "participants": ["cid"],
                                                      "start": "2020-01-01T00:00"}]}},
-        "tokens": {"support": {"name": "Support", "secret": SUPPORT, "scopes": []}},
+        "tokens": {"support": {"name": "Support", "secret": SUPPORT, "scopes": ["incidents:read"]}},
     }, {})
 
 
