@@ -83,3 +83,15 @@ async def test_a_restart_after_the_merged_into_incident_was_resolved_opens_nothi
     assert not [r for r in caplog.records if "fired before the restart" in r.getMessage()]
     async with runtime.store.read() as rd:
         assert await rd.incidents.list_open() == []
+
+
+async def test_a_report_of_the_surge_after_the_merge_is_linked_to_the_incident_it_was_merged_into(client) -> None:
+    runtime = client.app[RUNTIME]
+    _, surviving = await surge_merged_into_a_probe_incident(client)
+
+    r = await client.post("/api/v1/reports", headers=auth(), json=report(9, tags={"component": "payments"}))
+    assert r.status == 202
+    assert (await r.json())["report"]["incident_id"] == surviving
+    async with runtime.store.read() as rd:
+        assert [i.id for i in await rd.incidents.list_open()] == [surviving]
+        assert len(await rd.reports.for_incident(surviving)) == 6
