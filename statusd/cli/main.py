@@ -21,6 +21,7 @@ from aiohttp import web
 from statusd import __version__
 from statusd.app import build_app, make_store, schedules_from
 from statusd.config import Config, load_config, summary
+from statusd.config.summary import example_secrets, loopback_only, security_warnings
 from statusd.core.errors import ConfigError
 from statusd.reports.spec import DetectorSpec
 from statusd.notify.templates import Templates
@@ -89,9 +90,15 @@ def _main(argv: Sequence[str] | None) -> int:
         print(summary(config))
         print(f"  reports: encoder {config.reports.encoder}, "
               f"{f'model {spec.model!r}' if spec and spec.model else 'no fitted model'}")
-        for warning in coverage_warnings(config, datetime.now(UTC)):
+        for warning in [*security_warnings(config), *coverage_warnings(config, datetime.now(UTC))]:
             print(f"  warning: {warning}")
         return 0
+    if args.command == "serve" and (placeholders := example_secrets(config)) \
+            and not loopback_only(config.server.host):
+        # Everyone knows these values: beyond this machine they would sign ack links and open the API to anyone.
+        print(f"statusd: refusing to serve on {config.server.host} ([server] host) with the example's placeholder "
+              f"secrets: {', '.join(placeholders)}; set your own, or listen on 127.0.0.1 only", file=sys.stderr)
+        return 2
     try:
         if args.command == "migrate":
             applied = asyncio.run(_migrate(config))

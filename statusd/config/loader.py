@@ -75,6 +75,7 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str] | None = None, *
     """Validate a parsed TOML document; raises ConfigError with every problem."""
     problems: Problems = []
     data = interpolate(dict(raw), os.environ if env is None else env, "", problems)
+    interpolated = len(problems)  # the first problems: unset variables
     if source is not None:  # files the config names are found beside it, like store.path, wherever statusd runs
         for section, key in (("reports", "model"), ("notifications", "templates_dir")):
             table = data.get(section)
@@ -105,8 +106,16 @@ def parse_config(raw: Mapping[str, Any], env: Mapping[str, str] | None = None, *
     # a table that failed to parse is not reported again as "no such notifier": its own problems say why.
     cross_check(Config(**kwargs), problems, broken={tuple(key.split(".")[:2]) for key, _ in problems})
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(_once_per_unset_variable(problems, interpolated))
     return Config(**kwargs, source=source)
+
+
+def _once_per_unset_variable(problems: Problems, interpolated: int) -> Problems:
+    """`problems` without what follows from an unset variable, once reported by interpolation (the first
+    `interpolated` problems): such a key reads as "", and its own checks ("at least 16 characters") would
+    report the same cause a second time."""
+    unset = {key for key, _ in problems[:interpolated]}
+    return problems[:interpolated] + [(key, message) for key, message in problems[interpolated:] if key not in unset]
 
 
 def _named_tables(tables: Any, path: str, problems: Problems, build: Any) -> dict[str, Any]:

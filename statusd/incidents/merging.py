@@ -22,14 +22,18 @@ class Merger:
         """The target after `source` was folded into it; the source is closed with a pointer to the target.
 
         The source's detector follows: its dedup key moves to the target when the target has
-        none, so the next signal joins the target and its recovery resolves the target.
+        none, so the next signal joins the target and its recovery resolves the target. When the
+        target keeps a key of its own, the source's signals are recorded on it as joined, so that
+        its detector's next signal (after a restart too) finds the target as the one it joined.
         """
         lifecycle.check(source, Event.MERGE)
         lifecycle.check(target, Event.ABSORB)
-        for entry in (await tx.incidents.entries([source.id]))[source.id]:
-            await tx.incidents.add_entry(replace(entry, id=None, incident_id=target.id,
-                                                 data={**entry.data, "merged_from": source.id}))
         key = source.dedup_key
+        for entry in (await tx.incidents.entries([source.id]))[source.id]:
+            data = {**entry.data, "merged_from": source.id}
+            if entry.kind is EntryKind.SIGNAL and key is not None and "joined" not in data:
+                data["joined"] = key
+            await tx.incidents.add_entry(replace(entry, id=None, incident_id=target.id, data=data))
         await tx.reports.move(source.id, target.id)
         await tx.timers.cancel(source.id, ALL_TIMERS, now)
         source = await self.updates.publish(

@@ -7,8 +7,10 @@ address, URL or error text ever becomes a label value.
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import PurePath
 
 from statusd.core.errors import NotifyError, StatusdError
 
@@ -16,7 +18,7 @@ from statusd.core.errors import NotifyError, StatusdError
 class Reason(StrEnum):
     """Why a delivery failed. The notifier-side ones match `notifiers.base.SendFailure`."""
 
-    RENDER = "render"  # a template is missing or broken
+    RENDER = "render"  # a template is missing or broken, or raised an error while it ran
     UNCONFIGURED = "unconfigured"  # the message names a notifier that config no longer has
     INVALID = "invalid"  # the channel cannot take this recipient or message
     TIMEOUT = "timeout"
@@ -70,5 +72,24 @@ def classify(exc: Exception) -> Failure:
         return Failure(Reason.UNCONFIGURED, False, str(exc))
     if isinstance(exc, StatusdError):  # one of ours, raised on purpose: the same message would fail again
         return Failure(Reason.UNKNOWN, False, str(exc))
-    # A notifier bug: keep the message and retry later. Its text may hold anything, a secret included.
+    template = _failed_template(exc)
+    if template is not None:  # `{{ 1 // 0 }}`: the same template fails the same way on every attempt
+        return Failure(Reason.RENDER, False, f"template {template} failed: {type(exc).__name__}")
+    # A notifier bug: retried (up to the last attempt), as the bug may depend on the moment.
+    # Its text may hold anything, a secret included.
     return Failure(Reason.INTERNAL, True, f"internal error: {type(exc).__name__}")
+
+
+def _failed_template(exc: BaseException) -> str | None:
+    """Where a plain Python error (not a jinja2.TemplateError) was raised in a template: `name line n`; else None.
+
+    jinja2 rewrites a template's traceback so that its last frames are the template's own lines,
+    marked by `__jinja_exception__` in their globals; a frame of jinja2 itself counts too.
+    """
+    found = None
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        if "__jinja_exception__" in frame.f_globals:
+            found = f"{PurePath(frame.f_code.co_filename).name} line {line}"
+        elif found is None and str(frame.f_globals.get("__name__", "")).startswith("jinja2."):
+            found = "(unknown)"
+    return found

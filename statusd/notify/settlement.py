@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 from statusd.core.clock import Clock
 from statusd.core.model import AUTOMATED_AUTHOR, URGENT_TEMPLATES, EntryKind, OutboxMessage, TimelineEntry
 from statusd.core.protocols import Store
-from statusd.notify.failure import Failure, Reason
+from statusd.notify.failure import Failure
 from statusd.notify.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -64,12 +64,12 @@ class Settlement:
         return "sent"
 
     async def failed(self, message: OutboxMessage, failure: Failure) -> Outcome:
-        """Schedule a retry after the backoff when the policy allows one (always for `internal`), else mark it dead."""
+        """Schedule a retry after the backoff when the policy allows one, else mark it dead: `max_attempts` bounds all."""
         if self.observer is not None:
             self.observer.delivery_failed(message.notifier, failure)
-        # A notifier bug is no fault of the message: it keeps being retried (backoff capped), so that
-        # the release fixing the bug still delivers it.
-        if failure.reason is Reason.INTERNAL or self.retry.retries(message.attempts, failure.retryable):
+        # A notifier bug is bounded by max_attempts too: retried without end, a message that always
+        # crashes it would sit in the outbox for ever, never dead, never noted on its incident.
+        if self.retry.retries(message.attempts, failure.retryable):
             await self._retry(message, failure)
             return "retry"
         await self._dead(message, failure)

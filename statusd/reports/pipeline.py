@@ -16,12 +16,12 @@ import logging
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from statusd.core.clock import Clock
-from statusd.core.model import CustomerReport
-from statusd.core.protocols import Store
+from statusd.core.model import CustomerReport, EntryKind
+from statusd.core.protocols import Store, Tx
 from statusd.incidents.coordinator import Coordinator
 from statusd.reports.host import DetectorHost, DetectorLost
 from statusd.reports.outcome import ReportOutcome
@@ -353,14 +353,16 @@ class ReportPipeline:
         Usually both are so already and this links nothing. A process killed after storing the
         report that tipped the surge, but before its signal was handled, lost the incident; one
         killed before the link transaction, the links. An incident resolved after the surge fired
-        is left alone: people closed it.
+        is left alone: people closed it. A surge whose incident people merged into another was
+        joined to that one (the merge records it so), and is linked there.
         """
         signal = outcome.signal
         assert signal is not None and outcome.incident_key is not None
         async with self.store.read() as r:
             incident = (await r.incidents.find_open_by_dedup_key(signal.dedup_key)
                         or await r.incidents.find_open_joined(signal.dedup_key))
-            if incident is None and await r.incidents.find_recent_by_dedup_key(signal.dedup_key, signal.at):
+            if incident is None and (await r.incidents.find_recent_by_dedup_key(signal.dedup_key, signal.at)
+                                     or await _resolved_joined(r, signal.dedup_key, signal.at)):
                 return
         if incident is None:
             log.warning("surge %s fired before the restart without an incident: opening it now", outcome.incident_key)
@@ -372,6 +374,18 @@ class ReportPipeline:
         linked = await self.coordinator.link_reports_many({incident.id: [int(i) for i in outcome.link_report_ids]},
                                                           open_only=True)
         self.observer.reports_linked_to_incidents(sum(linked.values()))
+
+
+async def _resolved_joined(r: Tx, dedup_key: str, since: datetime) -> bool:
+    """Whether an incident resolved since `since` had joined signals with `dedup_key` (merged into it, say)."""
+    resolved = [i.id for i in await r.incidents.list_recent(since, _RECENTLY_RESOLVED)
+                if i.id is not None and i.resolved_at is not None and i.resolved_at >= since]
+    entries = await r.incidents.entries(resolved) if resolved else {}
+    return any(entry.kind is EntryKind.SIGNAL and entry.data.get("joined") == dedup_key
+               for timeline in entries.values() for entry in timeline)
+
+
+_RECENTLY_RESOLVED = 200  # incidents read by `_resolved_joined`: far more than close while one surge lasts
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from statusd.core.protocols import Store
+from statusd.incidents.merging import merged_end
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +78,30 @@ class SurgeIncidents:
             async with self.store.read() as r:
                 open_ids = await r.incidents.open_keys()
         by_key = {key: incident_id for incident_id, key in open_ids.items() if key}
-        # Forget surges whose incident was resolved, so the map stays as small as the open incidents.
+        closed = {k: v for k, v in self._by_key.items() if v not in open_ids}
+        # Forget surges whose incident was resolved, so the map stays as small as the open incidents;
+        # one merged into another follows it there (looked up once, when it closes).
         self._by_key = {k: v for k, v in self._by_key.items() if v in open_ids}
+        if closed:
+            self._by_key.update(await self._merged_into(closed, open_ids))
         found: dict[str, int] = {}
         for key in keys:
             known = self._by_key.get(key)
             incident_id = known if known in open_ids else by_key.get(key)
             if incident_id is not None:
                 self._by_key[key] = found[key] = incident_id
+        return found
+
+    async def _merged_into(self, closed: dict[str, int], open_ids: dict[int, str | None]) -> dict[str, int]:
+        """Surge → the open incident its closed incident was merged into (in turn, perhaps); others left out."""
+        found: dict[str, int] = {}
+        try:
+            async with self.store.read() as r:
+                for key, incident_id in closed.items():
+                    incident = await r.incidents.get(incident_id)
+                    target = await merged_end(r, incident) if incident is not None else None
+                    if target is not None and target in open_ids:
+                        found[key] = target
+        except Exception:  # noqa: BLE001 - the surge's next signal finds the incident it joined
+            log.exception("reading where merged incidents went failed")
         return found

@@ -6,6 +6,7 @@ import random
 from typing import get_args
 
 import pytest
+from jinja2.sandbox import SandboxedEnvironment
 
 from notifiers.base import DeliveryError, SendFailure, http_status_failure, raise_for_http_status
 from statusd.core.errors import NotifyError, StatusdError, ValidationError
@@ -38,6 +39,20 @@ def test_every_reason_a_notifier_can_name_is_a_reason_the_outbox_counts() -> Non
 ])
 def test_classify(exc: Exception, reason: Reason, retryable: bool, error: str) -> None:
     assert classify(exc) == Failure(reason, retryable, error)
+
+
+@pytest.mark.parametrize(("source", "error"), [
+    pytest.param("{{ 1 // 0 }}", "line 1 failed: ZeroDivisionError", id="division-by-zero"),
+    pytest.param("{{ 'x' + 1 }}", "line 1 failed: TypeError", id="type-mismatch"),
+    pytest.param("\n\n{{ '%d' % 'x' }}", "line 3 failed: TypeError", id="on-line-three"),
+])
+def test_a_plain_python_error_raised_by_a_template_is_a_render_failure_never_retried(source: str, error: str) -> None:
+    environment = SandboxedEnvironment()
+    with pytest.raises(Exception) as raised:
+        environment.from_string(source).render()
+    failure = classify(raised.value)
+    assert (failure.reason, failure.retryable) == (Reason.RENDER, False)
+    assert failure.error == f"template <template> {error}"
 
 
 @pytest.mark.parametrize("named", ["https://hooks.example/T0KEN", "Timeout", "", 7, None],
