@@ -66,7 +66,8 @@ class GuardedResolver(AbstractResolver):
         self.policy = policy
         self.inner = inner if inner is not None else aiohttp.DefaultResolver()
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         """The allowed addresses of `host`; raises RefusedAddress when it has none."""
         results = await self.inner.resolve(host, port, family)
         allowed, refusals = [], []
