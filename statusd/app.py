@@ -204,7 +204,7 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
                                  for name, cfg in config.notifiers.items()}
             audience = Audience(operator_recipients(config), {
                 name: notifier_kinds[cfg.type].notifier(cfg, runtime.outsider_http)
-                for name, cfg in config.notifiers.items() if cfg.recipients_are_hosts})
+                for name, cfg in config.notifiers.items() if getattr(cfg, "recipients_are_hosts", False)})
             nc = config.notifications
             runtime.worker = OutboxWorker(
                 store, runtime.notifiers, Templates(nc.templates_dir), clock,
