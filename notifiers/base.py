@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import aiohttp
 
@@ -30,6 +30,14 @@ class NotifierSettings:
 
     name: str
     type: str
+    #: Whether a recipient names the host a send connects to (a webhook URL), rather than an address behind a
+    #: host from config (a mailbox, a chat id). Such recipients, when outsiders give them, are checked against
+    #: `[notifications] allow_private_targets` when given and sent through the guarded session (`notifiers.guard`).
+    recipients_are_hosts: ClassVar[bool] = False
+
+    def recipient_host(self, recipient: str) -> str | None:
+        """The host a send to `recipient` connects to, when `recipients_are_hosts`; None otherwise."""
+        return None
 
     def check_recipient(self, recipient: str) -> str | None:
         """Why `recipient` is no address for this channel, or None when it is; kinds override this."""

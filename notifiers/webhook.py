@@ -22,7 +22,8 @@ than a few minutes from its own clock, which stops replays of captured requests.
 
 Answers are classified like every HTTP integration (`notifiers.base.raise_for_http_status`):
 2xx delivered, 408/429/5xx retried, redirects and other 4xx permanent failures. Timeouts and
-connection failures are retried.
+connection failures are retried. Only the status line of a failed answer is recorded, never its
+body; a host the guarded session refuses (`notifiers.guard`) is a permanent failure.
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
 from notifiers.base import DeliveryError, NotifierSettings, describe_client_error, raise_for_http_status
+from notifiers.guard import refused_address
 from statusd.core.clock import Clock, SystemClock
 from statusd.core.errors import NotifyError
 from statusd.core.model import Rendered
@@ -49,7 +52,7 @@ SIGNATURE_PREFIX = "sha256="
 
 # Headers that carry statusd's own guarantees; config may not override them.
 _RESERVED_HEADERS = frozenset(h.lower() for h in ("Content-Type", DELIVERY_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER))
-_ERROR_BODY_BYTES = 1024
+_REASON_CHARS = 100
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +72,15 @@ class WebhookConfig(NotifierSettings):
             if name.lower() in _RESERVED_HEADERS:
                 problems.append((f"headers.{name}", "is set by statusd and cannot be overridden"))
         return problems + header_problems(self.headers)
+
+    recipients_are_hosts: ClassVar[bool] = True
+
+    def recipient_host(self, recipient: str) -> str | None:
+        """The URL's host as aiohttp will connect to it (the same parser as `send`, so no parser differential)."""
+        try:
+            return _parse_url(recipient).raw_host
+        except (NotifyError, ValueError):
+            return None
 
     def check_recipient(self, recipient: str) -> str | None:
         """Why `recipient` cannot receive webhooks, or None when it can."""
@@ -125,16 +137,18 @@ class WebhookNotifier:
             async with self._http.post(url, data=body, headers=headers, allow_redirects=False,
                                        timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
                 status = response.status
-                text = ""
-                if not 200 <= status < 300:
-                    text = (await response.content.read(_ERROR_BODY_BYTES)).decode("utf-8", "replace")
+                # The status line only: an answer body may be an internal service's page, which must
+                # reach neither the outbox nor the log.
+                reason = "".join(c for c in response.reason or "" if c.isprintable())[:_REASON_CHARS]
         except TimeoutError:
             raise DeliveryError(f"{where}: no answer within {timeout_s:g}s", retryable=True, reason="timeout") from None
         except aiohttp.InvalidURL:
             raise DeliveryError(f"{where}: invalid URL", retryable=False, reason="invalid") from None
         except aiohttp.ClientError as exc:
+            if (refused := refused_address(exc)) is not None:
+                raise DeliveryError(f"{where}: {refused}", retryable=False, reason="invalid") from None
             raise DeliveryError(f"{where}: {describe_client_error(exc)}", retryable=True, reason="connect") from None
-        raise_for_http_status(status, text, where)
+        raise_for_http_status(status, reason, where)
 
 
 def _parse_url(recipient: str) -> URL:

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 import notifiers as notifier_plugins
 import probes as probe_plugins
 from notifiers.email import EmailNotifier
+from notifiers.guard import OutsiderTargets, guarded_connector
 from notifiers.telegram import CallbackQuery, TelegramCallbacks, parse_action
 from statusd.alerts.intake import AlertIntake
 from statusd.api.routes import WriteApi
@@ -25,6 +26,7 @@ from statusd.api.telegram import TelegramWebhook
 from statusd.config import Config, ScheduleConfig
 from statusd.incidents.coordinator import Coordinator, PageInfo, Policy
 from statusd.incidents.escalation import EscalationPolicy, Fallback, Level
+from statusd.core.addresses import AddressPolicy
 from statusd.core.clock import Clock, SystemClock
 from statusd.core.errors import Conflict, NotFound
 from statusd.core.model import Component, Person
@@ -40,6 +42,7 @@ from statusd.web.signing import Signer
 from statusd.metrics import Metrics
 from statusd.monitor.scheduler import Monitor
 from statusd.oncall.schedule import WEEKDAYS, Layer, Override, Restriction, Rotation, Schedule
+from statusd.notify.audience import Audience
 from statusd.notify.outbox import OutboxWorker, RetryPolicy
 from statusd.reports.host import InlineDetector, ProcessDetector
 from statusd.reports.spec import DetectorSpec
@@ -66,6 +69,7 @@ class Runtime:
     coordinator: Coordinator
     schedules: dict[str, Schedule]
     http: aiohttp.ClientSession | None = None
+    outsider_http: aiohttp.ClientSession | None = None  # for outsiders' targets: refuses non-public addresses
     monitor: Monitor | None = None
     worker: OutboxWorker | None = None
     timers: TimerWorker | None = None
@@ -130,6 +134,14 @@ def people_from(config: Config) -> dict[str, Person]:
     return {pid: Person(id=pid, name=p.name, contacts=dict(p.contacts)) for pid, p in config.people.items()}
 
 
+def operator_recipients(config: Config) -> set[tuple[str, str]]:
+    """Every (notifier, address) config names: people's contacts and escalation fallbacks, trusted as they are."""
+    recipients = {(notifier, address) for p in config.people.values() for notifier, address in p.contacts.items()}
+    recipients |= {(p.fallback.notifier, p.fallback.address) for p in config.escalation_policies.values()
+                   if p.fallback is not None}
+    return recipients
+
+
 def components_from(config: Config) -> list[Component]:
     return [Component(id=cid, name=c.name, description=c.description, group=c.group, position=i)
             for i, (cid, c) in enumerate(config.components.items())]
@@ -165,6 +177,9 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
     people = people_from(config)
     signer = Signer(config.server.secret_key.reveal()) if config.server.secret_key else None
     page = StatusPage(store, config, clock)
+    address_policy = AddressPolicy.from_cidrs(config.notifications.allow_private_targets)
+    # Subscribers' and reports' targets are outsiders': vetted against the address policy before they are stored.
+    outsider_targets = {name: OutsiderTargets(cfg, address_policy) for name, cfg in config.notifiers.items()}
 
     def changed() -> None:
         page.invalidate()
@@ -190,17 +205,23 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
             # healthy checks queue behind them (measured in bench/probes_at_scale.py).
             runtime.http = aiohttp.ClientSession(headers={"User-Agent": "statusd"},
                                                  connector=aiohttp.TCPConnector(limit=0))
+            runtime.outsider_http = aiohttp.ClientSession(headers={"User-Agent": "statusd"},
+                                                          connector=guarded_connector(address_policy, limit=0))
             notifier_kinds = notifier_plugins.builtin_kinds()
             runtime.notifiers = {name: notifier_kinds[cfg.type].notifier(cfg, runtime.http)
                                  for name, cfg in config.notifiers.items()}
             for notifier in runtime.notifiers.values():
                 if isinstance(notifier, EmailNotifier):
                     notifier.installation_id = store.installation_id  # unique Message-IDs per installation
+            audience = Audience(operator_recipients(config), {
+                name: notifier_kinds[cfg.type].notifier(cfg, runtime.outsider_http)
+                for name, cfg in config.notifiers.items() if getattr(cfg, "recipients_are_hosts", False)})
             nc = config.notifications
             runtime.worker = OutboxWorker(
                 store, runtime.notifiers, Templates(nc.templates_dir, time_zone=config.page.time_zone), clock,
                 retry=RetryPolicy(max_attempts=nc.max_attempts, initial_s=nc.backoff_initial_s, max_s=nc.backoff_max_s),
                 lease_s=nc.lease_s, batch_size=nc.batch_size, concurrency=nc.concurrency, observer=metrics,
+                audience=audience,
             )
             runtime.timers = TimerWorker(store, coordinator, clock)
             runtime.telegram = {name: TelegramCallbacks(cfg, runtime.http, telegram_acknowledger(coordinator, name),
@@ -239,8 +260,9 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
                 task.cancel()
             await asyncio.gather(*runtime.tasks, return_exceptions=True)
             runtime.tasks.clear()
-            if runtime.http is not None:
-                await runtime.http.close()
+            for session in (runtime.http, runtime.outsider_http):
+                if session is not None:
+                    await session.close()
             await store.close()
 
     app.cleanup_ctx.append(lifecycle)
@@ -263,7 +285,7 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
     TelegramWebhook(lambda name: runtime.telegram.get(name)).add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
-    write_api = WriteApi(store, coordinator, _tokens(config), config.notifiers, render_page=page.simple_page,
+    write_api = WriteApi(store, coordinator, _tokens(config), outsider_targets, render_page=page.simple_page,
                          schedules=schedules, signer=signer, base_url=config.server.base_url)
     write_api.add_routes(app)
     rc = config.reports
@@ -272,7 +294,7 @@ def build_app(config: Config, *, clock: Clock | None = None, run_probes: bool = 
                           max_age_days=rc.max_age_days, form_notifier=rc.form_notifier,
                           form_rate_per_min=rc.form_rate_per_min, live_s=rc.window_s)
     component_names = {cid: c.name for cid, c in config.components.items()}
-    validator = ReportValidator(clock, components=component_names, notifiers=config.notifiers, limits=limits)
+    validator = ReportValidator(clock, components=component_names, notifiers=outsider_targets, limits=limits)
     intake = ReportPipeline(
         store, coordinator, ProcessDetector(spec) if rc.detector_process else InlineDetector(spec.build),
         clock, limits=limits, rebuild_hours=rc.rebuild_hours, observer=metrics)

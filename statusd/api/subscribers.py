@@ -25,7 +25,8 @@ class SubscribersApi:
     """The subscriber handlers (subscribers:write); a target is vetted by its notifier before it is stored."""
 
     def __init__(self, store: Store, clock: Clock, auth: TokenAuth, notifiers: Mapping[str, Any]) -> None:
-        """`notifiers` maps a notifier name to its config, whose `check_recipient` vets subscriber targets."""
+        """`notifiers` maps a notifier name to what vets an outsider's target (`check_recipient`): the app passes
+        `notifiers.guard.OutsiderTargets`, which refuses loopback, private and other non-public hosts."""
         self.store = store
         self.clock = clock
         self.auth = auth

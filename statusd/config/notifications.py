@@ -1,10 +1,12 @@
-"""`[notifications]`: the outbox worker's retries, leases and batches, and template overrides."""
+"""`[notifications]`: the outbox worker's retries, leases and batches, template overrides, and the private
+networks outsiders' targets may reach."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from statusd.core.addresses import network_problem
 from statusd.core.schema import Problems, positive
 
 
@@ -19,6 +21,9 @@ class NotificationsConfig:
     batch_size: int = 50
     concurrency: int = 16  # in flight per notifier: each has its own lane
     templates_dir: str | None = None  # overrides for the built-in templates
+    # Networks (CIDRs) that subscribers' webhooks and reports' contacts may reach although they are not
+    # public: loopback, private, link-local, … are refused otherwise, at subscribe time and at connect time.
+    allow_private_targets: list[str] = field(default_factory=list)
 
     def check(self) -> Problems:
         """Problems with these values as (key, message) pairs; empty when the section is valid."""
@@ -26,4 +31,6 @@ class NotificationsConfig:
                 + positive(self.backoff_max_s, "backoff_max_s") + positive(self.lease_s, "lease_s")
                 + positive(self.batch_size, "batch_size") + positive(self.concurrency, "concurrency")
                 + ([("templates_dir", f"no such directory: {self.templates_dir}")]
-                   if self.templates_dir is not None and not Path(self.templates_dir).is_dir() else []))
+                   if self.templates_dir is not None and not Path(self.templates_dir).is_dir() else [])
+                + [(f"allow_private_targets[{i}]", problem) for i, cidr in enumerate(self.allow_private_targets)
+                   if (problem := network_problem(cidr)) is not None])

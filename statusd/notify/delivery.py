@@ -11,9 +11,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from statusd.core.model import OutboxMessage, Rendered
 from statusd.core.protocols import Notifier
+from statusd.notify.audience import Audience, public_view
 from statusd.notify.failure import Failure, Reason, UnknownNotifier, classify
 from statusd.notify.settlement import Outcome, Settlement
 from statusd.notify.templates import Templates
@@ -25,8 +27,10 @@ class Delivery:
     """Delivers one claimed message and settles it; a failure of any stage settles it too, never escapes."""
 
     def __init__(self, notifiers: Mapping[str, Notifier], templates: Templates, settlement: Settlement, *,
-                 classify: Callable[[Exception], Failure] = classify) -> None:
+                 classify: Callable[[Exception], Failure] = classify, audience: Audience | None = None) -> None:
+        """Without an `audience` every recipient is treated as the operator's own."""
         self.notifiers = dict(notifiers)
+        self.audience = audience
         self.templates = templates
         self.settlement = settlement
         self.classify = classify
@@ -51,15 +55,21 @@ class Delivery:
         return await self.settlement.sent(message)
 
     def route(self, message: OutboxMessage) -> Notifier:
-        """The notifier the message names; raises UnknownNotifier when config no longer has it."""
+        """The notifier the message names (its guarded twin for an outsider); UnknownNotifier when config lacks it."""
         notifier = self.notifiers.get(message.notifier)
         if notifier is None:
             raise UnknownNotifier(message.notifier)
-        return notifier
+        return notifier if self.audience is None else self.audience.notifier_for(message, notifier)
 
     def render(self, message: OutboxMessage) -> Rendered:
-        """The message rendered from its template and the context snapshot taken when it was enqueued."""
-        return self.templates.render(message.template, message.context)
+        """The message rendered from its template and the context snapshot taken when it was enqueued.
+
+        An outsider's JSON payload is the public view only: a webhook receiver gets every field verbatim.
+        """
+        rendered = self.templates.render(message.template, message.context)
+        if self.audience is not None and self.audience.is_outsider(message) and rendered.payload is not None:
+            rendered = replace(rendered, payload=public_view(rendered.payload))
+        return rendered
 
     @staticmethod
     async def send(notifier: Notifier, message: OutboxMessage, rendered: Rendered) -> None:

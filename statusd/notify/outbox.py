@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from statusd.core.clock import Clock, sleep_until_due_or_woken
 from statusd.core.model import OutboxMessage
 from statusd.core.protocols import Notifier, Store
+from statusd.notify.audience import Audience
 from statusd.notify.delivery import Delivery
 from statusd.notify.retry import RetryPolicy
 from statusd.notify.settlement import DeliveryObserver, Outcome, Settlement
@@ -39,7 +40,9 @@ class OutboxWorker:
     def __init__(self, store: Store, notifiers: Mapping[str, Notifier], templates: Templates, clock: Clock, *,
                  retry: RetryPolicy = RetryPolicy(), lease_s: float = 120.0, batch_size: int = 50,
                  concurrency: int = 16, observer: DeliveryObserver | None = None, rng: random.Random | None = None,
-                 idle_poll_s: float = 30.0) -> None:
+                 idle_poll_s: float = 30.0, audience: Audience | None = None) -> None:
+        """`audience` tells operators' recipients from outsiders' (guarded session, public view); without it
+        every recipient is treated as the operator's own."""
         self.store = store
         self.clock = clock
         self.lease_s = lease_s
@@ -47,7 +50,7 @@ class OutboxWorker:
         self.concurrency = concurrency
         self.idle_poll_s = idle_poll_s
         self.settlement = Settlement(store, clock, retry, rng or random.Random(), observer)
-        self.delivery = Delivery(notifiers, templates, self.settlement)
+        self.delivery = Delivery(notifiers, templates, self.settlement, audience=audience)
         names = tuple(notifiers)
         if observer is not None:
             observer.notifiers_configured(names)

@@ -44,7 +44,9 @@ class ReportValidator:
                  limits: IntakeLimits = IntakeLimits()) -> None:
         self.clock = clock
         self.components = dict(components)  # id → display name
-        self.notifiers = dict(notifiers)  # name → config, for check_recipient
+        # name → what vets a contact (`check_recipient`); the app passes `notifiers.guard.OutsiderTargets`, so a
+        # contact on a loopback or private host is refused here, naming `contact.address`.
+        self.notifiers = dict(notifiers)
         self.limits = limits
 
     def parse(self, data: Any, path: str, source: str) -> CustomerReport:
