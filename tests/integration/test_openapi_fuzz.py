@@ -48,6 +48,10 @@ EXISTING = {
     "GET /api/v1/schedules/{id}/shifts": {"id": "primary"},
     "GET /schedules/{id}.ics": {"id": "primary"},
     "PUT /api/v1/components/{id}": {"id": "api"},
+    # Incident 1 is opened by the first operation's requests (POST /api/v1/incidents runs first; alone, a 404).
+    **{f"{method} /api/v1/incidents/{{id}}{tail}": {"id": "1"} for method, tail in (
+        ("GET", ""), ("POST", "/updates"), ("POST", "/acknowledge"), ("POST", "/resolve"), ("POST", "/handoff"),
+        ("PUT", "/comms"), ("POST", "/postmortem"), ("POST", "/merge"), ("GET", "/reports"))},
 }
 
 STATS = {"requests": 0, "5xx": 0}
