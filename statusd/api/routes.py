@@ -15,6 +15,7 @@ from aiohttp import web
 from statusd.api.components import ComponentsApi
 from statusd.api.incidents import IncidentsApi
 from statusd.api.kpis import KpisApi
+from statusd.api.openapi import OPENAPI_ROUTE, serve_document
 from statusd.api.oncall import OnCallApi, RenderPage
 from statusd.api.outbox import OutboxApi
 from statusd.api.subscribers import SubscribersApi
@@ -76,3 +77,4 @@ class WriteApi:
         app.router.add_get(ICAL_ROUTE, oncall.ical)
         app.router.add_get(ACK_ROUTE, oncall.ack_link_page)
         app.router.add_post(ACK_ROUTE, oncall.ack_link)
+        app.router.add_get(OPENAPI_ROUTE, serve_document)
