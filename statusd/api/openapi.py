@@ -125,7 +125,9 @@ def _schemas() -> JSON:
         "PagerDutyError": _obj({"status": STRING, "message": STRING, "errors": STRINGS}),
         "Incident": incident,
         "TimelineEntry": timeline_entry,
-        "IncidentAnswer": _obj({"incident": _ref("Incident")}),
+        "IncidentAnswer": _obj({"incident": _ref("Incident")}, {
+            "components": {"type": "array", "description": "after an update: the components it set",
+                           "items": _obj({"id": STRING, "status": _enum(ComponentStatus)})}}),
         "Subscriber": subscriber,
         "Kpi": kpi,
         "Report": report_in,
@@ -217,14 +219,16 @@ def _paths() -> JSON:
         "An incident with its whole timeline (internal entries included)", {
             "200": _json(_ref("IncidentAnswer"), "The incident with `timeline`"),
             **_errors(400, *TOKEN_ERRORS, 404)},
-        scope=None, parameters=[ID_PARAM], tags=["incidents"])}
+        scope="incidents:read", parameters=[ID_PARAM], tags=["incidents"])}
     paths["/api/v1/incidents/{id}/updates"] = {"post": _incident_write(
         "Post an update (public, signed with the token's name)", _body(_obj(
             {"body": {"type": "string", "description": "not blank"}},
             {"status": incident_status, "impact": impact, "component_status": component_status,
              "notify": _notify(True)}, closed=True)), 201)}
     paths["/api/v1/incidents/{id}/acknowledge"] = {"post": _incident_write(
-        "Acknowledge: stops escalation, as the token's person", _body(_obj({}, closed=True), required=False), 200)}
+        "Acknowledge: stops escalation; the token's person, or `person`, takes ownership", _body(_obj(
+            {}, {"person": {**STRING, "description": "the person taking ownership, when the token has none"}},
+            closed=True), required=False), 200)}
     paths["/api/v1/incidents/{id}/resolve"] = {"post": _incident_write(
         "Resolve the incident", _body(_obj({}, {"body": STRING, "notify": _notify(True)}, closed=True),
                                       required=False), 200)}
@@ -256,7 +260,7 @@ def _paths() -> JSON:
                     "ticket_url": NULLABLE_STRING})},
             }), "Linked reports"),
             **_errors(400, *TOKEN_ERRORS, 404)},
-        scope=None, parameters=[ID_PARAM], tags=["reports"])}
+        scope="incidents:read", parameters=[ID_PARAM], tags=["reports"])}
 
     # --- components, subscribers, outbox, kpis ----------------------------------------------------------
     paths["/api/v1/components/{id}"] = {"put": _op(
@@ -302,7 +306,7 @@ def _paths() -> JSON:
                 "by_source": {"type": "object", "additionalProperties": INTEGER},
                 "time_to_acknowledge_s": _ref("Kpi"), "time_to_first_public_update_s": _ref("Kpi"),
                 "time_to_resolve_s": _ref("Kpi")}), "Medians and 90th percentiles in seconds"),
-            **_errors(400, *TOKEN_ERRORS)}, scope=None, tags=["kpis"],
+            **_errors(400, *TOKEN_ERRORS)}, scope="incidents:read", tags=["kpis"],
         parameters=[_query("days", {"type": "integer", "minimum": 1, "maximum": 3650, "default": 30},
                            "incidents opened in the last `days`")])}
 
@@ -311,20 +315,20 @@ def _paths() -> JSON:
     paths["/api/v1/oncall"] = {"get": _op(
         "Who is on call in each schedule at `at` (default now), with the shift", {
             "200": _json(_obj({"at": TIME, "schedules": {"type": "object", "additionalProperties": _obj({
-                "person": NULLABLE_STRING, "name": NULLABLE_STRING, "since": TIME, "until": TIME})}}),
+                "person": NULLABLE_STRING, "name": NULLABLE_STRING, "since": NULLABLE_TIME, "until": NULLABLE_TIME})}}),
                 "Per schedule, the person on call"),
-            **_errors(400, *TOKEN_ERRORS)}, scope=None, tags=["oncall"], parameters=[_query("at", at, "the time")])}
+            **_errors(400, *TOKEN_ERRORS)}, scope="incidents:read", tags=["oncall"], parameters=[_query("at", at, "the time")])}
     paths["/api/v1/schedules"] = {"get": _op(
         "The on-call schedules with their layers and private iCal URLs", {
             "200": _json(_obj({"schedules": {"type": "array", "items": _obj({
                 "id": STRING, "timezone": STRING, "layers": STRINGS, "ical_url": NULLABLE_STRING})}}),
                 "The schedules"),
-            **_errors(*TOKEN_ERRORS)}, scope=None, tags=["oncall"])}
+            **_errors(*TOKEN_ERRORS)}, scope="incidents:read", tags=["oncall"])}
     paths["/api/v1/schedules/{id}/shifts"] = {"get": _op(
         "The shifts of a schedule between two times at most 366 days apart", {
             "200": _json(_obj({"schedule": STRING, "shifts": {"type": "array", "items": _obj({
                 "person": NULLABLE_STRING, "start": TIME, "end": TIME})}}), "The shifts"),
-            **_errors(400, *TOKEN_ERRORS, 404)}, scope=None, tags=["oncall"],
+            **_errors(400, *TOKEN_ERRORS, 404)}, scope="incidents:read", tags=["oncall"],
         parameters=[_path_param("id", STRING, "the schedule's name"),
                     _query("from", at, "start (default now)"), _query("to", at, "end (default `from` + 7 days)")])}
 
@@ -428,7 +432,8 @@ def _paths() -> JSON:
     paths["/healthz"] = {"get": _op("Liveness", {
         "200": _json(_obj({"status": {"const": "ok"}}), "Alive")}, tags=["meta"])}
     paths["/metrics"] = {"get": _op("Prometheus exposition", {
-        "200": {"description": "Prometheus text format 0.0.4", "content": {"text/plain": {"schema": STRING}}}},
+        "200": {"description": "Prometheus text format 0.0.4", "content": {"text/plain": {"schema": STRING}}},
+        "401": _json(_ref("Error"), "`[server] metrics_token` is set and the bearer token is missing or wrong")},
         tags=["meta"])}
 
     # --- pages for people ------------------------------------------------------------------------------
@@ -467,7 +472,8 @@ def _paths() -> JSON:
                   _path_param("sig", STRING, "the link's signature")]
     ack_errors = {"400": _json(_ref("Error"), "The id is not an integer"),
                   "403": {"description": "The link is not valid", "content": text},
-                  "404": _json(_ref("Error"), "No such incident")}
+                  "404": _json(_ref("Error"), "No such incident"),
+                  "410": {"description": "The link was sent for an earlier page cycle of the incident", "content": html}}
     paths["/ack/{id}/{person}/{sig}"] = {
         "get": _op("One-click acknowledgement: a confirmation page (mail scanners open links)", {
             "200": {"description": "The confirmation page", "content": html}, **ack_errors},

@@ -35,7 +35,7 @@ def openapi_config(tmp_path: Path) -> Config:
         "tokens": {
             "support": {"name": "Dana from Support", "secret": SUPPORT, "person": "ann",
                         "scopes": ["incidents:write", "components:write", "subscribers:write", "reports:write"]},
-            "reader": {"name": "Read only", "secret": READER, "scopes": []},
+            "reader": {"name": "Read only", "secret": READER, "scopes": ["incidents:read"]},
             "admin": {"name": "Admin", "secret": ADMIN, "scopes": ["admin"]},
         },
     }, {})
