@@ -3,7 +3,8 @@
 `TelegramNotifier.send` calls `sendMessage` for one chat: the subject in bold, then the
 plain-text body, HTML-escaped, cut to Telegram's 4096-character limit. When the rendered
 payload carries `actions` (e.g. Acknowledge), the message gets an inline keyboard whose
-buttons carry `callback_data = "<action id>:<incident id>"`.
+buttons carry `callback_data = "<action id>:<incident id>"`, with `@<cycle>` appended when the
+action belongs to a later page cycle of the incident (one that re-opened), so an old button is refused.
 
 `TelegramCallbacks` receives the presses of those buttons, either by long polling
 (`poll_forever`, calling `getUpdates`) or from Telegram's webhook delivery (`answer_update`,
@@ -51,7 +52,7 @@ _CHAT_ID = re.compile(r"-?[1-9][0-9]{0,15}", re.ASCII)
 _CHANNEL = re.compile(r"@[A-Za-z][A-Za-z0-9_]{3,31}", re.ASCII)
 _TOKEN = re.compile(r"[0-9]+:[A-Za-z0-9_-]+", re.ASCII)
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}", re.ASCII)
-_ACTION = re.compile(r"([A-Za-z][A-Za-z0-9_-]*):([0-9]{1,18})", re.ASCII)
+_ACTION = re.compile(r"([A-Za-z][A-Za-z0-9_-]*):([0-9]{1,18})(?:@([1-9][0-9]{0,8}))?", re.ASCII)
 _ERROR_BODY_BYTES = 4096
 _BACKOFF_INITIAL_S = 1.0
 _BACKOFF_MAX_S = 60.0
@@ -112,8 +113,14 @@ OnCallback = Callable[[CallbackQuery], Awaitable[str]]
 
 def parse_action(data: str) -> tuple[str, int] | None:
     """The (action id, incident id) in a button's callback data such as "ack:123", or None when it is no action."""
+    button = parse_button(data)
+    return (button[0], button[1]) if button else None
+
+
+def parse_button(data: str) -> tuple[str, int, int] | None:
+    """(action id, incident id, page cycle) of callback data such as "ack:123" (cycle 0) or "ack:123@2"."""
     match = _ACTION.fullmatch(data)
-    return (match.group(1), int(match.group(2))) if match else None
+    return (match.group(1), int(match.group(2)), int(match.group(3) or 0)) if match else None
 
 
 class TelegramNotifier:
@@ -341,7 +348,10 @@ def _keyboard(payload: Mapping[str, Any] | None) -> dict[str, Any] | None:
     for action in payload["actions"]:
         if not isinstance(action, Mapping) or not isinstance(action.get("id"), str):
             continue
+        cycle = action.get("cycle")
         data = f"{action['id']}:{incident_id}"
+        if isinstance(cycle, int) and not isinstance(cycle, bool) and cycle > 0:
+            data += f"@{cycle}"
         if parse_action(data) != (action["id"], incident_id) or len(data.encode("utf-8")) > MAX_CALLBACK_DATA_BYTES:
             log.warning("telegram: action %r cannot be a button (callback data must be 'id:number', at most 64 bytes)",
                         action["id"][:80])

@@ -19,13 +19,14 @@ import notifiers as notifier_plugins
 import probes as probe_plugins
 from notifiers.email import EmailNotifier
 from notifiers.guard import OutsiderTargets, guarded_connector
-from notifiers.telegram import CallbackQuery, TelegramCallbacks, parse_action
+from notifiers.telegram import CallbackQuery, TelegramCallbacks, parse_button
 from statusd.alerts.intake import AlertIntake
 from statusd.api.routes import WriteApi
 from statusd.api.telegram import TelegramWebhook
 from statusd.config import Config, ScheduleConfig
 from statusd.incidents.coordinator import Coordinator, PageInfo, Policy
 from statusd.incidents.escalation import EscalationPolicy, Fallback, Level
+from statusd.incidents.lifecycle import Event
 from statusd.core.addresses import AddressPolicy
 from statusd.core.clock import Clock, SystemClock
 from statusd.core.errors import Conflict, NotFound
@@ -114,18 +115,22 @@ def escalation_policies_from(config: Config) -> dict[str, EscalationPolicy]:
 def telegram_acknowledger(coordinator: Coordinator, notifier: str) -> Callable[[CallbackQuery], Awaitable[str]]:
     """What an Acknowledge button press does: find the person by their chat id on `notifier`, then acknowledge."""
     async def on_callback(query: CallbackQuery) -> str:
-        action = parse_action(query.data)
-        if action is None or action[0] != "ack":
+        button = parse_button(query.data)
+        if button is None or button[0] != "ack":
             return "Unknown action"
+        _, incident_id, cycle = button
         person = next((p for p in coordinator.people.values()
                        if p.contacts.get(notifier) in (query.chat_id, query.from_user_id)), None)
         if person is None:
             return "This chat is not a contact of anyone on call in statusd"
         try:
-            await coordinator.acknowledge(action[1], by=person.name, person=person.id)
+            _, event = await coordinator.acknowledge_or_accept(incident_id, by=person.name, person=person.id,
+                                                               cycle=cycle)
         except (Conflict, NotFound) as exc:
             return f"Nothing to do: {exc}"
-        return f"Acknowledged #{action[1]}: you own it now"
+        if event is Event.ACCEPT:
+            return f"Handoff accepted: you own #{incident_id} now"
+        return f"Acknowledged #{incident_id}: you own it now"
 
     return on_callback
 

@@ -64,9 +64,10 @@ class Roster:
         if person is None:
             return []
         personal = dict(context)
-        link = self.ack_url(incident.id, person_id, page_cycle(incident.escalation))
+        cycle = page_cycle(incident.escalation)
+        link = self.ack_url(incident.id, person_id, cycle)
         if link is not None:
-            personal["actions"] = [{"id": "ack", "label": "Acknowledge", "url": link}]
+            personal["actions"] = [{"id": "ack", "label": "Acknowledge", "url": link, "cycle": cycle}]
         personal["recipient"] = {"id": person.id, "name": person.name}
         return [OutboxMessage(key=f"{key}:{person_id}:{notifier}", notifier=notifier, recipient=address,
                               template=template, context=personal, created_at=created_at)

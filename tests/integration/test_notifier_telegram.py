@@ -25,6 +25,7 @@ from notifiers.telegram import (
     TelegramConfig,
     TelegramNotifier,
     parse_action,
+    parse_button,
 )
 from statusd.api.telegram import TelegramWebhook
 from statusd.web.application import web_application
@@ -147,6 +148,28 @@ async def test_actions_become_callback_buttons_never_url_buttons(api: FakeBotApi
     assert sent["reply_markup"] == {"inline_keyboard": [[{"text": "Acknowledge", "callback_data": "ack:42"}]]}
     assert "ACKTOKEN9" not in json.dumps(sent)
     assert parse_action("ack:42") == ("ack", 42)
+
+
+async def test_a_button_of_a_later_page_cycle_carries_its_cycle(api: FakeBotApi, http: aiohttp.ClientSession) -> None:
+    first = with_actions({"id": "ack", "label": "Acknowledge", "url": ACK_URL, "cycle": 0}, incident_id=42)
+    again = with_actions({"id": "ack", "label": "Acknowledge", "url": ACK_URL, "cycle": 2}, incident_id=42)
+    await notifier(api, http).send(CHAT, first, key="k1")
+    await notifier(api, http).send(CHAT, again, key="k2")
+
+    assert [sent["reply_markup"]["inline_keyboard"][0][0]["callback_data"] for sent in api.sent] == ["ack:42", "ack:42@2"]
+    assert parse_button("ack:42") == ("ack", 42, 0)
+    assert parse_button("ack:42@2") == ("ack", 42, 2)
+    assert parse_action("ack:42@2") == ("ack", 42)
+
+
+@pytest.mark.parametrize("data", [
+    pytest.param("ack:42@0", id="cycle-0-is-the-plain-form"),
+    pytest.param("ack:42@", id="no-cycle"),
+    pytest.param("ack:42@-1", id="negative"),
+    pytest.param("ack:42@x", id="not-a-number"),
+])
+def test_parse_button_refuses(data: str) -> None:
+    assert parse_button(data) is None
 
 
 async def test_actions_that_cannot_round_trip_are_left_out(api: FakeBotApi, http: aiohttp.ClientSession) -> None:
