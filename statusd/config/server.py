@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
-from statusd.core.schema import Problems, Secret, http_url, positive
+from statusd.core.schema import Problems, Secret, http_url, non_negative, positive
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,11 @@ class ServerConfig:
     public_url: str = ""  # how visitors reach statusd; defaults to http://host:port
     max_body_bytes: int = 1_048_576
     secret_key: Secret | None = None  # signs one-click acknowledge links and iCal feed URLs
+    # A client that takes longer to send a request is disconnected (slow clients must not hold connections).
+    header_timeout_s: float = 10.0  # request line and headers, from their first byte
+    body_timeout_s: float = 60.0  # the body, from the end of the headers
+    keepalive_timeout_s: float = 75.0  # an idle connection between requests
+    max_connections: int = 0  # open connections at most; 0: three quarters of the open-file limit (ulimit -n)
 
     def check(self) -> Problems:
         """Problems with these values as (key, message) pairs; empty when the section is valid."""
@@ -27,7 +32,10 @@ class ServerConfig:
             problems.append(("public_url", "expected an absolute http:// or https:// URL such as https://status.example.com"))
         if self.secret_key is not None and len(self.secret_key.reveal()) < 16:
             problems.append(("secret_key", "must be at least 16 characters"))
-        return problems + positive(self.max_body_bytes, "max_body_bytes")
+        problems += positive(self.max_body_bytes, "max_body_bytes")
+        for key in ("header_timeout_s", "body_timeout_s", "keepalive_timeout_s"):
+            problems += positive(getattr(self, key), key, at_most=86_400)
+        return problems + non_negative(self.max_connections, "max_connections", at_most=10_000_000)
 
     @property
     def base_url(self) -> str:
