@@ -21,7 +21,7 @@ class ServerConfig:
     header_timeout_s: float = 10.0  # request line and headers, from their first byte
     body_timeout_s: float = 60.0  # the body, from the end of the headers
     keepalive_timeout_s: float = 75.0  # an idle connection between requests
-    max_connections: int = 0  # open connections at most; 0: three quarters of the open-file limit (ulimit -n)
+    max_connections: int = 0  # open connections at most; 0: 3/4 of the open-file limit (ulimit -n)
 
     def check(self) -> Problems:
         """Problems with these values as (key, message) pairs; empty when the section is valid."""
