@@ -94,3 +94,21 @@ async def test_a_malformed_request_is_one_bounded_log_line_without_the_raw_bytes
         assert record.levelno == logging.WARNING and record.exc_info is None
         assert len(record.getMessage()) < 400
         assert "Z" * 300 not in record.getMessage()
+
+
+async def test_a_body_cut_off_for_being_slow_logs_no_error_in_the_statusd_application(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from statusd.web.application import web_application
+
+    app = web_application(1024)
+
+    async def post(request: web.Request) -> web.Response:
+        return web.json_response({"read": len(await request.read())})
+
+    app.router.add_post("/api/v1/echo", post)
+    request = b"POST /api/v1/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 150\r\n\r\n"
+    caplog.set_level(logging.INFO)
+    async with guarded_site(app, ConnectionLimits(header_timeout_s=60, body_timeout_s=0.3)) as (port, _server):
+        sent, answered = await trickle_until_closed(port, request + b"x" * 150)
+        assert b"200 OK" not in answered and sent < len(request) + 150
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
