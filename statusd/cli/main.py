@@ -25,6 +25,7 @@ from statusd.config.summary import example_secrets, loopback_only, security_warn
 from statusd.core.errors import ConfigError
 from statusd.reports.spec import DetectorSpec
 from statusd.notify.templates import Templates
+from statusd.web.server import AcceptFailureLog, ConnectionLimits, GuardedAppRunner, default_max_connections
 
 log = logging.getLogger("statusd")
 
@@ -216,9 +217,19 @@ async def _serve(config: Config) -> int:
             await held.close()
 
 
+def connection_limits(config: Config) -> ConnectionLimits:
+    """The HTTP server's limits from `[server]`; `max_connections = 0` takes 3/4 of the open-file limit."""
+    server = config.server
+    return ConnectionLimits(header_timeout_s=server.header_timeout_s, body_timeout_s=server.body_timeout_s,
+                            keepalive_timeout_s=server.keepalive_timeout_s,
+                            max_connections=server.max_connections or default_max_connections())
+
+
 async def _run(config: Config) -> int:
     app = build_app(config)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(AcceptFailureLog(loop.get_exception_handler()))
+    runner = GuardedAppRunner(app, limits=connection_limits(config), handle_signals=False, access_log=None)
     await runner.setup()
     # What start-up built (modules, templates, the app) lives as long as the process: keep it
     # out of full garbage collections, which otherwise walk it all and stall the loop 50-70 ms.
@@ -235,7 +246,6 @@ async def _run(config: Config) -> int:
           f"(metrics: {config.server.base_url}/metrics, "
           f"store: {config.store_description})", flush=True)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()

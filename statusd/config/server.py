@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
-from statusd.core.schema import Problems, Secret, http_url, positive
+from statusd.core.schema import Problems, Secret, http_url, non_negative, positive
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,11 @@ class ServerConfig:
     max_body_bytes: int = 1_048_576
     secret_key: Secret | None = None  # signs one-click acknowledge links and iCal feed URLs
     metrics_token: Secret | None = None  # when set, /metrics answers only `Authorization: Bearer <token>`
+    # A client that takes longer to send a request is disconnected (slow clients must not hold connections).
+    header_timeout_s: float = 10.0  # request line and headers, from their first byte
+    body_timeout_s: float = 60.0  # the body, from the end of the headers
+    keepalive_timeout_s: float = 75.0  # an idle connection between requests
+    max_connections: int = 0  # open connections at most; 0: 3/4 of the open-file limit (ulimit -n)
 
     def check(self) -> Problems:
         """Problems with these values as (key, message) pairs; empty when the section is valid."""
@@ -30,7 +35,10 @@ class ServerConfig:
             problems.append(("secret_key", "must be at least 16 characters"))
         if self.metrics_token is not None and len(self.metrics_token.reveal()) < 16:
             problems.append(("metrics_token", "must be at least 16 characters"))
-        return problems + positive(self.max_body_bytes, "max_body_bytes")
+        problems += positive(self.max_body_bytes, "max_body_bytes")
+        for key in ("header_timeout_s", "body_timeout_s", "keepalive_timeout_s"):
+            problems += positive(getattr(self, key), key, at_most=86_400)
+        return problems + non_negative(self.max_connections, "max_connections", at_most=10_000_000)
 
     @property
     def base_url(self) -> str:

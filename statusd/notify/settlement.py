@@ -58,7 +58,7 @@ class Settlement:
         now = self.clock.now()
         async with self.store.transaction() as tx:
             await tx.outbox.mark_sent(message.id, now)
-        log.info("sent %s to %s via %s", message.template, message.recipient, message.notifier)
+        log.info("sent %s #%s via %s", message.template, message.id, message.notifier)  # no address: it is a customer's
         if self.observer is not None:
             self.observer.delivery(message.notifier, "sent", (now - message.created_at).total_seconds())
         return "sent"
@@ -87,7 +87,8 @@ class Settlement:
         async with self.store.transaction() as tx:
             await tx.outbox.mark_retry(message.id, self.clock.now() + timedelta(seconds=delay), failure.recorded())
         log.warning("delivery %s via %s failed (attempt %d, %s), retrying in %.0fs: %s",
-                    message.key, message.notifier, message.attempts, failure.reason, delay, failure.error)
+                    f"#{message.id} ({message.template})", message.notifier, message.attempts, failure.reason, delay,
+                    failure.error)
         if self.observer is not None:
             self.observer.delivery(message.notifier, "retry", None)
 
@@ -109,6 +110,6 @@ class Settlement:
                     body=f"Could not deliver the {message.template} to {message.recipient} via {message.notifier} "
                          f"after {message.attempts} attempts: {error[:200]}"))
         log.error("delivery %s via %s given up after %d attempts (%s): %s",
-                  message.key, message.notifier, message.attempts, failure.reason, error)
+                  f"#{message.id} ({message.template})", message.notifier, message.attempts, failure.reason, error)
         if self.observer is not None:
             self.observer.delivery(message.notifier, "dead", None)

@@ -22,6 +22,7 @@ from markupsafe import Markup
 from statusd.api.routes import WriteApi
 from statusd.core.errors import ValidationError
 from statusd.reports.pipeline import ReportPipeline
+from statusd.reports.rate_limit import TokenBuckets
 from statusd.reports.validation import IntakeLimits, ReportValidator
 from statusd.web.body import UnsupportedCoding, content_coding, read_body
 
@@ -47,7 +48,7 @@ class ReportForm:
         self.components = dict(components)  # id → display name
         self.limits = limits
         self._monotonic = monotonic  # the rate limit's clock: seconds that never go back
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._buckets = TokenBuckets(limits.form_rate_per_min)
         self._templates = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
                                              autoescape=True, undefined=jinja2.StrictUndefined, finalize=_escaped)
         self._render_page: RenderPage | None = None
@@ -115,17 +116,7 @@ class ReportForm:
 
     def _allow(self, remote: str) -> bool:
         """A token bucket per address: `form_rate_per_min` reports a minute, refilled continuously."""
-        rate = self.limits.form_rate_per_min
-        now = self._monotonic()
-        tokens, last = self._buckets.get(remote, (float(rate), now))
-        tokens = min(float(rate), tokens + (now - last) * rate / 60.0)
-        if tokens < 1:
-            self._buckets[remote] = (tokens, now)
-            return False
-        self._buckets[remote] = (tokens - 1, now)
-        if len(self._buckets) > 100_000:  # bounded memory under a flood of addresses
-            self._buckets.clear()
-        return True
+        return self._buckets.take(remote, self._monotonic())  # bounded memory, oldest-first eviction
 
 
 _FORM_CHARSETS = {"utf-8", "ascii", "iso8859-1", "cp1252"}  # codec names (codecs.lookup) a form may arrive in

@@ -48,7 +48,11 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return response
     except StatusdError as exc:
         return error_response(400, None, str(exc))
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, ConnectionResetError) and (request.transport is None or request.transport.is_closing()):
+            # The client hung up, or was cut off for sending its body too slowly (statusd.web.server):
+            # nobody is left to answer, and nothing went wrong on our side worth a traceback.
+            raise web.HTTPRequestTimeout() from None
         log.exception("unhandled error serving %s %s", request.method, request.path)
         if request.path.startswith("/api/"):
             return error_response(500, None, "internal error; the server log has the details")
