@@ -30,7 +30,7 @@ async def _claimed(store: SqliteStore, clock: FakeClock, n: int) -> list[OutboxM
 async def test_sent_retried_and_dead_deliveries_are_logged_without_the_recipients_address(
         sqlite_store: SqliteStore, clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="statusd")
-    settlement = Settlement(sqlite_store, clock, RetryPolicy(max_attempts=1), random.Random(1))
+    settlement = Settlement(sqlite_store, clock, RetryPolicy(max_attempts=3), random.Random(1))
     sent, retried, dead = await _claimed(sqlite_store, clock, 3)
     assert await settlement.sent(sent) == "sent"
     assert await settlement.failed(retried, Failure(Reason.INTERNAL, True, "a notifier bug")) == "retry"
