@@ -42,6 +42,38 @@ async def test_a_client_sending_headers_byte_by_byte_is_cut_off_and_the_server_s
         assert await _answers(port) == "read 5 bytes"
 
 
+async def test_a_slow_request_after_a_quick_one_on_the_same_connection_is_cut_off_too() -> None:
+    """The deadline's timer is kept across requests on a keep-alive connection: the second request gets its own."""
+    limits = ConnectionLimits(header_timeout_s=0.3, body_timeout_s=60, max_connections=100)
+    async with guarded_site(_app(), limits) as (port, _server):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            await writer.drain()
+            assert (await reader.readuntil(b"read 0 bytes")).startswith(b"HTTP/1.1 200")
+            # Pacing only: the second request's deadline then lies well after the timer the first one armed.
+            await asyncio.sleep(0.15)
+            sent = 0
+            for byte in PADDED_HEADERS:
+                if reader.at_eof():
+                    break
+                try:
+                    writer.write(bytes([byte]))
+                    await writer.drain()
+                except ConnectionError:
+                    break
+                sent += 1
+                try:  # the server's answer or its hang-up, whichever comes, paces the next byte
+                    assert await asyncio.wait_for(reader.read(), 0.02) == b"", "a slow second request was answered"
+                    break
+                except TimeoutError:
+                    pass
+            assert sent < len(PADDED_HEADERS)  # it hung up before the second request's headers were complete
+        finally:
+            writer.close()
+        assert await _answers(port) == "read 5 bytes"
+
+
 async def test_a_client_sending_its_body_byte_by_byte_is_cut_off() -> None:
     body = b"x" * 150
     request = b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
