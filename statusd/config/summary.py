@@ -38,7 +38,7 @@ def example_secrets(cfg: Config) -> list[str]:
 
 def security_warnings(cfg: Config) -> list[str]:
     """Settings that let anyone in once statusd is reachable from other hosts: one line per key."""
-    warnings = [f"{path}: still the example's placeholder secret; set your own (16+ random characters)"
+    warnings = [f"{path}: still the example's placeholder secret; set your own"
                 for path in example_secrets(cfg)]
     if cfg.alerts.token is None:
         warnings.append("alerts.token: not set, so the Alertmanager and Grafana webhooks accept alerts from anyone")

@@ -11,11 +11,12 @@ from statusd.config.summary import loopback_only
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config.example.toml"
-PLACEHOLDERS = ["server.secret_key", "alerts.token", "tokens.support.secret", "tokens.helpdesk.secret",
+PLACEHOLDERS = ["server.secret_key", "alerts.token", "alerts.pagerduty.billing", "tokens.support.secret", "tokens.helpdesk.secret",
                 "tokens.ann.secret", "tokens.admin.secret", "notifiers.hooks.secret", "notifiers.tg.bot_token"]
 OWN_SECRETS = {"STATUSD_SECRET_KEY": "k" * 32, "STATUSD_ALERTS_TOKEN": "a" * 32, "STATUSD_SUPPORT_TOKEN": "s" * 32,
                "STATUSD_HELPDESK_TOKEN": "h" * 32, "STATUSD_ANN_TOKEN": "n" * 32, "STATUSD_ADMIN_TOKEN": "d" * 32,
-               "STATUSD_WEBHOOK_SECRET": "w" * 32, "TELEGRAM_BOT_TOKEN": "123456:" + "t" * 30}
+               "STATUSD_WEBHOOK_SECRET": "w" * 32, "TELEGRAM_BOT_TOKEN": "123456:" + "t" * 30,
+               "PD_BILLING_ROUTING_KEY": "p" * 32}
 
 
 def check_config(path: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
