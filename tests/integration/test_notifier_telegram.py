@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -35,6 +34,8 @@ from statusd.core.model import Rendered
 from statusd.core.schema import Problems, Secret, load_section
 from tests.support.telegram import BLOCKED_CHAT, CHAT, TOKEN, FakeBotApi, utf16_len, visible_text
 from tests.support.telegram import api  # noqa: F401 (the fixture)
+from tests.support.leaks import assert_no_secret_in_error
+from tests.support.network import free_port
 
 WEBHOOK_SECRET = "hook-Secret_42"
 ACK_URL = "https://status.example.com/ack/ACKTOKEN9"
@@ -67,17 +68,6 @@ def notifier(api: FakeBotApi, http: aiohttp.ClientSession, **settings: Any) -> T
     return TelegramNotifier(config(api.url(), **settings), http, clock=FakeClock())
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def assert_no_secret(exc: BaseException, *secrets: str) -> None:
-    """No secret may reach an error message: they end up in logs and in the outbox."""
-    for secret in secrets:
-        assert secret not in str(exc)
-        assert secret not in repr(exc)
 
 
 async def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
@@ -226,7 +216,7 @@ async def test_api_answers_are_classified(api: FakeBotApi, http: aiohttp.ClientS
     assert caught.value.retryable is retryable
     assert says in str(caught.value)
     assert str(caught.value).startswith("telegram sendMessage")
-    assert_no_secret(caught.value, TOKEN)
+    assert_no_secret_in_error(caught.value, TOKEN)
     assert api.sent == []
 
 
@@ -250,7 +240,7 @@ async def test_failures_say_why_for_the_delivery_metric(api: FakeBotApi, http: a
 
 async def test_an_unreachable_api_is_a_connect_failure(http: aiohttp.ClientSession) -> None:
     with pytest.raises(DeliveryError) as caught:
-        await TelegramNotifier(config(f"http://127.0.0.1:{closed_port()}"), http).send(CHAT, MESSAGE, key="k")
+        await TelegramNotifier(config(f"http://127.0.0.1:{free_port()}"), http).send(CHAT, MESSAGE, key="k")
 
     assert caught.value.reason == "connect"
 
@@ -262,7 +252,7 @@ async def test_a_wrong_token_is_permanent_and_never_shown(api: FakeBotApi, http:
 
     assert caught.value.retryable is False
     assert "HTTP 401: Unauthorized" in str(caught.value)
-    assert_no_secret(caught.value, wrong, "987654321")
+    assert_no_secret_in_error(caught.value, wrong, "987654321")
 
 
 async def test_rate_limit_carries_telegrams_retry_after(api: FakeBotApi, http: aiohttp.ClientSession) -> None:
@@ -279,16 +269,16 @@ async def test_a_proxy_echoing_the_path_does_not_leak_the_token(api: FakeBotApi,
 
     assert caught.value.retryable is False
     assert "HTTP 404" in str(caught.value)
-    assert_no_secret(caught.value, TOKEN, "AAHfake")
+    assert_no_secret_in_error(caught.value, TOKEN, "AAHfake")
 
 
 async def test_connection_refused_is_retryable_and_tokenless(http: aiohttp.ClientSession) -> None:
     with pytest.raises(NotifyError) as caught:
-        await TelegramNotifier(config(f"http://127.0.0.1:{closed_port()}"), http).send(CHAT, MESSAGE, key="k")
+        await TelegramNotifier(config(f"http://127.0.0.1:{free_port()}"), http).send(CHAT, MESSAGE, key="k")
 
     assert caught.value.retryable is True
     assert "cannot connect" in str(caught.value)
-    assert_no_secret(caught.value, TOKEN, "AAHfake")
+    assert_no_secret_in_error(caught.value, TOKEN, "AAHfake")
 
 
 async def test_a_slow_api_times_out_retryably_and_tokenless(api: FakeBotApi, http: aiohttp.ClientSession) -> None:
@@ -301,7 +291,7 @@ async def test_a_slow_api_times_out_retryably_and_tokenless(api: FakeBotApi, htt
     assert caught.value.retryable is True
     assert "no answer within 0.2s" in str(caught.value)
     assert loop.time() - started < 2
-    assert_no_secret(caught.value, TOKEN, "AAHfake")
+    assert_no_secret_in_error(caught.value, TOKEN, "AAHfake")
 
 
 async def test_a_bad_recipient_fails_permanently_without_a_request(api: FakeBotApi, http: aiohttp.ClientSession) -> None:
@@ -431,7 +421,7 @@ async def test_polling_waits_as_long_as_a_rate_limit_asks(api: FakeBotApi, http:
 async def test_polling_survives_an_unreachable_api(http: aiohttp.ClientSession,
                                                    caplog: pytest.LogCaptureFixture) -> None:
     clock = RecordingClock()
-    receiver = TelegramCallbacks(config(f"http://127.0.0.1:{closed_port()}", poll_timeout_s=1), http, Presses(),
+    receiver = TelegramCallbacks(config(f"http://127.0.0.1:{free_port()}", poll_timeout_s=1), http, Presses(),
                                  clock=clock)
     task = asyncio.create_task(receiver.poll_forever())
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +19,8 @@ from statusd.core.clock import FakeClock
 from statusd.core.errors import NotifyError
 from statusd.core.model import Rendered
 from statusd.core.schema import Problems, Secret, load_section
+from tests.support.leaks import assert_no_secret_in_error
+from tests.support.network import free_port
 
 SECRET = "hook-secret-3f9a"
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -83,17 +84,6 @@ def notifier(http: aiohttp.ClientSession, **settings: object) -> WebhookNotifier
     return WebhookNotifier(config, http, clock=FakeClock(NOW))
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def assert_no_secret(exc: BaseException, *secrets: str) -> None:
-    """No secret may reach an error message: they end up in logs and in the outbox."""
-    for secret in secrets:
-        assert secret not in str(exc)
-        assert secret not in repr(exc)
 
 
 async def test_delivers_payload_with_headers_and_a_valid_signature(receiver: Receiver, http: aiohttp.ClientSession) -> None:
@@ -155,7 +145,7 @@ async def test_http_status_is_classified(receiver: Receiver, http: aiohttp.Clien
 
     assert caught.value.retryable is retryable and caught.value.reason == reason
     assert f"HTTP {status}" in str(caught.value)
-    assert_no_secret(caught.value, SECRET)
+    assert_no_secret_in_error(caught.value, SECRET)
 
 
 async def test_a_redirect_is_a_permanent_failure_not_a_resend(receiver: Receiver, http: aiohttp.ClientSession) -> None:
@@ -174,25 +164,25 @@ async def test_a_receiver_slower_than_the_timeout_is_retryable(receiver: Receive
 
     assert caught.value.retryable is True and caught.value.reason == "timeout"
     assert loop.time() - started < 2
-    assert_no_secret(caught.value, SECRET)
+    assert_no_secret_in_error(caught.value, SECRET)
 
 
 async def test_connection_refused_is_retryable(http: aiohttp.ClientSession) -> None:
     with pytest.raises(DeliveryError) as caught:
-        await notifier(http, secret=Secret(SECRET)).send(f"http://127.0.0.1:{closed_port()}/hook", MESSAGE, key="k")
+        await notifier(http, secret=Secret(SECRET)).send(f"http://127.0.0.1:{free_port()}/hook", MESSAGE, key="k")
 
     assert caught.value.retryable is True and caught.value.reason == "connect"
     assert "cannot connect" in str(caught.value)
-    assert_no_secret(caught.value, SECRET)
+    assert_no_secret_in_error(caught.value, SECRET)
 
 
 async def test_errors_name_the_origin_but_never_the_path_query_or_userinfo(http: aiohttp.ClientSession) -> None:
-    url = f"http://user:pa55@127.0.0.1:{closed_port()}/hooks/T0KEN?sig=abc"
+    url = f"http://user:pa55@127.0.0.1:{free_port()}/hooks/T0KEN?sig=abc"
     with pytest.raises(NotifyError) as caught:
         await notifier(http).send(url, MESSAGE, key="k")
 
     assert "127.0.0.1" in str(caught.value)
-    assert_no_secret(caught.value, "pa55", "T0KEN", "sig=abc")
+    assert_no_secret_in_error(caught.value, "pa55", "T0KEN", "sig=abc")
 
 
 @pytest.mark.parametrize("url", [
@@ -206,7 +196,7 @@ async def test_an_invalid_url_is_not_retryable(http: aiohttp.ClientSession, url:
         await notifier(http, secret=Secret(SECRET)).send(url, MESSAGE, key="k")
 
     assert caught.value.retryable is False and caught.value.reason == "invalid"
-    assert_no_secret(caught.value, SECRET)
+    assert_no_secret_in_error(caught.value, SECRET)
 
 
 async def test_cancellation_propagates(receiver: Receiver, http: aiohttp.ClientSession) -> None:

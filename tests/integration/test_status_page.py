@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
-import json
-import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -14,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -36,10 +32,10 @@ from statusd.core.model import (
 )
 from statusd.core.protocols import Tx
 from statusd.store.sqlite import SqliteStore
+from tests.support.http_browser import CHROMIUM, Page, chromium_page
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 BASE_URL = "https://status.example.com"
-CHROMIUM = Path("/usr/bin/chromium")
 
 COMPONENTS = [
     Component("api", "Public API", description="REST and GraphQL", position=1),
@@ -701,87 +697,10 @@ async def test_etag_changes_with_content(site: SiteFactory, store: SqliteStore) 
 # `Emulation.setScriptExecutionDisabled` and the DOM is read with `DOM.getOuterHTML`,
 # which needs no page script. A control page proves scripts really did not run.
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
 SCRIPTED_CONTROL = "data:text/html,<p id=probe>scripts-off</p><script>probe.textContent='scripts-on'</script>"
 
-
-class DevTools:
-    """One headless Chromium page driven over the DevTools protocol on loopback."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self._ws = ws
-        self._ids = itertools.count(1)
-        self._events: list[dict[str, Any]] = []
-
-    async def call(self, method: str, **params: Any) -> dict[str, Any]:
-        message_id = next(self._ids)
-        await self._ws.send_json({"id": message_id, "method": method, "params": params})
-        while True:
-            data = await self._receive()
-            if data.get("id") == message_id:
-                if "error" in data:
-                    raise AssertionError(f"{method}: {data['error']}")
-                result: dict[str, Any] = data["result"]
-                return result
-            self._events.append(data)
-
-    async def dom(self, url: str) -> str:
-        """The DOM of `url` once its load event fired."""
-        self._events.clear()
-        await self.call("Page.navigate", url=url)
-        while not any(e.get("method") == "Page.loadEventFired" for e in self._events):
-            self._events.append(await self._receive())
-        root = (await self.call("DOM.getDocument", depth=-1))["root"]
-        html: str = (await self.call("DOM.getOuterHTML", nodeId=root["nodeId"]))["outerHTML"]
-        return html
-
-    async def _receive(self) -> dict[str, Any]:
-        msg = await self._ws.receive()
-        assert msg.type is aiohttp.WSMsgType.TEXT, f"DevTools connection ended: {msg}"
-        data: dict[str, Any] = json.loads(msg.data)
-        return data
-
-
 @asynccontextmanager
-async def chromium_without_scripts(profile: Path) -> AsyncIterator[DevTools]:
-    """A headless Chromium page with script execution disabled; the browser is stopped afterwards."""
-    proc = await asyncio.create_subprocess_exec(
-        str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env={**os.environ, "HOME": str(profile)},
-    )
-    try:
-        port_file = profile / "DevToolsActivePort"  # Chromium writes the port it picked here
-        for _ in range(300):
-            if port_file.exists() and "\n" in port_file.read_text():
-                break
-            if proc.returncode is not None:
-                pytest.fail(f"chromium exited with {proc.returncode} before it listened")
-            await asyncio.sleep(0.1)
-        else:
-            pytest.fail("chromium did not open its DevTools port within 30 s")
-        port = int(port_file.read_text().splitlines()[0])
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
-            async with http.get(f"http://127.0.0.1:{port}/json/list") as resp:
-                targets = await resp.json()
-            ws_url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
-            async with http.ws_connect(ws_url, max_msg_size=0) as ws:
-                devtools = DevTools(ws)
-                await devtools.call("Emulation.setScriptExecutionDisabled", value=True)
-                await devtools.call("Page.enable")
-                yield devtools
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-
-
-@asynccontextmanager
-async def page_in_chromium(store: SqliteStore, clock: FakeClock, tmp_path: Path) -> AsyncIterator[tuple[DevTools, str]]:
+async def page_in_chromium(store: SqliteStore, clock: FakeClock, tmp_path: Path) -> AsyncIterator[tuple[Page, str]]:
     """The status page on a loopback server, and a Chromium with scripts off to open it in."""
     status_page = StatusPage(store, make_config(), clock)
     app = web.Application()
@@ -789,7 +708,7 @@ async def page_in_chromium(store: SqliteStore, clock: FakeClock, tmp_path: Path)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
     try:
-        async with asyncio.timeout(90), chromium_without_scripts(tmp_path / "chromium-profile") as browser:
+        async with asyncio.timeout(90), chromium_page(tmp_path / "chromium-profile") as browser:
             yield browser, str(server.make_url("/"))
     finally:
         await server.close()

@@ -46,6 +46,13 @@ class Page:
         while not any(e.get("method") == "Page.loadEventFired" for e in self.events):
             self.events.append(await self._receive())
 
+    async def dom(self, url: str) -> str:
+        """The DOM of `url` once its load event fired."""
+        await self.open(url)
+        root = (await self.call("DOM.getDocument", depth=-1))["root"]
+        html: str = (await self.call("DOM.getOuterHTML", nodeId=root["nodeId"]))["outerHTML"]
+        return html
+
     async def left_edge(self, selector: str) -> float:
         """The x coordinate of the element's border box on the page (negative: pushed off screen)."""
         root = (await self.call("DOM.getDocument", depth=-1))["root"]
