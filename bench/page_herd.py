@@ -20,7 +20,6 @@ import asyncio
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -29,16 +28,13 @@ from pathlib import Path
 
 import aiohttp
 
+from report_ingest import free_port, wait_up  # beside this script, whose folder is on the path
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-support-token-0123456789"
 COMPONENTS = 20
 PATHS = ("/", "/api/v2/summary.json")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_config(folder: Path, port: int, cache_s: float) -> Path:
@@ -60,18 +56,6 @@ secret = "{TOKEN}"
 scopes = ["incidents:write"]
 """)
     return path
-
-
-async def wait_up(http: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(300):
-        try:
-            async with http.get(url + "/healthz") as r:
-                if r.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise SystemExit("statusd did not come up")
 
 
 async def seed(http: aiohttp.ClientSession, url: str) -> None:
@@ -147,7 +131,7 @@ async def run(args: argparse.Namespace) -> None:
         try:
             connector = aiohttp.TCPConnector(limit=args.concurrency)
             async with aiohttp.ClientSession(connector=connector) as http:
-                await wait_up(http, url)
+                await wait_up(url)
                 await seed(http, url)
                 await herd(http, url, 2.0, args.concurrency)  # warm-up: connections, caches
                 cpu0, t0 = cpu_seconds(server.pid), time.perf_counter()
